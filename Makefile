@@ -1,0 +1,44 @@
+# Every target creates and uses .venv itself: on a fresh clone `make demo` and `make test` are
+# the only commands a newcomer runs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP_FLAGS := --quiet --disable-pip-version-check
+
+.PHONY: demo test lint types pytest bench docs clean
+
+$(VENV)/.base: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "agentmw needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) -e .
+	@touch $@
+
+$(VENV)/.dev: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "agentmw needs Python 3.11+"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) -e '.[dev]'
+	@touch $(VENV)/.base $@
+
+demo: $(VENV)/.base
+	$(PY) examples/tiny_agent.py
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check agentmw
+
+types: $(VENV)/.dev
+	$(VENV)/bin/mypy --strict agentmw
+
+pytest: $(VENV)/.dev
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test: lint types pytest docs
+
+bench: $(VENV)/.dev
+	$(PY) -m benchmarks
+
+docs: $(VENV)/.dev
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir site
+
+clean:
+	rm -rf $(VENV) site .mypy_cache .ruff_cache .pytest_cache

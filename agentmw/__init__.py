@@ -1,0 +1,73 @@
+"""agentmw: a production runtime for multi-step LLM agent loops, as ordered middleware."""
+
+from ._agent import Agent, AgentRegistry, default_registry
+from ._call import Call, CallKind
+from ._decorators import agent_tool, agent_turn
+from ._errors import (
+    AgentMWError,
+    ControlFlowError,
+    InvalidTransitionError,
+    SessionClosedError,
+    SessionStateError,
+    TurnTimeoutError,
+)
+from ._events import (
+    Event,
+    EventSink,
+    FanoutEventSink,
+    LoggingEventSink,
+    RingBufferEventSink,
+    RingBufferUsageSink,
+    UsageRecord,
+    UsageSink,
+    add_listener,
+    remove_listener,
+)
+from ._handoff import Handoff
+from ._ledger import ModelTotals, UsageTracker
+from ._lifecycle import AgentState
+from ._middleware import Middleware
+from ._session import Session, current_session
+from ._stack import Stack, get_default_stack, set_default_stack
+from ._usage import Usage, extract_usage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Agent",
+    "AgentMWError",
+    "AgentRegistry",
+    "AgentState",
+    "Call",
+    "CallKind",
+    "ControlFlowError",
+    "Event",
+    "EventSink",
+    "FanoutEventSink",
+    "Handoff",
+    "InvalidTransitionError",
+    "LoggingEventSink",
+    "Middleware",
+    "ModelTotals",
+    "RingBufferEventSink",
+    "RingBufferUsageSink",
+    "Session",
+    "SessionClosedError",
+    "SessionStateError",
+    "Stack",
+    "TurnTimeoutError",
+    "Usage",
+    "UsageRecord",
+    "UsageSink",
+    "UsageTracker",
+    "__version__",
+    "add_listener",
+    "agent_tool",
+    "agent_turn",
+    "current_session",
+    "default_registry",
+    "extract_usage",
+    "get_default_stack",
+    "remove_listener",
+    "set_default_stack",
+]

@@ -1,0 +1,177 @@
+"""`@agent_turn` and `@agent_tool`: run any callable through a stack (built on wrapt)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any, TypeVar, overload
+
+import wrapt
+
+from . import _stack
+from ._call import Call, CallKind
+from ._middleware import Middleware, aclose
+from ._session import _current
+from ._stack import Stack
+from ._usage import Usage
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _mode_of(fn: Any) -> str:
+    inner = fn.__func__ if isinstance(fn, (classmethod, staticmethod)) else fn
+    if inspect.isasyncgenfunction(inner):
+        return "astream"
+    if inspect.iscoroutinefunction(inner):
+        return "async"
+    if inspect.isgeneratorfunction(inner):
+        return "stream"
+    if not callable(inner):
+        raise TypeError(f"agent_turn/agent_tool need a callable, got {type(fn).__name__}")
+    return "sync"
+
+
+def _build(
+    fn: Any,
+    kind: CallKind,
+    name: str | None,
+    model: str | None,
+    stack: Stack | Iterable[Middleware] | None,
+    usage: Callable[[Any], Usage | None] | None,
+) -> Any:
+    # Everything is decided here, once: the mode, the name, the fixed stack.
+    mode = _mode_of(fn)
+    inner = fn.__func__ if isinstance(fn, (classmethod, staticmethod)) else fn
+    call_name = name or getattr(inner, "__name__", None) or type(inner).__name__
+    fixed = stack if stack is None or isinstance(stack, Stack) else Stack(stack)
+    if usage is not None and not callable(usage):
+        raise TypeError(f"usage must be a callable result -> Usage, got {type(usage).__name__}")
+    is_turn = kind == "turn"
+    get_session = _current.get
+    stream = mode in ("stream", "astream")
+
+    def make_call(wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        session = get_session()
+        if fixed is not None:
+            st = fixed
+        elif session is not None:
+            st = session.stack
+        else:
+            st = _stack._default_stack
+        call = Call(
+            kind,
+            call_name,
+            wrapped,
+            (model or kwargs.get("model")) if is_turn else None,
+            args,
+            kwargs,
+            session=session,
+            agent=session.agent if session is not None else None,
+            stream=stream,
+            usage_fn=usage,
+        )
+        return call, st.chain(kind, mode), session  # type: ignore[arg-type]
+
+    if mode == "sync":
+
+        def sync_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            call, chain, session = make_call(wrapped, args, kwargs)
+            if session is None:
+                return chain(call)
+            return session.run_chain(call, chain)
+
+        return wrapt.FunctionWrapper(fn, sync_wrapper)
+
+    if mode == "async":
+
+        async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            call, chain, session = make_call(wrapped, args, kwargs)
+            if session is None:
+                return await chain(call)
+            return await session.arun_chain(call, chain)
+
+        return wrapt.FunctionWrapper(fn, async_wrapper)
+
+    if mode == "stream":
+
+        def stream_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Iterator[Any]:
+            call, chain, session = make_call(wrapped, args, kwargs)
+            if session is None:
+                yield from chain(call)
+            else:
+                yield from session.run_stream(call, chain)
+
+        return wrapt.FunctionWrapper(fn, stream_wrapper)
+
+    async def astream_wrapper(
+        wrapped: Any, instance: Any, args: Any, kwargs: Any
+    ) -> AsyncIterator[Any]:
+        call, chain, session = make_call(wrapped, args, kwargs)
+        agen = chain(call) if session is None else session.arun_stream(call, chain)
+        try:
+            async for chunk in agen:
+                yield chunk
+        finally:
+            await aclose(agen)
+
+    return wrapt.FunctionWrapper(fn, astream_wrapper)
+
+
+@overload
+def agent_turn(fn: F, /) -> F: ...
+@overload
+def agent_turn(
+    *,
+    model: str | None = None,
+    name: str | None = None,
+    stack: Stack | Iterable[Middleware] | None = None,
+    usage: Callable[[Any], Usage | None] | None = None,
+) -> Callable[[F], F]: ...
+def agent_turn(
+    fn: Any = None,
+    /,
+    *,
+    model: str | None = None,
+    name: str | None = None,
+    stack: Stack | Iterable[Middleware] | None = None,
+    usage: Callable[[Any], Usage | None] | None = None,
+) -> Any:
+    """Run a model-call function as a turn through the stack.
+
+    Usable bare (`@agent_turn`) or with options. Works on sync and async functions, sync and async
+    generator functions (streaming), methods, classmethods and staticmethods. The stack is the
+    decorator's `stack=`, else the current session's agent stack, else the process default.
+
+    Args:
+        model: the model name; otherwise taken from the call's `model=` keyword argument.
+        name: the turn's name (default: the function's `__name__`).
+        stack: a fixed stack for this function.
+        usage: result -> Usage; default: built-in extraction (`Usage`, or a `usage` field).
+    """
+    if fn is not None:
+        return _build(fn, "turn", None, None, None, None)
+    return lambda f: _build(f, "turn", name, model, stack, usage)
+
+
+@overload
+def agent_tool(fn: F, /) -> F: ...
+@overload
+def agent_tool(
+    *, name: str | None = None, stack: Stack | Iterable[Middleware] | None = None
+) -> Callable[[F], F]: ...
+def agent_tool(
+    fn: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    stack: Stack | Iterable[Middleware] | None = None,
+) -> Any:
+    """Run a tool function as a tool call through the stack (see `agent_turn`).
+
+    Args:
+        name: the tool's name (default: the function's `__name__`); permissions match on it.
+        stack: a fixed stack for this function.
+    """
+    if fn is not None:
+        return _build(fn, "tool", None, None, None, None)
+    return lambda f: _build(f, "tool", name, None, stack, None)

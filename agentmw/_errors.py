@@ -1,0 +1,55 @@
+"""The error hierarchy: one base, and a marker for control flow that retry never touches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AgentMWError(Exception):
+    """Base class of every error agentmw raises."""
+
+
+class ControlFlowError(AgentMWError):
+    """Marker base for errors that steer the loop rather than report a broken call.
+
+    Budget exceeded, permission denied, guardrail violation, policy violation, an open circuit,
+    max iterations, replay divergence: retry never retries these and circuit breakers never count
+    them.
+    """
+
+
+class InvalidTransitionError(AgentMWError):
+    """A lifecycle transition that the state machine does not allow."""
+
+    def __init__(self, current: Any, target: Any) -> None:
+        self.current = current
+        self.target = target
+        super().__init__(f"cannot move a session from {current.value} to {target.value}")
+
+
+class SessionStateError(AgentMWError):
+    """A turn or tool call on a session that is not running."""
+
+    def __init__(self, session_id: str, state: Any, message: str | None = None) -> None:
+        self.session_id = session_id
+        self.state = state
+        super().__init__(message or f"session {session_id} is {state.value}")
+
+
+class SessionClosedError(SessionStateError, ControlFlowError):
+    """A turn or tool call on a session that has already finished."""
+
+    def __init__(self, session_id: str, state: Any) -> None:
+        super().__init__(
+            session_id, state, f"session {session_id} is {state.value}; open a new session"
+        )
+
+
+class TurnTimeoutError(AgentMWError, TimeoutError):
+    """One attempt ran past its deadline (raised by the `Timeout` layer)."""
+
+    def __init__(self, seconds: float, name: str | None = None) -> None:
+        self.seconds = seconds
+        self.name = name
+        what = f"{name!r}" if name else "call"
+        super().__init__(f"{what} did not finish within {seconds:g}s")

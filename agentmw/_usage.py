@@ -1,0 +1,155 @@
+"""Token usage: the `Usage` value and the extraction of usage from model responses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "tool_calls",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one call, or a running total.
+
+    `input_tokens` is the whole input, cache reads and writes included; `reasoning_tokens` are part
+    of `output_tokens`. Every field is a non-negative `int`.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    tool_calls: int = 0
+
+    def __post_init__(self) -> None:
+        for name in _FIELDS:
+            value = getattr(self, name)
+            # bool is an int subclass, and a float token count is always a bug upstream.
+            if type(value) is not int:
+                if isinstance(value, int) and not isinstance(value, bool):
+                    object.__setattr__(self, name, int(value))
+                    continue
+                raise TypeError(
+                    f"Usage.{name} must be a non-negative int, got {type(value).__name__}"
+                )
+            if value < 0:
+                raise ValueError(f"Usage.{name} must be a non-negative int, got {value}")
+
+    def __add__(self, other: Usage) -> Usage:
+        if not isinstance(other, Usage):
+            return NotImplemented
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+            self.tool_calls + other.tool_calls,
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+    def as_dict(self) -> dict[str, int]:
+        """The fields as a plain dict (for events, sinks and summaries)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Usage:
+        """Build from `as_dict()` output; unknown keys raise `ValueError` naming them."""
+        unknown = set(data) - set(_FIELDS)
+        if unknown:
+            raise ValueError(
+                f"unknown Usage field(s) {sorted(unknown)}; allowed: {', '.join(_FIELDS)}"
+            )
+        return cls(**data)
+
+
+ZERO_USAGE = Usage()
+
+UsageExtractor = Callable[[Any], "Usage | None"]
+
+
+def _get(obj: Any, name: str) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _int(value: Any) -> int:
+    return value if type(value) is int and value > 0 else 0
+
+
+def usage_from_payload(payload: Any) -> Usage | None:
+    """Normalize an OpenAI- or Anthropic-shaped usage payload (object or dict) to `Usage`.
+
+    Anthropic reports `input_tokens` without cache reads and writes; they are added back so that
+    `Usage.input_tokens` is always the whole input. OpenAI's `prompt_tokens` already includes
+    `prompt_tokens_details.cached_tokens`.
+    """
+    if payload is None:
+        return None
+    if isinstance(payload, Usage):
+        return payload
+    prompt = _get(payload, "prompt_tokens")
+    if prompt is not None or _get(payload, "completion_tokens") is not None:
+        pdetails = _get(payload, "prompt_tokens_details")
+        cdetails = _get(payload, "completion_tokens_details")
+        return Usage(
+            input_tokens=_int(prompt),
+            output_tokens=_int(_get(payload, "completion_tokens")),
+            cache_read_tokens=_int(_get(pdetails, "cached_tokens")) if pdetails else 0,
+            reasoning_tokens=_int(_get(cdetails, "reasoning_tokens")) if cdetails else 0,
+        )
+    inp = _get(payload, "input_tokens")
+    out = _get(payload, "output_tokens")
+    if inp is None and out is None:
+        return None
+    cache_write = _int(_get(payload, "cache_creation_input_tokens"))
+    cache_read = _int(_get(payload, "cache_read_input_tokens"))
+    # OpenAI's Responses API: input_tokens already counts cached ones (input_tokens_details).
+    idetails = _get(payload, "input_tokens_details")
+    odetails = _get(payload, "output_tokens_details")
+    if idetails is not None or odetails is not None:
+        return Usage(
+            input_tokens=_int(inp),
+            output_tokens=_int(out),
+            cache_read_tokens=_int(_get(idetails, "cached_tokens")) if idetails else 0,
+            reasoning_tokens=_int(_get(odetails, "reasoning_tokens")) if odetails else 0,
+        )
+    return Usage(
+        input_tokens=_int(inp) + cache_read + cache_write,
+        output_tokens=_int(out),
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+    )
+
+
+def extract_usage(result: Any) -> Usage | None:
+    """Built-in extraction: a returned `Usage`, or an object/dict carrying `usage`.
+
+    Returns None when the result carries no usage (the call then records zero tokens).
+    """
+    if result is None or isinstance(result, (str, bytes, int, float, bool)):
+        return None
+    if isinstance(result, Usage):
+        return result
+    payload = _get(result, "usage")
+    if payload is None:
+        return None
+    try:
+        return usage_from_payload(payload)
+    except (TypeError, ValueError):
+        return None

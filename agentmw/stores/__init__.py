@@ -1,0 +1,3 @@
+"""State stores: in-memory defaults, SQLite (embedded), Redis and PostgreSQL (fleet)."""
+
+__all__: list[str] = []
