@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from ._errors import InvalidTransitionError
 
 
-class AgentState(str, Enum):
+class AgentState(StrEnum):
     """Where a session is in its life. COMPLETED, FAILED and CANCELLED are terminal."""
 
     INITIALIZING = "initializing"

@@ -22,6 +22,7 @@ from ._events import _EMPTY, Event, UsageRecord, has_listeners, notify_listeners
 from ._handoff import Handoff
 from ._ledger import UsageTracker
 from ._lifecycle import AgentState, check_transition
+from ._middleware import aclose
 from ._stack import Stack
 from ._usage import ZERO_USAGE, Usage
 
@@ -275,7 +276,9 @@ class Session:
             try:
                 layer.close_session(self, error)
             except Exception as exc:  # one layer's teardown must not skip the others
-                self.emit("layer.close_failed", detail=layer.name, failure_class=exception_type(exc))
+                self.emit(
+                    "layer.close_failed", detail=layer.name, failure_class=exception_type(exc)
+                )
 
     async def __aenter__(self) -> Session:
         self._enter()
@@ -304,7 +307,9 @@ class Session:
             try:
                 await layer.aclose_session(self, error)
             except Exception as exc:
-                self.emit("layer.close_failed", detail=layer.name, failure_class=exception_type(exc))
+                self.emit(
+                    "layer.close_failed", detail=layer.name, failure_class=exception_type(exc)
+                )
 
     # -- the call runner (shared by decorators and run_* methods) ---------------------------
     def _begin(self, call: Call) -> None:
@@ -417,7 +422,7 @@ class Session:
             self._failed(call, exc)
             raise
         finally:
-            await agen.aclose()
+            await aclose(agen)
         self._completed(call)
 
     # -- imperative twins ------------------------------------------------------------------
@@ -480,7 +485,7 @@ class Session:
         *args: Any,
         model: str | None = None,
         usage: Usage | Callable[[Any], Usage | None] | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (the contract: same options as run_turn)
         **kwargs: Any,
     ) -> tuple[Any, Usage]:
         """Async twin of `run_turn`: `fn` may be async or return an awaitable."""

@@ -63,7 +63,12 @@ _TERMINALS: dict[str, Callable[[Call], Any]] = {
     "stream": _terminal_stream,
     "astream": _aterminal_stream,
 }
-_METHODS = {"sync": "handle", "async": "ahandle", "stream": "handle_stream", "astream": "ahandle_stream"}
+_METHODS = {
+    "sync": "handle",
+    "async": "ahandle",
+    "stream": "handle_stream",
+    "astream": "ahandle_stream",
+}
 
 
 def _link(layer: Middleware, mode: str, nxt: Callable[[Call], Any]) -> Callable[[Call], Any]:
@@ -71,9 +76,8 @@ def _link(layer: Middleware, mode: str, nxt: Callable[[Call], Any]) -> Callable[
     if mode == "sync" and not overrides(layer, "handle"):
         before, after, on_error = layer.before, layer.after, layer.on_error
         has_after, has_error = overrides(layer, "after"), overrides(layer, "on_error")
-        if not overrides(layer, "before"):
-            if not has_after and not has_error:
-                return nxt  # overrides nothing: a no-op layer costs nothing
+        if not has_after and not has_error and not overrides(layer, "before"):
+            return nxt  # overrides nothing: a no-op layer costs nothing
         if not has_after and not has_error:
 
             def before_only(call: Call) -> Any:
@@ -92,9 +96,12 @@ def _link(layer: Middleware, mode: str, nxt: Callable[[Call], Any]) -> Callable[
             return after(call, result)
 
         return hooks
-    if mode == "async" and not overrides(layer, "ahandle"):
-        if not any(overrides(layer, h) for h in ("before", "after", "on_error")):
-            return nxt
+    if (
+        mode == "async"
+        and not overrides(layer, "ahandle")
+        and not any(overrides(layer, h) for h in ("before", "after", "on_error"))
+    ):
+        return nxt
     handle = getattr(layer, _METHODS[mode])
 
     # A plain function returning what `handle` returns (a value, coroutine or iterator): no extra

@@ -125,9 +125,10 @@ class ScriptedModel:
         if isinstance(item, type) and issubclass(item, BaseException):
             raise item()
         if callable(item) and not isinstance(item, (str, Reply)):
-            item = item(*args, **kwargs)
-            if isinstance(item, BaseException):
-                raise item
+            produced: Any = item(*args, **kwargs)
+            if isinstance(produced, BaseException):
+                raise produced
+            item = produced
         if isinstance(item, Reply):
             return item if item.model else _with_model(item, kwargs.get("model") or self.model)
         if isinstance(item, str):
