@@ -15,6 +15,8 @@ from ._stack import Stack, get_default_stack
 if TYPE_CHECKING:
     from ._session import Session
 
+__all__ = ["Agent", "AgentRegistry", "default_registry"]
+
 
 class AgentRegistry:
     """Thread-safe index of sessions by id, role and project.
@@ -127,14 +129,7 @@ class Agent:
         self.event_sink: EventSink = event_sink if event_sink is not None else RingBufferEventSink()
         self.usage_sink = usage_sink
         self.registry = registry if registry is not None else _default_registry
-        self._isolation = SinkIsolation(self._first_sink_error)
-
-    def _first_sink_error(self, sink: object, exc: BaseException) -> None:
-        from ._session import current_session
-
-        session = current_session()
-        if session is not None and session.agent is self:
-            session._sink_failed(sink, exc)
+        self._isolation = SinkIsolation()
 
     def resolved_stack(self) -> Stack:
         """The stack this agent's sessions run: its own, or the process default."""

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from ._agent import Agent
     from ._session import Session
 
+__all__ = ["Call", "CallKind"]
+
 CallKind = Literal["turn", "tool"]
 
 

@@ -15,6 +15,8 @@ from ._session import _current
 from ._stack import Stack
 from ._usage import Usage
 
+__all__ = ["agent_tool", "agent_turn"]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

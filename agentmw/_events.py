@@ -13,6 +13,19 @@ from typing import Any, Protocol, runtime_checkable
 
 from ._usage import Usage
 
+__all__ = [
+    "Event",
+    "EventSink",
+    "FanoutEventSink",
+    "LoggingEventSink",
+    "RingBufferEventSink",
+    "RingBufferUsageSink",
+    "UsageRecord",
+    "UsageSink",
+    "add_listener",
+    "remove_listener",
+]
+
 _EMPTY: Mapping[str, Any] = {}
 
 
@@ -177,12 +190,15 @@ class FanoutEventSink:
 class SinkIsolation:
     """Calls sinks so that a failing one never breaks the caller; counts failures per sink."""
 
-    def __init__(self, on_first_error: Callable[[object, BaseException], None] | None = None):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._errors: dict[int, tuple[str, int]] = {}
-        self._on_first_error = on_first_error
 
-    def call(self, sink: object, method: Callable[[Any], None], item: Any) -> None:
+    def call(self, sink: object, method: Callable[[Any], None], item: Any) -> Exception | None:
+        """Call `method(item)`; returns the exception if this was the sink's first failure.
+
+        The caller reports that first failure (once) where it belongs, e.g. on its session.
+        """
         try:
             method(item)
         except Exception as exc:  # a sink must never break a session
@@ -195,8 +211,8 @@ class SinkIsolation:
                     type(sink).__qualname__,
                     type(exc).__qualname__,
                 )
-                if self._on_first_error is not None:
-                    self._on_first_error(sink, exc)
+                return exc
+        return None
 
     def counts(self) -> dict[str, int]:
         with self._lock:
@@ -225,7 +241,8 @@ def remove_listener(listener: Callable[[Event], None]) -> None:
     """Stop a listener added with `add_listener` (no error if absent)."""
     global _listeners
     with _listeners_lock:
-        _listeners = tuple(x for x in _listeners if x is not listener)
+        # Equality, not identity: each `obj.method` access makes a new (but equal) bound method.
+        _listeners = tuple(x for x in _listeners if x != listener)
 
 
 def notify_listeners(event: Event) -> None:

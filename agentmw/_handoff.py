@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+__all__ = ["Handoff"]
+
 
 class Handoff(BaseModel):
     """A frozen record of agent-to-agent delegation.

@@ -9,6 +9,8 @@ from typing import Any
 
 from ._usage import Usage
 
+__all__ = ["ModelTotals", "UsageTracker"]
+
 _ZERO = Decimal(0)
 
 

@@ -6,6 +6,8 @@ from enum import StrEnum
 
 from ._errors import InvalidTransitionError
 
+__all__ = ["AgentState"]
+
 
 class AgentState(StrEnum):
     """Where a session is in its life. COMPLETED, FAILED and CANCELLED are terminal."""

@@ -10,6 +10,8 @@ from ._call import Call
 if TYPE_CHECKING:
     from ._session import Session
 
+__all__ = ["Middleware"]
+
 Next = Callable[[Call], Any]
 AsyncNext = Callable[[Call], Awaitable[Any]]
 StreamNext = Callable[[Call], Iterator[Any]]

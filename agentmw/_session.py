@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import itertools
 import threading
@@ -28,6 +29,8 @@ from ._usage import ZERO_USAGE, Usage
 
 if TYPE_CHECKING:
     from ._agent import Agent
+
+__all__ = ["Session", "current_session"]
 
 _current: ContextVar[Session | None] = ContextVar("agentmw_session", default=None)
 
@@ -172,7 +175,9 @@ class Session:
             self._event_counts[name] += 1
         sink = agent.event_sink
         if sink is not None:
-            agent._isolation.call(sink, sink.emit, event)
+            first_error = agent._isolation.call(sink, sink.emit, event)
+            if first_error is not None:
+                self._sink_failed(sink, first_error)
         if has_listeners():
             notify_listeners(event)
         return event
@@ -223,7 +228,9 @@ class Session:
         self._finish(AgentState.CANCELLED, "agent.cancelled", detail)
 
     def _enter(self) -> None:
-        self._transition(AgentState.RUNNING)
+        with self._lock:  # a session runs once: entering it again is an invalid transition
+            check_transition(self._state, AgentState.RUNNING)
+            self._state = AgentState.RUNNING
         self._started = time.monotonic()
         self.started_at = datetime.now(UTC)
         self._token = _current.set(self)
@@ -349,7 +356,9 @@ class Session:
                     cost,
                     self.agent.project_id,
                 )
-                self.agent._isolation.call(sink, sink.record, record)
+                first_error = self.agent._isolation.call(sink, sink.record, record)
+                if first_error is not None:
+                    self._sink_failed(sink, first_error)
             self.emit(
                 "turn.completed",
                 step=call.step,
@@ -489,7 +498,7 @@ class Session:
         **kwargs: Any,
     ) -> tuple[Any, Usage]:
         """Async twin of `run_turn`: `fn` may be async or return an awaitable."""
-        call = self._call("turn", _name_of(fn), fn, args, kwargs, model, usage)
+        call = self._call("turn", _name_of(fn), _awaitable(fn), args, kwargs, model, usage)
         result = await self.arun_chain(call, self._chain("turn", "async", timeout))
         return result, call.usage or ZERO_USAGE
 
@@ -501,8 +510,8 @@ class Session:
         return self.run_chain(call, self.stack.chain("tool", "sync"))
 
     async def arun_tool(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Async twin of `run_tool`."""
-        call = self._call("tool", _check_name(name), fn, args, kwargs, None, None)
+        """Async twin of `run_tool`: `fn` may be async or return an awaitable."""
+        call = self._call("tool", _check_name(name), _awaitable(fn), args, kwargs, None, None)
         return await self.arun_chain(call, self.stack.chain("tool", "async"))
 
     # -- human in the loop -------------------------------------------------------------------
@@ -585,6 +594,19 @@ class Session:
             "recoveries": list(self.recoveries),
             "elapsed_s": round(self.elapsed_s, 6),
         }
+
+
+def _awaitable(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` itself when it is async; else an async adapter (the async chain awaits `fn(...)`)."""
+    if inspect.iscoroutinefunction(fn) or not callable(fn):
+        return fn
+
+    @functools.wraps(fn)
+    async def adapter(*args: Any, **kwargs: Any) -> Any:
+        result = fn(*args, **kwargs)
+        return await result if inspect.isawaitable(result) else result
+
+    return adapter
 
 
 def _name_of(fn: Callable[..., Any]) -> str:

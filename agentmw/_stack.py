@@ -10,6 +10,8 @@ from ._call import Call
 from ._middleware import Middleware, aclose, overrides
 from ._usage import extract_usage
 
+__all__ = ["Stack", "get_default_stack", "set_default_stack"]
+
 Mode = Literal["sync", "async", "stream", "astream"]
 Target = type[Middleware] | str
 

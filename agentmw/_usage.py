@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+__all__ = ["Usage", "extract_usage"]
+
 _FIELDS = (
     "input_tokens",
     "output_tokens",

@@ -71,11 +71,12 @@ class Timeout(Middleware):
         raise value
 
     async def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
+        scope = asyncio.timeout(self.seconds)
         try:
-            async with asyncio.timeout(self.seconds):
+            async with scope:
                 return await call_next(call)
-        except TimeoutError as exc:
-            if isinstance(exc, TurnTimeoutError):
+        except TimeoutError:
+            if not scope.expired():  # the call's own TimeoutError, not our deadline
                 raise
             call.emit("timeout.expired", seconds=self.seconds, attempt=call.attempt)
             raise TurnTimeoutError(self.seconds, call.name) from None
@@ -132,13 +133,14 @@ class Timeout(Middleware):
         deadline = asyncio.get_running_loop().time() + self.seconds
         try:
             while True:
+                scope = asyncio.timeout_at(deadline)
                 try:
-                    async with asyncio.timeout_at(deadline):
+                    async with scope:
                         chunk = await anext(agen)
                 except StopAsyncIteration:
                     return
-                except TimeoutError as exc:
-                    if isinstance(exc, TurnTimeoutError):
+                except TimeoutError:
+                    if not scope.expired():
                         raise
                     call.emit("timeout.expired", seconds=self.seconds, attempt=call.attempt)
                     raise TurnTimeoutError(self.seconds, call.name) from None
