@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from typing import Any
 
-from agentmw import Call, Middleware, Stack, agent_turn
+from agentmw import Call, Middleware, Session, Stack, agent_turn
 from agentmw._middleware import AsyncNext, Next
 
 PATHS = ["sync", "async", "stream", "astream"]
@@ -107,3 +107,10 @@ async def consume(path: str, fn: Callable[..., Any], *, take: int | None = None)
 async def run_path(path: str, stack: Stack, **kw: Any) -> Any:
     """Decorate a fresh function of `path` with `stack` and consume it."""
     return await consume(path, agent_turn(stack=stack)(make_fn(path, **kw)))
+
+
+async def turn(mode: str, session: Session, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """`session.run_turn` or `await session.arun_turn`, by mode."""
+    if mode == "sync":
+        return session.run_turn(fn, *args, **kwargs)
+    return await session.arun_turn(fn, *args, **kwargs)

@@ -283,7 +283,8 @@ async def test_one_function_under_two_agents(mode: str) -> None:
         ("editor-layer", "before"),
         ("editor-layer", "after"),
     ]
-    assert ws.iterations == 1 and es.iterations == 1
+    assert ws.iterations == 1
+    assert es.iterations == 1
 
 
 async def test_decorated_calls_count_in_the_session(mode: str) -> None:

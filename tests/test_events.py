@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC
+
 import pytest
 
 from agentmw import (
@@ -41,7 +42,9 @@ def test_event_fields_and_as_dict() -> None:
     event = Event("turn.completed", "s1", "writer", "draft", "p", 3, "m", None, None, "d", {"k": 1})
     assert event.at.tzinfo is UTC
     data = event.as_dict()
-    assert data["name"] == "turn.completed" and data["step"] == 3 and data["data"] == {"k": 1}
+    assert data["name"] == "turn.completed"
+    assert data["step"] == 3
+    assert data["data"] == {"k": 1}
     assert isinstance(data["at"], str)
     with pytest.raises(AttributeError):
         event.name = "x"  # type: ignore[misc]
@@ -70,13 +73,15 @@ def test_ring_buffers_are_bounded() -> None:
     sink = RingBufferEventSink(capacity=3)
     for i in range(5):
         sink.emit(Event(f"e{i}"))
-    assert [e.name for e in sink] == ["e2", "e3", "e4"] and len(sink) == 3
+    assert [e.name for e in sink] == ["e2", "e3", "e4"]
+    assert len(sink) == 3
     sink.clear()
     assert len(sink) == 0
     usage = RingBufferUsageSink(capacity=2)
     for i in range(3):
         usage.record(UsageRecord(None, None, None, "turn", f"n{i}", i, Usage()))
-    assert [r.name for r in usage.records] == ["n1", "n2"] and len(usage) == 2
+    assert [r.name for r in usage.records] == ["n1", "n2"]
+    assert len(usage) == 2
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="capacity"):
             RingBufferEventSink(capacity=bad)  # type: ignore[arg-type]
@@ -108,7 +113,8 @@ def test_usage_sink_receives_one_record_per_turn() -> None:
         session.run_turn(lambda: None, model="m", usage=Usage(3, 4))
         session.run_tool("t", lambda: None)
     [record] = usage_sink.records
-    assert (record.session_id, record.role, record.model, record.kind) == (session.id, "a", "m", "turn")
+    assert (record.session_id, record.role) == (session.id, "a")
+    assert (record.model, record.kind) == ("m", "turn")
     assert (record.usage, record.step, record.project_id) == (Usage(3, 4), 1, "p")
 
 
@@ -142,7 +148,8 @@ async def test_failing_sink_never_breaks_the_session(mode: str) -> None:
                 session.run_turn(model)
             else:
                 await session.arun_turn(model.acall)
-    assert session.iterations == 2 and session.state.value == "completed"
+    assert session.iterations == 2
+    assert session.state.value == "completed"
     diagnostics = events.named("sink.failed")
     assert len(diagnostics) == 1  # reported once, however often the sink fails
     assert (diagnostics[0].detail, diagnostics[0].failure_class) == ("Broken", "RuntimeError")
@@ -151,9 +158,8 @@ async def test_failing_sink_never_breaks_the_session(mode: str) -> None:
 
 
 def test_events_carry_the_exception_type_never_the_message() -> None:
-    with capture_events() as events:
-        with pytest.raises(ValueError), Agent("a").session() as session:
-            session.run_tool("t", _raise_secret)
+    with capture_events() as events, pytest.raises(ValueError), Agent("a").session() as session:
+        session.run_tool("t", _raise_secret)
     text = repr([e.as_dict() for e in events])
     assert "hunter2" not in text
     [failed] = events.named("tool.failed")

@@ -28,6 +28,8 @@ from agentmw._middleware import Next
 from agentmw.middleware import Timeout
 from agentmw.testing import ScriptedModel
 
+from .support import turn
+
 
 async def enter_and_run(mode: str, session: Session, body: Any) -> None:
     """Run `body(session)` (sync callable) inside the session, entered with with/async with."""
@@ -139,9 +141,13 @@ def test_a_session_runs_once() -> None:
 
 def test_explicit_end_inside_the_block_is_kept() -> None:
     session = Agent("a").session()
-    with pytest.raises(RuntimeError), session:
-        session.complete()
+
+    def body(s: Session) -> None:
+        s.complete()
         raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        asyncio.run(enter_and_run("sync", session, body))
     assert session.state is AgentState.COMPLETED
 
 
@@ -150,10 +156,7 @@ async def test_calls_on_finished_session_raise(mode: str) -> None:
     with Agent("a").session() as session:
         session.fail("Boom")
         with pytest.raises(SessionClosedError, match="open a new session"):
-            if mode == "sync":
-                session.run_turn(model)
-            else:
-                await session.arun_turn(model.acall)
+            await turn(mode, session, model)
         with pytest.raises(SessionClosedError):
             session.run_tool("t", lambda: 1)
     assert model.calls == []
@@ -174,10 +177,12 @@ async def test_run_turn_and_tool(mode: str) -> None:
             reply, usage = await session.arun_turn(model.acall, "prompt text", model="m1")
             tool = await session.arun_tool("add", lambda x, y: x + y, 2, y=3)
             _, fixed = await session.arun_turn(model, usage=Usage(7, 8))
-    assert reply.text == "first answer" and usage == reply.usage
+    assert reply.text == "first answer"
+    assert usage == reply.usage
     assert tool == 5
     assert fixed == Usage(7, 8)
-    assert session.iterations == 2 and session.tool_calls == 1
+    assert session.iterations == 2
+    assert session.tool_calls == 1
     assert session.usage == usage + fixed
     assert model.calls[0] == (("prompt text",), {})  # model= is run_turn's, not fn's
 
@@ -206,12 +211,8 @@ def test_run_methods_reject_the_wrong_kind_of_function() -> None:
 
 async def test_failed_calls_are_counted_and_reported(mode: str) -> None:
     model = ScriptedModel([KeyError("secret")])
-    with Agent("a").session() as session:
-        with pytest.raises(KeyError):
-            if mode == "sync":
-                session.run_turn(model)
-            else:
-                await session.arun_turn(model.acall)
+    with Agent("a").session() as session, pytest.raises(KeyError):
+        await turn(mode, session, model)
     assert session.iterations == 1
     failed = [e for e in session.events if e.name == "turn.failed"]
     assert failed[0].detail == "KeyError"
@@ -232,10 +233,7 @@ async def test_run_turn_timeout(mode: str) -> None:
     try:
         with Agent("a").session() as session:
             with pytest.raises(TurnTimeoutError) as info:
-                if mode == "sync":
-                    session.run_turn(hang, timeout=0.05)
-                else:
-                    await session.arun_turn(ahang, timeout=0.05)
+                await turn(mode, session, hang if mode == "sync" else ahang, timeout=0.05)
             assert isinstance(info.value, TimeoutError)
             assert session.run_turn(lambda: "fast", timeout=1.0)[0] == "fast"
     finally:
@@ -285,7 +283,8 @@ async def test_wait_for_input_same_loop() -> None:
         assert session.state is AgentState.RUNNING
         assert session.pending_prompt is None
     names = [e.name for e in session.events]
-    assert "agent.waiting_for_input" in names and "agent.input_received" in names
+    assert "agent.waiting_for_input" in names
+    assert "agent.input_received" in names
 
 
 async def test_provide_input_from_another_thread() -> None:
@@ -381,7 +380,12 @@ async def test_async_session_hook_twins() -> None:
     with pytest.raises(KeyError):
         async with agent.session():
             raise KeyError
-    assert log == [("aopen", "x"), ("open", "y"), ("close", "y", "KeyError"), ("aclose", "x", "KeyError")]
+    assert log == [
+        ("aopen", "x"),
+        ("open", "y"),
+        ("close", "y", "KeyError"),
+        ("aclose", "x", "KeyError"),
+    ]
 
 
 async def test_failing_open_closes_the_opened_layers(mode: str) -> None:

@@ -113,7 +113,9 @@ def _decorate_fn(stack: Stack, fn: Any) -> Any:
 
 async def test_kinds_filter_layers(mode: str) -> None:
     log: list[tuple[str, str]] = []
-    stack = Stack([Hooks(log, name="turns", kinds="turn"), Hooks(log, name="tools", kinds=["tool"])])
+    stack = Stack(
+        [Hooks(log, name="turns", kinds="turn"), Hooks(log, name="tools", kinds=["tool"])]
+    )
 
     def tool() -> str:
         return "t"
@@ -162,14 +164,16 @@ def test_edits_return_new_stacks() -> None:
     assert len(stack) == 2
     assert stack[0] is a
     assert stack.get(B) is b
-    assert B in stack and C not in stack and "A" in stack
+    assert B in stack
+    assert C not in stack
+    assert "A" in stack
 
 
 def test_add_with_stack_and_list() -> None:
     a, b, c = A(), B(), C()
     assert list(Stack([a]) + Stack([b])) == [a, b]
-    assert list(Stack([a]) + [b, c]) == [a, b, c]
-    assert list([c] + Stack([a])) == [c, a]
+    assert list([*Stack([a]), b, c]) == [a, b, c]
+    assert list([c, *Stack([a])]) == [c, a]
     assert Stack([a]) == Stack([a])
     assert hash(Stack([a])) == hash(Stack([a]))
     with pytest.raises(TypeError):
