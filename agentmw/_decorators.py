@@ -48,11 +48,13 @@ def _build(
     fixed = stack if stack is None or isinstance(stack, Stack) else Stack(stack)
     if usage is not None and not callable(usage):
         raise TypeError(f"usage must be a callable result -> Usage, got {type(usage).__name__}")
-    is_turn = kind == "turn"
     get_session = _current.get
+    is_turn = kind == "turn"
     stream = mode in ("stream", "astream")
+    key = (kind, mode)
 
     def make_call(wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        # The hot path: positional Call construction and a direct chain-cache lookup.
         session = get_session()
         if fixed is not None:
             st = fixed
@@ -60,24 +62,31 @@ def _build(
             st = session.stack
         else:
             st = _stack._default_stack
+        chain = st._chains.get(key) or st.chain(kind, mode)  # type: ignore[arg-type]
+        call_model = (model or kwargs.get("model")) if is_turn else None
+        agent = session.agent if session is not None else None
+        # fmt: off
         call = Call(
-            kind,
-            call_name,
-            wrapped,
-            (model or kwargs.get("model")) if is_turn else None,
-            args,
-            kwargs,
-            session=session,
-            agent=session.agent if session is not None else None,
-            stream=stream,
-            usage_fn=usage,
+            kind, call_name, wrapped, call_model, args, kwargs, 1, 0, None, None,
+            session, agent, {}, stream, usage,
         )
-        return call, st.chain(kind, mode), session  # type: ignore[arg-type]
+        # fmt: on
+        return call, chain, session
 
+    # The sync and async wrappers inline `make_call`: they are the per-call hot path.
     if mode == "sync":
 
         def sync_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            call, chain, session = make_call(wrapped, args, kwargs)
+            session = get_session()
+            st = fixed or (session.stack if session is not None else _stack._default_stack)
+            chain = st._chains.get(key) or st.chain(kind, mode)  # type: ignore[arg-type]
+            # fmt: off
+            call = Call(
+                kind, call_name, wrapped, (model or kwargs.get("model")) if is_turn else None,
+                args, kwargs, 1, 0, None, None, session,
+                session.agent if session is not None else None, {}, False, usage,
+            )
+            # fmt: on
             if session is None:
                 return chain(call)
             return session.run_chain(call, chain)
@@ -87,7 +96,16 @@ def _build(
     if mode == "async":
 
         async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            call, chain, session = make_call(wrapped, args, kwargs)
+            session = get_session()
+            st = fixed or (session.stack if session is not None else _stack._default_stack)
+            chain = st._chains.get(key) or st.chain(kind, mode)  # type: ignore[arg-type]
+            # fmt: off
+            call = Call(
+                kind, call_name, wrapped, (model or kwargs.get("model")) if is_turn else None,
+                args, kwargs, 1, 0, None, None, session,
+                session.agent if session is not None else None, {}, False, usage,
+            )
+            # fmt: on
             if session is None:
                 return await chain(call)
             return await session.arun_chain(call, chain)

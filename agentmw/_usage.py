@@ -34,6 +34,15 @@ class Usage:
     tool_calls: int = 0
 
     def __post_init__(self) -> None:
+        # Fast path (every Usage on the hot path is valid): one chained check, no loop.
+        a, b, c = self.input_tokens, self.output_tokens, self.cache_read_tokens
+        d, e, f = self.cache_write_tokens, self.reasoning_tokens, self.tool_calls
+        if (
+            type(a) is int and type(b) is int and type(c) is int
+            and type(d) is int and type(e) is int and type(f) is int
+            and a >= 0 and b >= 0 and c >= 0 and d >= 0 and e >= 0 and f >= 0
+        ):  # fmt: skip
+            return
         for name in _FIELDS:
             value = getattr(self, name)
             # bool is an int subclass, and a float token count is always a bug upstream.
