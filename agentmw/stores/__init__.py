@@ -1,3 +1,12 @@
 """State stores: in-memory defaults, SQLite (embedded), Redis and PostgreSQL (fleet)."""
 
-__all__: list[str] = []
+from ._sink import BatchedSink, SinkSchemaError, UsageTotals
+from ._sqlite_sinks import SqliteEventSink, SqliteUsageSink
+
+__all__: list[str] = [
+    "BatchedSink",
+    "SinkSchemaError",
+    "SqliteEventSink",
+    "SqliteUsageSink",
+    "UsageTotals",
+]
