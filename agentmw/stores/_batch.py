@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 log = logging.getLogger("agentmw.sinks")
 
@@ -210,7 +210,7 @@ class BatchWriter(Generic[T]):
                 if isinstance(item, _Flush):
                     markers.append(item)
                     break
-                batch.append(item)
+                batch.append(cast(T, item))
                 if len(batch) >= self.batch_size:
                     break
                 remaining = deadline - time.monotonic()
