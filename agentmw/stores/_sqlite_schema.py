@@ -34,7 +34,11 @@ _TABLE = {"events": "agentmw_events", "usage": "agentmw_usage"}
 
 def connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=_BUSY_TIMEOUT_S, check_same_thread=True)
-    conn.execute("PRAGMA synchronous=NORMAL")
+    try:
+        conn.execute("PRAGMA synchronous=NORMAL")
+    except sqlite3.Error:
+        conn.close()
+        raise
     return conn
 
 
@@ -46,8 +50,12 @@ def ensure_schema(path: str, component: str) -> None:
     """
     try:
         conn = connect(path)
-    except sqlite3.Error as exc:
+    except sqlite3.OperationalError as exc:
         raise SinkSchemaError(path, f"cannot open ({type(exc).__qualname__})") from exc
+    except sqlite3.DatabaseError as exc:
+        raise SinkSchemaError(
+            path, f"not an agentmw sink database ({type(exc).__qualname__})"
+        ) from exc
     try:
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal" and path != ":memory:":
