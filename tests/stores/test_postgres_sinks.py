@@ -75,8 +75,10 @@ def test_setup_is_idempotent_and_rejects_foreign_tables(pg_conninfo: str, prefix
     foreign.close()
     with psycopg.connect(pg_conninfo, autocommit=True) as conn:
         conn.execute(f"UPDATE {prefix}_schema SET version = 99")
+    mismatched = PostgresEventSink(pg_conninfo, table_prefix=prefix)
     with pytest.raises(SinkSchemaError, match="schema version 99"):
-        PostgresEventSink(pg_conninfo, table_prefix=prefix).replay()
+        mismatched.replay()
+    mismatched.close()
 
 
 async def test_sessions_write_through_postgres_sinks(

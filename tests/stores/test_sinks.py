@@ -305,9 +305,10 @@ async def test_sessions_write_through_sqlite_sinks(tmp_path: Path, mode: str) ->
         task.cancel()
         await events.aclose()
         await usage.aclose()
-    stored = SqliteEventSink(tmp_path / "a.db").replay(session.id)
-    assert [e.name for e in stored] == [e.name for e in session.events]
-    assert SqliteUsageSink(tmp_path / "a.db").totals()["m1"]["turns"] == 2
+    with SqliteEventSink(tmp_path / "a.db") as reader:
+        assert [e.name for e in reader.replay(session.id)] == [e.name for e in session.events]
+    with SqliteUsageSink(tmp_path / "a.db") as usage_reader:
+        assert usage_reader.totals()["m1"]["turns"] == 2
 
 
 async def test_emit_does_not_block_the_loop_while_the_backend_is_slow() -> None:
