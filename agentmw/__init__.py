@@ -2,6 +2,7 @@
 
 from ._agent import Agent, AgentRegistry, default_registry
 from ._call import Call, CallKind
+from ._classify import Failure, FailureScenario, classify_exception, parse_retry_after
 from ._decorators import agent_tool, agent_turn
 from ._errors import (
     AgentMWError,
@@ -42,6 +43,8 @@ __all__ = [
     "CallKind",
     "ControlFlowError",
     "Event",
+    "Failure",
+    "FailureScenario",
     "EventSink",
     "FanoutEventSink",
     "Handoff",
@@ -64,10 +67,12 @@ __all__ = [
     "add_listener",
     "agent_tool",
     "agent_turn",
+    "classify_exception",
     "current_session",
     "default_registry",
     "extract_usage",
     "get_default_stack",
+    "parse_retry_after",
     "remove_listener",
     "set_default_stack",
 ]

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ._call import Call
+from ._classify import classify_exception
 from ._errors import ControlFlowError, SessionClosedError, SessionStateError
 from ._events import _EMPTY, Event, UsageRecord, has_listeners, notify_listeners
 from ._handoff import Handoff
@@ -51,12 +52,8 @@ def exception_type(exc: BaseException) -> str:
 
 
 def failure_class(exc: BaseException) -> str:
-    """The coarse failure class events carry: control_flow, cancelled or unknown."""
-    if isinstance(exc, ControlFlowError):
-        return "control_flow"
-    if isinstance(exc, asyncio.CancelledError):
-        return "cancelled"
-    return "unknown"
+    """The failure class events carry: the scenario `classify_exception` assigns."""
+    return classify_exception(exc).scenario.value
 
 
 class Session:

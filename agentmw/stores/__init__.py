@@ -1,3 +1,17 @@
 """State stores: in-memory defaults, SQLite (embedded), Redis and PostgreSQL (fleet)."""
 
-__all__: list[str] = []
+from ._jsonl_sink import JsonlEventSink
+from ._postgres_sinks import PostgresEventSink, PostgresUsageSink
+from ._sink import BatchedSink, SinkSchemaError, UsageTotals
+from ._sqlite_sinks import SqliteEventSink, SqliteUsageSink
+
+__all__: list[str] = [
+    "BatchedSink",
+    "JsonlEventSink",
+    "PostgresEventSink",
+    "PostgresUsageSink",
+    "SinkSchemaError",
+    "SqliteEventSink",
+    "SqliteUsageSink",
+    "UsageTotals",
+]

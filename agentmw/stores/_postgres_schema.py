@@ -1,0 +1,98 @@
+"""The PostgreSQL sink schema: tables named from a prefix, a version table, idempotent setup."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from ._sink import SinkSchemaError
+
+if TYPE_CHECKING:
+    import psycopg
+
+SCHEMA_VERSION = 1
+_PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,40}")
+
+_DDL = {
+    "events": (
+        "CREATE TABLE IF NOT EXISTS {table} ("
+        " id BIGSERIAL PRIMARY KEY, at TIMESTAMPTZ NOT NULL, name TEXT NOT NULL,"
+        " session_id TEXT, role TEXT, phase TEXT, project_id JSONB, step INTEGER, model TEXT,"
+        " tool TEXT, failure_class TEXT, detail TEXT, data JSONB NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS {index} ON {table} (session_id, id)",
+    ),
+    "usage": (
+        "CREATE TABLE IF NOT EXISTS {table} ("
+        " id BIGSERIAL PRIMARY KEY, at TIMESTAMPTZ NOT NULL, session_id TEXT, role TEXT,"
+        " project_id JSONB, model TEXT, kind TEXT NOT NULL, name TEXT NOT NULL,"
+        " step INTEGER NOT NULL, input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL,"
+        " cache_read_tokens BIGINT NOT NULL, cache_write_tokens BIGINT NOT NULL,"
+        " reasoning_tokens BIGINT NOT NULL, tool_calls BIGINT NOT NULL,"
+        " cost_usd NUMERIC NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS {index} ON {table} (session_id, id)",
+    ),
+}
+
+
+def check_prefix(prefix: object) -> str:
+    if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
+        raise ValueError(
+            f"table_prefix must match {_PREFIX.pattern} (lowercase SQL identifier), got {prefix!r}"
+        )
+    return prefix
+
+
+def require_psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:  # an optional dependency
+        raise ImportError(
+            "the PostgreSQL sinks need psycopg 3: pip install 'agentmw[postgres]'"
+        ) from exc
+    return psycopg
+
+
+def ensure_schema(conn: psycopg.Connection[Any], prefix: str, component: str) -> None:
+    """Create `{prefix}_{component}` and its version row, or check they are ours. Idempotent.
+
+    Raises:
+        SinkSchemaError: the table exists without our version row, or with another version.
+    """
+    from psycopg import sql
+
+    table = f"{prefix}_{component}"
+    ids = {
+        "table": sql.Identifier(table),
+        "index": sql.Identifier(f"{table}_session"),
+        "schema": sql.Identifier(f"{prefix}_schema"),
+    }
+    with conn.transaction():
+        # Two processes starting at once would race on CREATE TABLE IF NOT EXISTS.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"agentmw:{prefix}",))
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}"
+                " (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+            ).format(**ids)
+        )
+        row = conn.execute(
+            sql.SQL("SELECT version FROM {schema} WHERE component = %s").format(**ids),
+            (component,),
+        ).fetchone()
+        if row is not None and row[0] != SCHEMA_VERSION:
+            raise SinkSchemaError(
+                table, f"schema version {row[0]}, this agentmw reads version {SCHEMA_VERSION}"
+            )
+        if row is None:
+            exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone()
+            if exists is not None and exists[0]:
+                raise SinkSchemaError(table, "table exists but was not created by agentmw")
+        for ddl in _DDL[component]:
+            conn.execute(sql.SQL(ddl).format(**ids))
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {schema} (component, version) VALUES (%s, %s)"
+                " ON CONFLICT (component) DO NOTHING"
+            ).format(**ids),
+            (component, SCHEMA_VERSION),
+        )
