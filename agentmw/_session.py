@@ -23,6 +23,7 @@ from ._events import _EMPTY, Event, UsageRecord, has_listeners, notify_listeners
 from ._handoff import Handoff
 from ._ledger import UsageTracker
 from ._lifecycle import AgentState, check_transition
+from ._pricing import call_cost, format_cost
 from ._stack import Stack
 from ._usage import ZERO_USAGE, Usage
 
@@ -272,7 +273,9 @@ class Session:
             try:
                 layer.close_session(self, error)
             except Exception as exc:  # one layer's teardown must not skip the others
-                self.emit("layer.close_failed", detail=layer.name, failure_class=exception_type(exc))
+                self.emit(
+                    "layer.close_failed", detail=layer.name, failure_class=exception_type(exc)
+                )
 
     async def __aenter__(self) -> Session:
         self._enter()
@@ -301,7 +304,9 @@ class Session:
             try:
                 await layer.aclose_session(self, error)
             except Exception as exc:
-                self.emit("layer.close_failed", detail=layer.name, failure_class=exception_type(exc))
+                self.emit(
+                    "layer.close_failed", detail=layer.name, failure_class=exception_type(exc)
+                )
 
     # -- the call runner (shared by decorators and run_* methods) ---------------------------
     def _begin(self, call: Call) -> None:
@@ -320,7 +325,7 @@ class Session:
 
     def _completed(self, call: Call) -> None:
         usage = call.usage or ZERO_USAGE
-        cost = _ZERO
+        cost = call_cost(call) if call.kind == "turn" else _ZERO
         with self._lock:
             if call.kind == "turn":
                 self._iterations += 1
@@ -346,7 +351,7 @@ class Session:
                 "turn.completed",
                 step=call.step,
                 model=call.model,
-                data={"usage": usage.as_dict(), "attempts": call.attempt},
+                data={"usage": usage.as_dict(), "attempts": call.attempt, "cost_usd": str(cost)},
             )
         else:
             self.emit("tool.completed", step=call.step, tool=call.name)
@@ -561,7 +566,7 @@ class Session:
         """State, turns, tool calls, usage and cost totals, per-model usage and event counts."""
         with self._lock:
             counts = dict(self._event_counts)
-        models = {name: totals.as_dict() for name, totals in self.ledger.per_model().items()}
+        ledger = self.ledger.summary()
         return {
             "session_id": self.id,
             "role": self.agent.role,
@@ -571,8 +576,10 @@ class Session:
             "state": self._state.value,
             "turns": self._iterations,
             "tool_calls": self._tool_calls,
-            "usage": self.usage.as_dict(),
-            "models": models,
+            "usage": ledger["usage"],
+            "cost_usd": ledger["cost_usd"],
+            "cost": format_cost(ledger["cost_usd"]),
+            "models": ledger["models"],
             "events": counts,
             "recoveries": list(self.recoveries),
             "elapsed_s": round(self.elapsed_s, 6),
