@@ -1,3 +1,6 @@
 """State stores: in-memory defaults, SQLite (embedded), Redis and PostgreSQL (fleet)."""
 
-__all__: list[str] = []
+from .ledger import InMemoryLedger, Ledger, LedgerResult
+from .limiter import InMemoryLimiterStore, LimiterStore
+
+__all__ = ["InMemoryLedger", "InMemoryLimiterStore", "Ledger", "LedgerResult", "LimiterStore"]
