@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ._usage import ZERO_USAGE, Usage
+from ._usage import Usage
 
 if TYPE_CHECKING:
     from ._call import Call
@@ -205,8 +205,8 @@ class PricingTable:
             found = self._fallback(model, usage)
             if found is not None:
                 return found
-        if usage is not ZERO_USAGE and usage.total_tokens:
-            _warn_unknown(model or "unknown")
+        if model and usage.total_tokens:  # a turn with no model named has nothing to look up
+            _warn_unknown(model)
         return _ZERO
 
     def load_file(self, path: str | Path, *, on_conflict: OnConflict = "overwrite") -> list[str]:

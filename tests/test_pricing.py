@@ -44,7 +44,9 @@ def test_cost_formula_with_cache_rates() -> None:
         cache_read_per_million="0.30",
         cache_write_per_million="3.75",
     )
-    usage = Usage(input_tokens=1000, output_tokens=200, cache_read_tokens=300, cache_write_tokens=100)
+    usage = Usage(
+        input_tokens=1000, output_tokens=200, cache_read_tokens=300, cache_write_tokens=100
+    )
     # 600 uncached * 3 + 300 * 0.30 + 100 * 3.75 + 200 * 15, per million
     assert p.cost(usage) == Decimal("0.005265")
 
@@ -115,7 +117,9 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def test_load_json_and_toml(tmp_path: Path) -> None:
-    j = _write(tmp_path, "p.json", json.dumps({"a": {"input_per_million": 1, "output_per_million": 2}}))
+    j = _write(
+        tmp_path, "p.json", json.dumps({"a": {"input_per_million": 1, "output_per_million": 2}})
+    )
     t = _write(
         tmp_path,
         "p.toml",

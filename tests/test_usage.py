@@ -63,7 +63,9 @@ async def test_stream_takes_final_chunk_usage_else_estimates(mode: str) -> None:
         @agent_turn(model="m")
         def silent(prompt: str) -> Any:
             yield "a" * 40
-            yield SimpleNamespace(choices=[SimpleNamespace(delta=SimpleNamespace(content="b" * 40))])
+            yield SimpleNamespace(
+                choices=[SimpleNamespace(delta=SimpleNamespace(content="b" * 40))]
+            )
 
         with agent.session() as s:
             list(reported("p" * 80))
