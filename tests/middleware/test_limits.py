@@ -62,9 +62,10 @@ async def test_token_limits_refuse_the_next_call_once_exceeded(
     agent = Agent("l", stack=[Limits(**{option: ceiling})])
     model = ScriptedModel([REPLY] * 5)
     with agent.session() as s:
+        for _ in range(allowed):
+            await turn(mode, s, model)
         with pytest.raises(LimitExceededError) as info:
-            for _ in range(5):
-                await turn(mode, s, model)
+            await turn(mode, s, model)
     assert len(model.calls) == allowed
     assert info.value.limit == option
     assert info.value.ceiling == ceiling

@@ -84,11 +84,11 @@ async def test_failed_call_refunds_its_tokens(mode: str) -> None:
 async def test_exception_in_block_refunds(mode: str) -> None:
     clock = FakeClock()
     limiter = RateLimit(tpm=1000, clock=clock)
-    with pytest.raises(KeyError):
-        if mode == "sync":
-            with limiter.reserve(tokens=1000):
-                raise KeyError("x")
-        else:
+    if mode == "sync":
+        with pytest.raises(KeyError), limiter.reserve(tokens=1000):
+            raise KeyError("x")
+    else:
+        with pytest.raises(KeyError):
             async with limiter.areserve(tokens=1000):
                 raise KeyError("x")
     assert (await _reserve(mode, limiter, 1000)).waited == 0
