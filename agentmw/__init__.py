@@ -6,8 +6,10 @@ from ._classify import Failure, FailureScenario, classify_exception, parse_retry
 from ._decorators import agent_tool, agent_turn
 from ._errors import (
     AgentMWError,
+    BudgetExceededError,
     ControlFlowError,
     InvalidTransitionError,
+    RateLimitedError,
     SessionClosedError,
     SessionStateError,
     TurnTimeoutError,
@@ -28,9 +30,21 @@ from ._handoff import Handoff
 from ._ledger import ModelTotals, UsageTracker
 from ._lifecycle import AgentState
 from ._middleware import Middleware
+from ._pricing import (
+    ModelPricing,
+    PricingTable,
+    call_cost,
+    default_pricing,
+    format_cost,
+    has_pricing,
+    load_pricing_from_file,
+    pricing_for,
+    register_pricing,
+)
 from ._session import Session, current_session
 from ._stack import Stack, get_default_stack, set_default_stack
-from ._usage import Usage, extract_usage
+from ._usage import Usage, estimate_usage, extract_usage, usage_from_payload
+from .middleware.limits import LimitExceededError, MaxIterationsExceededError
 
 __version__ = "0.1.0"
 
@@ -39,6 +53,7 @@ __all__ = [
     "AgentMWError",
     "AgentRegistry",
     "AgentState",
+    "BudgetExceededError",
     "Call",
     "CallKind",
     "ControlFlowError",
@@ -49,9 +64,14 @@ __all__ = [
     "FanoutEventSink",
     "Handoff",
     "InvalidTransitionError",
+    "LimitExceededError",
     "LoggingEventSink",
+    "MaxIterationsExceededError",
     "Middleware",
+    "ModelPricing",
     "ModelTotals",
+    "PricingTable",
+    "RateLimitedError",
     "RingBufferEventSink",
     "RingBufferUsageSink",
     "Session",
@@ -67,12 +87,21 @@ __all__ = [
     "add_listener",
     "agent_tool",
     "agent_turn",
+    "call_cost",
     "classify_exception",
     "current_session",
+    "default_pricing",
     "default_registry",
+    "estimate_usage",
     "extract_usage",
+    "format_cost",
     "get_default_stack",
+    "has_pricing",
+    "load_pricing_from_file",
     "parse_retry_after",
+    "pricing_for",
+    "register_pricing",
     "remove_listener",
     "set_default_stack",
+    "usage_from_payload",
 ]

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ._events import EventSink, RingBufferEventSink, SinkIsolation, UsageSink
 from ._handoff import Handoff
 from ._middleware import Middleware
+from ._pricing import PricingTable
 from ._stack import Stack, get_default_stack
 
 if TYPE_CHECKING:
@@ -99,6 +100,7 @@ class Agent:
         event_sink: where events go (default: a `RingBufferEventSink`).
         usage_sink: where per-call usage records go (default: none).
         registry: where sessions are indexed (default: the process registry).
+        pricing: the price table for this agent's turns (default: the process default table).
     """
 
     def __init__(
@@ -111,6 +113,7 @@ class Agent:
         event_sink: EventSink | None = None,
         usage_sink: UsageSink | None = None,
         registry: AgentRegistry | None = None,
+        pricing: PricingTable | None = None,
     ) -> None:
         if not isinstance(role, str) or not role.strip():
             raise ValueError(f"role must be a non-blank string, got {role!r}")
@@ -129,6 +132,9 @@ class Agent:
         self.event_sink: EventSink = event_sink if event_sink is not None else RingBufferEventSink()
         self.usage_sink = usage_sink
         self.registry = registry if registry is not None else _default_registry
+        if pricing is not None and not isinstance(pricing, PricingTable):
+            raise TypeError(f"pricing must be a PricingTable, got {type(pricing).__name__}")
+        self.pricing = pricing
         self._isolation = SinkIsolation()
 
     def resolved_stack(self) -> Stack:
@@ -145,6 +151,7 @@ class Agent:
             event_sink=self.event_sink,
             usage_sink=self.usage_sink,
             registry=self.registry,
+            pricing=self.pricing,
         )
 
     def session(self, thread_id: str | None = None, *, handoff: Handoff | None = None) -> Session:

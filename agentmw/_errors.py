@@ -53,3 +53,35 @@ class TurnTimeoutError(AgentMWError, TimeoutError):
         self.name = name
         what = f"{name!r}" if name else "call"
         super().__init__(f"{what} did not finish within {seconds:g}s")
+
+
+class BudgetExceededError(ControlFlowError):
+    """A call was refused because the budget is spent (or the call would overspend it)."""
+
+    def __init__(self, budget_usd: Any, spent_usd: Any, *, estimate_usd: Any = None) -> None:
+        self.budget_usd = budget_usd
+        self.spent_usd = spent_usd
+        self.estimate_usd = estimate_usd
+        if estimate_usd is None:
+            message = f"budget of ${budget_usd} is spent (${spent_usd} so far)"
+        else:
+            message = (
+                f"a call estimated at ${estimate_usd} would overspend the budget of ${budget_usd}"
+                f" (${spent_usd} spent so far)"
+            )
+        super().__init__(message)
+
+
+class RateLimitedError(ControlFlowError):
+    """A rate-limit reservation could not be granted in time.
+
+    Attributes:
+        retry_after: seconds until the reservation could be granted, or None when it never can
+            (a request larger than the burst).
+    """
+
+    def __init__(self, retry_after: float | None, message: str | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(
+            message or f"rate limit: the reservation needs a wait of {retry_after:.3f}s"
+        )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from ._pricing import format_cost
 from ._usage import Usage
 
 __all__ = ["ModelTotals", "UsageTracker"]
@@ -24,7 +25,13 @@ class ModelTotals:
     cost_usd: Decimal
 
     def as_dict(self) -> dict[str, Any]:
-        return {"calls": self.calls, **self.usage.as_dict(), "cost_usd": self.cost_usd}
+        """Calls, usage fields, `cost_usd` (Decimal) and `cost` (formatted)."""
+        return {
+            "calls": self.calls,
+            **self.usage.as_dict(),
+            "cost_usd": self.cost_usd,
+            "cost": format_cost(self.cost_usd),
+        }
 
 
 class UsageTracker:
@@ -67,7 +74,21 @@ class UsageTracker:
 
     @property
     def calls(self) -> int:
+        """Recorded calls across models."""
         return self._calls
+
+    def summary(self) -> dict[str, Any]:
+        """Totals and per-model totals, with `cost_usd` (Decimal) and `cost` (formatted)."""
+        with self._lock:
+            models = dict(self._models)
+            usage, cost, calls = self._usage, self._cost, self._calls
+        return {
+            "calls": calls,
+            "usage": usage.as_dict(),
+            "cost_usd": cost,
+            "cost": format_cost(cost),
+            "models": {name: totals.as_dict() for name, totals in models.items()},
+        }
 
     def per_model(self) -> dict[str, ModelTotals]:
         """A snapshot of the totals per model."""

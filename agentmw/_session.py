@@ -25,6 +25,7 @@ from ._handoff import Handoff
 from ._ledger import UsageTracker
 from ._lifecycle import AgentState, check_transition
 from ._middleware import aclose
+from ._pricing import call_cost, format_cost
 from ._stack import Stack
 from ._usage import ZERO_USAGE, Usage
 
@@ -332,7 +333,7 @@ class Session:
 
     def _completed(self, call: Call) -> None:
         usage = call.usage or ZERO_USAGE
-        cost = _ZERO
+        cost = call_cost(call) if call.kind == "turn" else _ZERO
         with self._lock:
             if call.kind == "turn":
                 self._iterations += 1
@@ -360,7 +361,7 @@ class Session:
                 "turn.completed",
                 step=call.step,
                 model=call.model,
-                data={"usage": usage.as_dict(), "attempts": call.attempt},
+                data={"usage": usage.as_dict(), "attempts": call.attempt, "cost_usd": str(cost)},
             )
         else:
             self.emit("tool.completed", step=call.step, tool=call.name)
@@ -575,7 +576,7 @@ class Session:
         """State, turns, tool calls, usage and cost totals, per-model usage and event counts."""
         with self._lock:
             counts = dict(self._event_counts)
-        models = {name: totals.as_dict() for name, totals in self.ledger.per_model().items()}
+        ledger = self.ledger.summary()
         return {
             "session_id": self.id,
             "role": self.agent.role,
@@ -585,8 +586,10 @@ class Session:
             "state": self._state.value,
             "turns": self._iterations,
             "tool_calls": self._tool_calls,
-            "usage": self.usage.as_dict(),
-            "models": models,
+            "usage": ledger["usage"],
+            "cost_usd": ledger["cost_usd"],
+            "cost": format_cost(ledger["cost_usd"]),
+            "models": ledger["models"],
             "events": counts,
             "recoveries": list(self.recoveries),
             "elapsed_s": round(self.elapsed_s, 6),

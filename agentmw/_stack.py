@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from ._call import Call
 from ._middleware import Middleware, aclose, overrides
-from ._usage import extract_usage
+from ._usage import chunk_chars, estimate_stream_usage, extract_usage
 
 __all__ = ["Stack", "get_default_stack", "set_default_stack"]
 
@@ -34,29 +34,42 @@ async def _aterminal(call: Call) -> Any:
 def _terminal_stream(call: Call) -> Iterator[Any]:
     gen = call.fn(*call.args, **call.kwargs)
     ufn = call.usage_fn or extract_usage
+    chars = 0
     try:
         for chunk in gen:
             usage = ufn(chunk)
             if usage is not None:
                 call.usage = usage  # the last chunk carrying usage wins (OpenAI include_usage)
+            chars += chunk_chars(chunk)
             yield chunk
     finally:
         close = getattr(gen, "close", None)
         if close is not None:
             close()
+        _settle_stream_usage(call, chars)
 
 
 async def _aterminal_stream(call: Call) -> AsyncIterator[Any]:
     agen = call.fn(*call.args, **call.kwargs)
     ufn = call.usage_fn or extract_usage
+    chars = 0
     try:
         async for chunk in agen:
             usage = ufn(chunk)
             if usage is not None:
                 call.usage = usage
+            chars += chunk_chars(chunk)
             yield chunk
     finally:
         await aclose(agen)
+        _settle_stream_usage(call, chars)
+
+
+def _settle_stream_usage(call: Call, chars: int) -> None:
+    # A stream that never reported usage still spent tokens: estimate them, and say so.
+    if call.usage is None:
+        call.usage = estimate_stream_usage(call.args, call.kwargs, chars)
+        call.meta["usage_estimated"] = True
 
 
 _TERMINALS: dict[str, Callable[[Call], Any]] = {

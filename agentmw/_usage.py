@@ -164,3 +164,64 @@ def extract_usage(result: Any) -> Usage | None:
         return usage_from_payload(payload)
     except (TypeError, ValueError):
         return None
+
+
+# -- estimates: before a call (rate limits, budget pre-checks) and for streams without usage ----
+_MAX_OUTPUT_KWARGS = ("max_tokens", "max_output_tokens", "max_completion_tokens")
+_SKIP_KWARGS = frozenset({"model", *_MAX_OUTPUT_KWARGS})
+
+
+def text_chars(value: Any) -> int:
+    """Characters of prompt text in `value`: strings, message lists, content parts."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, Mapping):
+        total = 0
+        for key in ("content", "text", "input", "prompt", "system"):
+            item = value.get(key)
+            if item is not None:
+                total += text_chars(item)
+        return total
+    if isinstance(value, (list, tuple)):
+        return sum(text_chars(item) for item in value)
+    content = getattr(value, "content", None)
+    return text_chars(content) if isinstance(content, (str, list)) else 0
+
+
+def estimate_usage(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Usage:
+    """The default estimate of a call: prompt characters / 4 in, `max_tokens` (or alike) out."""
+    chars = sum(text_chars(a) for a in args)
+    chars += sum(text_chars(v) for k, v in kwargs.items() if k not in _SKIP_KWARGS)
+    output = 0
+    for name in _MAX_OUTPUT_KWARGS:
+        value = kwargs.get(name)
+        if type(value) is int and value > 0:
+            output = value
+            break
+    return Usage(input_tokens=(chars + 3) // 4, output_tokens=output)
+
+
+def chunk_chars(chunk: Any) -> int:
+    """Characters of generated text in one streamed chunk (str, `.text`, provider deltas)."""
+    if isinstance(chunk, str):
+        return len(chunk)
+    for name in ("text", "content"):
+        value = _get(chunk, name)
+        if isinstance(value, str):
+            return len(value)
+    delta = _get(chunk, "delta")  # Anthropic content_block_delta
+    if delta is not None:
+        value = _get(delta, "text")
+        return len(value) if isinstance(value, str) else 0
+    choices = _get(chunk, "choices")  # OpenAI chat completion chunk
+    if isinstance(choices, (list, tuple)) and choices:
+        value = _get(_get(choices[0], "delta"), "content")
+        return len(value) if isinstance(value, str) else 0
+    return 0
+
+
+def estimate_stream_usage(args: tuple[Any, ...], kwargs: Mapping[str, Any], chars: int) -> Usage:
+    """Usage of a stream that reported none: the prompt estimate in, streamed characters / 4 out."""
+    return Usage(
+        input_tokens=estimate_usage(args, kwargs).input_tokens, output_tokens=(chars + 3) // 4
+    )

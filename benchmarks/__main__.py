@@ -18,9 +18,7 @@ HERE = Path(__file__).parent
 
 def main(argv: list[str]) -> int:
     only = set(argv)
-    names = sorted(
-        m.name for m in pkgutil.iter_modules([str(HERE)]) if m.name.startswith("bench_")
-    )
+    names = sorted(m.name for m in pkgutil.iter_modules([str(HERE)]) if m.name.startswith("bench_"))
     sections = [
         "# agentmw benchmarks",
         "",

@@ -1,6 +1,19 @@
 """The built-in layers. Canonical order (outermost first): see `docs/concepts.md`."""
 
 from .._middleware import Middleware
+from .budget import Budget
+from .limits import LimitExceededError, Limits, MaxIterationsExceededError
+from .rate_limit import RateLimit
+from .reservation import Reservation
 from .timeout import Timeout
 
-__all__ = ["Middleware", "Timeout"]
+__all__ = [
+    "Budget",
+    "LimitExceededError",
+    "Limits",
+    "MaxIterationsExceededError",
+    "Middleware",
+    "RateLimit",
+    "Reservation",
+    "Timeout",
+]

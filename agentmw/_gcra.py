@@ -1,0 +1,99 @@
+"""GCRA (the generic cell rate algorithm): pure, lock-protected rate decisions, no sleeping.
+
+Each (key, dimension) keeps one number, its theoretical arrival time (TAT). A demand of `n` units
+at a rate of `r` units/s with a burst capacity `B` is admitted at `now` when
+`max(TAT, now) + n/r - B/r <= now`; admitting moves TAT to `max(TAT, now) + n/r`. So over any
+window of `w` seconds at most `r·w + B` units are admitted.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+# Float noise below this is not worth a sleep.
+_EPSILON = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """One limited dimension: `per_second` units refill, at most `burst` units at once.
+
+    Attributes:
+        dimension: its name ("rpm", "tpm", "input_tpm", "output_tpm").
+        per_second: sustained units per second.
+        burst: the most units admitted at once (the bucket's capacity).
+    """
+
+    dimension: str
+    per_second: float
+    burst: float
+
+
+Demand = tuple[Rate, float]
+
+
+def merge_demands(groups: Iterable[Sequence[Demand]]) -> list[Demand]:
+    """Sum the costs of several demands per rate (the wait for a queue plus one more caller)."""
+    totals: dict[Rate, float] = {}
+    for group in groups:
+        for rate, cost in group:
+            totals[rate] = totals.get(rate, 0.0) + cost
+    return list(totals.items())
+
+
+class GCRA:
+    """Rate decisions for many keys; every method is atomic and never blocks beyond its lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tat: dict[tuple[str, str], float] = {}
+        self._cooldown: dict[str, float] = {}
+
+    def _wait(self, key: str, demands: Sequence[Demand], now: float) -> tuple[float, list[float]]:
+        wait = self._cooldown.get(key, now) - now
+        tats = []
+        for rate, cost in demands:
+            interval = 1.0 / rate.per_second
+            tat = max(self._tat.get((key, rate.dimension), now), now) + cost * interval
+            wait = max(wait, tat - rate.burst * interval - now)
+            tats.append(tat)
+        return (wait if wait > _EPSILON else 0.0), tats
+
+    def wait_time(self, key: str, demands: Sequence[Demand], now: float) -> float:
+        """Seconds until `demands` could be admitted (0: now); records nothing."""
+        with self._lock:
+            return self._wait(key, demands, now)[0]
+
+    def acquire(self, key: str, demands: Sequence[Demand], now: float) -> float:
+        """Admit every demand or none: 0.0 means admitted and recorded, else seconds to wait."""
+        with self._lock:
+            wait, tats = self._wait(key, demands, now)
+            if wait > 0:
+                return wait
+            for (rate, _), tat in zip(demands, tats, strict=True):
+                self._tat[(key, rate.dimension)] = tat
+            return 0.0
+
+    def adjust(self, key: str, demands: Sequence[Demand], now: float) -> None:
+        """Charge (cost > 0) or refund (cost < 0) units that were already admitted.
+
+        A refund never lifts a dimension above its full capacity (TAT never goes below `now`).
+        """
+        with self._lock:
+            for rate, cost in demands:
+                slot = (key, rate.dimension)
+                tat = max(self._tat.get(slot, now), now) + cost / rate.per_second
+                self._tat[slot] = max(tat, now)
+
+    def cooldown(self, key: str, until: float) -> None:
+        """Admit nothing under `key` before `until` (a provider's Retry-After)."""
+        with self._lock:
+            if until > self._cooldown.get(key, float("-inf")):
+                self._cooldown[key] = until
+
+    def cooldown_until(self, key: str) -> float | None:
+        """When the key's cooldown ends, if it has one."""
+        with self._lock:
+            return self._cooldown.get(key)

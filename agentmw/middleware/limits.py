@@ -1,0 +1,143 @@
+"""`Limits`: per-session ceilings on turns, tool calls, tokens and cost."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+from typing import Any
+
+from .._call import Call
+from .._errors import ControlFlowError
+from .._middleware import Middleware
+from .budget import _usd
+
+
+class LimitExceededError(ControlFlowError):
+    """A session limit refused a call.
+
+    Attributes:
+        limit: the limit's name ("max_tool_calls", "max_total_tokens"...).
+        observed: the count the call would reach (turns, tools) or the amount already used.
+        ceiling: the configured limit.
+    """
+
+    def __init__(self, limit: str, observed: Any, ceiling: Any) -> None:
+        self.limit = limit
+        self.observed = observed
+        self.ceiling = ceiling
+        super().__init__(f"{limit} reached: {observed} > {ceiling}")
+
+
+class MaxIterationsExceededError(LimitExceededError):
+    """`max_turns` refused another turn."""
+
+
+def _count(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{name} must be a non-negative int or None, got {value!r}")
+    return value
+
+
+class _Counts:
+    __slots__ = ("lock", "tools", "turns")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.turns = 0
+        self.tools = 0
+
+
+class Limits(Middleware):
+    """Ceilings per session; outside a session it does nothing.
+
+    Turn and tool limits refuse the call that would go past them, before it runs. Token and
+    cost limits refuse the next call once the session's usage is past them.
+
+    Args:
+        max_turns: most turns per session (`MaxIterationsExceededError` past it).
+        max_tool_calls: most tool calls per session.
+        max_input_tokens: input tokens after which turns are refused.
+        max_output_tokens: output tokens after which turns are refused.
+        max_total_tokens: input + output tokens after which turns are refused.
+        max_cost_usd: cost after which turns are refused.
+    """
+
+    def __init__(
+        self,
+        max_turns: int | None = None,
+        max_tool_calls: int | None = None,
+        max_input_tokens: int | None = None,
+        max_output_tokens: int | None = None,
+        max_total_tokens: int | None = None,
+        max_cost_usd: float | Decimal | int | str | None = None,
+        *,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.max_turns = _count("max_turns", max_turns)
+        self.max_tool_calls = _count("max_tool_calls", max_tool_calls)
+        self.max_input_tokens = _count("max_input_tokens", max_input_tokens)
+        self.max_output_tokens = _count("max_output_tokens", max_output_tokens)
+        self.max_total_tokens = _count("max_total_tokens", max_total_tokens)
+        self.max_cost_usd = None if max_cost_usd is None else _usd(max_cost_usd)
+        self._lock = threading.Lock()
+        self._meta_key = f"limits:{id(self)}"
+
+    def _counts(self, call: Call) -> _Counts | None:
+        session = call.session
+        if session is None:
+            return None
+        counts: _Counts | None = session.meta.get(self._meta_key)
+        if counts is None:
+            with self._lock:
+                counts = session.meta.setdefault(self._meta_key, _Counts())
+        return counts
+
+    def _refuse(self, call: Call, error: LimitExceededError) -> LimitExceededError:
+        call.emit(
+            "limit.exceeded",
+            limit=error.limit,
+            observed=str(error.observed),
+            ceiling=str(error.ceiling),
+        )
+        return error
+
+    def before(self, call: Call) -> None:
+        counts = self._counts(call)
+        if counts is None:
+            return
+        if call.kind == "tool":
+            if self.max_tool_calls is not None:
+                with counts.lock:
+                    if counts.tools + 1 > self.max_tool_calls:
+                        error = LimitExceededError(
+                            "max_tool_calls", counts.tools + 1, self.max_tool_calls
+                        )
+                        raise self._refuse(call, error)
+                    counts.tools += 1
+            return
+        self._check_usage(call)
+        if self.max_turns is not None:
+            with counts.lock:
+                if counts.turns + 1 > self.max_turns:
+                    error = MaxIterationsExceededError(
+                        "max_turns", counts.turns + 1, self.max_turns
+                    )
+                    raise self._refuse(call, error)
+                counts.turns += 1
+
+    def _check_usage(self, call: Call) -> None:
+        session = call.session
+        assert session is not None
+        usage = session.usage
+        checks: tuple[tuple[str, Any, Any], ...] = (
+            ("max_input_tokens", usage.input_tokens, self.max_input_tokens),
+            ("max_output_tokens", usage.output_tokens, self.max_output_tokens),
+            ("max_total_tokens", usage.total_tokens, self.max_total_tokens),
+            ("max_cost_usd", session.cost_usd, self.max_cost_usd),
+        )
+        for limit, observed, ceiling in checks:
+            if ceiling is not None and observed > ceiling:
+                raise self._refuse(call, LimitExceededError(limit, observed, ceiling))
