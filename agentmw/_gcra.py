@@ -12,6 +12,9 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+# Internal decision object of RateLimit and the limiter stores; not public API.
+__all__: list[str] = []
+
 # Float noise below this is not worth a sleep.
 _EPSILON = 1e-9
 
