@@ -31,6 +31,7 @@ from ._middleware import Middleware
 from ._session import Session, current_session
 from ._stack import Stack, get_default_stack, set_default_stack
 from ._usage import Usage, extract_usage
+from .otel_sink import OpenTelemetryEventSink
 
 __version__ = "0.1.0"
 
@@ -43,15 +44,16 @@ __all__ = [
     "CallKind",
     "ControlFlowError",
     "Event",
+    "EventSink",
     "Failure",
     "FailureScenario",
-    "EventSink",
     "FanoutEventSink",
     "Handoff",
     "InvalidTransitionError",
     "LoggingEventSink",
     "Middleware",
     "ModelTotals",
+    "OpenTelemetryEventSink",
     "RingBufferEventSink",
     "RingBufferUsageSink",
     "Session",

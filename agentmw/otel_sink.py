@@ -1,0 +1,36 @@
+"""`OpenTelemetryEventSink`: session events as span events on the session's agent span."""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+from opentelemetry.trace import Span
+
+from ._events import Event
+from ._genai import event_attributes
+from ._session import current_session
+from .middleware.telemetry import agent_span
+
+
+class OpenTelemetryEventSink:
+    """Adds every session event as a span event on that session's `invoke_agent` span.
+
+    The span is the one a `Telemetry` layer in the agent's stack opened for the session. Events
+    emitted before it exists (`agent.started`, which precedes the layers' session hooks) or from
+    a context that does not carry the session go to the current span instead, when it records.
+    Event attributes: `agentmw.step`, `agentmw.detail`, `agentmw.failure_class` and each scalar
+    data value as `agentmw.<key>`; never exception messages or prompt text.
+
+    Example:
+        `Agent("writer", stack=[Telemetry()], event_sink=OpenTelemetryEventSink())`
+    """
+
+    def emit(self, event: Event) -> None:
+        """Add `event` to the agent span (or the current recording span)."""
+        span: Span | None = None
+        session = current_session()
+        if session is not None and session.id == event.session_id:
+            span = agent_span(session)
+        if span is None:
+            span = trace.get_current_span()
+        if span.is_recording():
+            span.add_event(event.name, attributes=event_attributes(event))
