@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from opentelemetry import trace
-from opentelemetry.trace import Span
 
 from ._events import Event
 from ._genai import event_attributes
-from ._session import current_session
 from .middleware.telemetry import agent_span
 
 
@@ -15,8 +13,8 @@ class OpenTelemetryEventSink:
     """Adds every session event as a span event on that session's `invoke_agent` span.
 
     The span is the one a `Telemetry` layer in the agent's stack opened for the session. Events
-    emitted before it exists (`agent.started`, which precedes the layers' session hooks) or from
-    a context that does not carry the session go to the current span instead, when it records.
+    emitted while it does not exist (`agent.started` precedes the layers' session hooks) go to
+    the current span instead, when that one records.
     Event attributes: `agentmw.step`, `agentmw.detail`, `agentmw.failure_class` and each scalar
     data value as `agentmw.<key>`; never exception messages or prompt text.
 
@@ -26,10 +24,7 @@ class OpenTelemetryEventSink:
 
     def emit(self, event: Event) -> None:
         """Add `event` to the agent span (or the current recording span)."""
-        span: Span | None = None
-        session = current_session()
-        if session is not None and session.id == event.session_id:
-            span = agent_span(session)
+        span = agent_span(event.session_id) if event.session_id is not None else None
         if span is None:
             span = trace.get_current_span()
         if span.is_recording():

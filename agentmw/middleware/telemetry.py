@@ -35,9 +35,10 @@ from ._otel_providers import Instruments, resolve
 if TYPE_CHECKING:
     from .._session import Session
 
-# `session.meta` key of the outermost Telemetry layer's agent span (read by
-# `OpenTelemetryEventSink`).
-AGENT_SPAN_KEY = "agentmw.telemetry.agent_span"
+# The agent span of each open session (the outermost Telemetry layer's), by session id, so that
+# `OpenTelemetryEventSink` finds it from any thread; entries leave when the session closes.
+_agent_spans: dict[str, Span] = {}
+_agent_spans_lock = threading.Lock()
 _TRUTHY = frozenset({"1", "true", "yes", "on", "span_only", "event_only", "span_and_event"})
 _LINK_CAPACITY = 4096  # remembered session spans, for links from handoff target sessions
 _RECHECK_S = 1.0  # how often a layer on unset global providers looks for them again
@@ -49,10 +50,9 @@ def _cost_of(call: Call) -> float | None:
     return None if cost is None else float(cost)
 
 
-def agent_span(session: Session) -> Span | None:
-    """The `invoke_agent` span Telemetry opened for `session`, if any."""
-    span: Span | None = session.meta.get(AGENT_SPAN_KEY)
-    return span
+def agent_span(session_id: str) -> Span | None:
+    """The `invoke_agent` span Telemetry opened for the open session `session_id`, if any."""
+    return _agent_spans.get(session_id)
 
 
 @dataclass(slots=True)
@@ -178,7 +178,8 @@ class Telemetry(Middleware):
         session.meta[self._key] = _SessionTrace(
             span, trace.set_span_in_context(span), span_context.trace_id
         )
-        session.meta.setdefault(AGENT_SPAN_KEY, span)
+        with _agent_spans_lock:
+            _agent_spans.setdefault(session.id, span)
         with self._lock:
             self._links[session.id] = span_context
             while len(self._links) > _LINK_CAPACITY:
@@ -188,8 +189,9 @@ class Telemetry(Middleware):
         state: _SessionTrace | None = session.meta.pop(self._key, None)
         if state is None:
             return
-        if session.meta.get(AGENT_SPAN_KEY) is state.span:
-            del session.meta[AGENT_SPAN_KEY]
+        with _agent_spans_lock:
+            if _agent_spans.get(session.id) is state.span:
+                del _agent_spans[session.id]
         if error is not None:
             state.span.set_status(Status(StatusCode.ERROR))
             state.span.set_attribute(sc.ERROR_TYPE, exception_type(error))
