@@ -6,6 +6,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from opentelemetry.trace import SpanKind
+
 from . import _semconv as sc
 from ._call import Call
 from ._events import Event
@@ -161,4 +163,52 @@ def event_attributes(event: Event) -> dict[str, AttributeValue]:
     for key, value in event.data.items():
         if isinstance(value, (str, bool, int, float)):
             attrs[sc.AGENTMW_EVENT_PREFIX + key] = value
+    return attrs
+
+
+def start_attributes(
+    call: Call, provider_name: str | None, capture: bool
+) -> tuple[str, SpanKind, dict[str, AttributeValue], dict[str, AttributeValue]]:
+    """A turn's or tool call's span name, kind, start attributes and metric attributes."""
+    attrs: dict[str, AttributeValue]
+    if call.kind == "turn":
+        provider = provider_of(call, provider_name)
+        attrs = {sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT, sc.GEN_AI_PROVIDER_NAME: provider}
+        if call.model:
+            attrs[sc.GEN_AI_REQUEST_MODEL] = call.model
+        metric_attrs = dict(attrs)
+        if capture:
+            attrs[sc.GEN_AI_INPUT_MESSAGES] = input_messages(call)
+        name = f"{sc.OP_CHAT} {call.model}" if call.model else sc.OP_CHAT
+        return name, SpanKind.CLIENT, attrs, metric_attrs
+    attrs = {sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL, sc.GEN_AI_TOOL_NAME: call.name}
+    metric_attrs = dict(attrs)
+    attrs[sc.GEN_AI_TOOL_TYPE] = sc.TOOL_TYPE_FUNCTION
+    call_id = call.meta.get("tool_call_id")
+    if isinstance(call_id, str) and call_id:
+        attrs[sc.GEN_AI_TOOL_CALL_ID] = call_id
+    if capture:
+        attrs[sc.GEN_AI_TOOL_CALL_ARGUMENTS] = tool_arguments(call)
+    return f"{sc.OP_EXECUTE_TOOL} {call.name}", SpanKind.INTERNAL, attrs, metric_attrs
+
+
+def end_attributes(
+    call: Call, result: Any, error_type: str | None, cost: float | None, capture: bool
+) -> dict[str, AttributeValue]:
+    """The attributes known once a call ended (`result` is a stream's last chunk)."""
+    attrs: dict[str, AttributeValue] = {}
+    if call.kind == "turn":
+        if error_type is None:
+            attrs.update(response_attributes(result))
+        if call.usage is not None:
+            attrs.update(usage_attributes(call.usage))
+        if cost is not None:
+            attrs[sc.AGENTMW_COST_USD] = cost
+    if error_type is not None:
+        attrs[sc.ERROR_TYPE] = error_type
+    elif capture and not call.stream:  # a stream's text is the consumer's to assemble
+        if call.kind == "turn":
+            attrs[sc.GEN_AI_OUTPUT_MESSAGES] = output_messages(result)
+        else:
+            attrs[sc.GEN_AI_TOOL_CALL_RESULT] = tool_result(result)
     return attrs

@@ -18,16 +18,7 @@ from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, Statu
 from .. import _semconv as sc
 from .._call import EVENT_OBSERVERS, Call
 from .._events import Event
-from .._genai import (
-    event_attributes,
-    input_messages,
-    output_messages,
-    provider_of,
-    response_attributes,
-    tool_arguments,
-    tool_result,
-    usage_attributes,
-)
+from .._genai import end_attributes, event_attributes, start_attributes
 from .._middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
 from .._session import exception_type
 from ._otel_providers import Instruments, resolve
@@ -209,32 +200,9 @@ class Telemetry(Middleware):
         return state.context  # explicit: works in threads and tasks without our context
 
     def _begin(self, call: Call) -> _CallTrace:
-        attrs: dict[str, Any]
-        if call.kind == "turn":
-            provider = provider_of(call, self.provider_name)
-            attrs = {sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT, sc.GEN_AI_PROVIDER_NAME: provider}
-            if call.model:
-                attrs[sc.GEN_AI_REQUEST_MODEL] = call.model
-            metric_attrs = dict(attrs)
-            span_name = f"{sc.OP_CHAT} {call.model}" if call.model else sc.OP_CHAT
-            kind = SpanKind.CLIENT
-        else:
-            attrs = {
-                sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL,
-                sc.GEN_AI_TOOL_NAME: call.name,
-            }
-            metric_attrs = dict(attrs)
-            attrs[sc.GEN_AI_TOOL_TYPE] = sc.TOOL_TYPE_FUNCTION
-            call_id = call.meta.get("tool_call_id")
-            if isinstance(call_id, str) and call_id:
-                attrs[sc.GEN_AI_TOOL_CALL_ID] = call_id
-            span_name = f"{sc.OP_EXECUTE_TOOL} {call.name}"
-            kind = SpanKind.INTERNAL
-        if self.capture_content:
-            if call.kind == "turn":
-                attrs[sc.GEN_AI_INPUT_MESSAGES] = input_messages(call)
-            else:
-                attrs[sc.GEN_AI_TOOL_CALL_ARGUMENTS] = tool_arguments(call)
+        span_name, kind, attrs, metric_attrs = start_attributes(
+            call, self.provider_name, self.capture_content
+        )
         parent = self._parent(call)
         span = self._tracer.start_span(span_name, context=parent, kind=kind, attributes=attrs)
         record = _CallTrace(span, trace.set_span_in_context(span, parent), metric_attrs, 0.0)
@@ -260,23 +228,11 @@ class Telemetry(Middleware):
         cost = _cost_of(call) if call.kind == "turn" else None
         error_type = exception_type(error) if error is not None else None
         if span.is_recording():
-            attrs: dict[str, Any] = {}
-            if call.kind == "turn":
-                if error is None:
-                    attrs.update(response_attributes(result))
-                if usage is not None:
-                    attrs.update(usage_attributes(usage))
-                if cost is not None:
-                    attrs[sc.AGENTMW_COST_USD] = cost
             if error_type is not None:
-                attrs[sc.ERROR_TYPE] = error_type
                 span.set_status(Status(StatusCode.ERROR))
-            elif self.capture_content and not call.stream:  # a stream's text is the consumer's
-                key = (
-                    sc.GEN_AI_OUTPUT_MESSAGES if call.kind == "turn" else sc.GEN_AI_TOOL_CALL_RESULT
-                )
-                attrs[key] = (output_messages if call.kind == "turn" else tool_result)(result)
-            span.set_attributes(attrs)
+            span.set_attributes(
+                end_attributes(call, result, error_type, cost, self.capture_content)
+            )
         if self._metrics is not None:
             self._metrics.on_call(record.metric_attrs, duration, error_type, usage, cost)
         span.end()
