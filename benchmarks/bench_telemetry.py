@@ -1,4 +1,4 @@
-"""Telemetry layer overhead: no-op providers (target <= 1 us per call) and SDK + in-memory export."""
+"""Telemetry layer overhead: no-op providers (target <= 1 us per call) and the SDK."""
 
 from __future__ import annotations
 
@@ -38,7 +38,9 @@ def _sdk_layer() -> tuple[Telemetry, InMemorySpanExporter]:
     return layer, exporter
 
 
-def _measure(stack: Stack, number: int, exporter: InMemorySpanExporter | None) -> tuple[float, float]:
+def _measure(
+    stack: Stack, number: int, exporter: InMemorySpanExporter | None
+) -> tuple[float, float]:
     """Per-call time of the compiled chain alone (no session bookkeeping in the numbers)."""
     sync_chain, async_chain = stack.chain("turn", "sync"), stack.chain("turn", "async")
     call = Call("turn", "model", model, "gpt-4o", ("hi",), usage_fn=lambda _r: USAGE)

@@ -590,3 +590,18 @@ def test_options_are_validated() -> None:
         Telemetry(tracer_provider=object())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="meter_provider"):
         Telemetry(meter_provider=object())  # type: ignore[arg-type]
+
+
+def test_global_providers_are_looked_up_again_at_session_start(
+    otel: Otel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentmw.middleware import telemetry as module
+
+    layer = Telemetry()  # no global SDK in the test process: proxies, fast path
+    assert layer._on is False
+    assert layer._settled is False
+    live = module.resolve(otel.tracer_provider, otel.meter_provider)
+    monkeypatch.setattr(module, "resolve", lambda tp, mp: live)
+    with Agent("late", stack=[layer]).session() as session:
+        session.run_turn(ScriptedModel(["x"]), "hi", model="m")
+    assert [s.name for s in otel.spans()] == ["chat m", "invoke_agent late"]
