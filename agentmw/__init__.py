@@ -45,6 +45,7 @@ from ._session import Session, current_session
 from ._stack import Stack, get_default_stack, set_default_stack
 from ._usage import Usage, estimate_usage, extract_usage, usage_from_payload
 from .middleware.limits import LimitExceededError, MaxIterationsExceededError
+from .otel_sink import OpenTelemetryEventSink
 
 __version__ = "0.1.0"
 
@@ -70,6 +71,7 @@ __all__ = [
     "Middleware",
     "ModelPricing",
     "ModelTotals",
+    "OpenTelemetryEventSink",
     "PricingTable",
     "RateLimitedError",
     "RingBufferEventSink",

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._events import _EMPTY, Event, has_listeners, notify_listeners
 from ._usage import Usage
 
 if TYPE_CHECKING:
@@ -15,6 +16,10 @@ if TYPE_CHECKING:
 __all__ = ["Call", "CallKind"]
 
 CallKind = Literal["turn", "tool"]
+
+# `call.meta` key of a list of callables that also receive every event emitted through
+# `Call.emit` (a per-call hook: cheaper than a process listener, and scoped to one call).
+EVENT_OBSERVERS = "agentmw.event_observers"
 
 
 @dataclass(slots=True, eq=False)
@@ -65,10 +70,14 @@ class Call:
             self.kwargs["model"] = model
 
     def emit(self, name: str, *, detail: str | None = None, **data: Any) -> None:
-        """Emit an event about this call on its session (no-op outside a session)."""
+        """Emit an event about this call on its session (process listeners only outside one).
+
+        Observers registered under `meta[EVENT_OBSERVERS]` (e.g. Telemetry's span) see it too.
+        """
         session = self.session
+        observers = self.meta.get(EVENT_OBSERVERS)
         if session is not None:
-            session.emit(
+            event = session.emit(
                 name,
                 step=self.step,
                 model=self.model if self.kind == "turn" else None,
@@ -76,7 +85,13 @@ class Call:
                 detail=detail,
                 data=data or None,
             )
+        elif observers or has_listeners():
+            event = Event(
+                name, step=self.step, model=self.model, detail=detail, data=data or _EMPTY
+            )
+            notify_listeners(event)
         else:
-            from ._events import emit_global
-
-            emit_global(name, step=self.step, model=self.model, detail=detail, data=data or None)
+            return
+        if observers:
+            for observer in tuple(observers):
+                observer(event)

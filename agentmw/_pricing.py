@@ -16,6 +16,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._usage import Usage
 
+__all__ = [
+    "ModelPricing",
+    "PricingTable",
+    "call_cost",
+    "default_pricing",
+    "format_cost",
+    "has_pricing",
+    "load_pricing_from_file",
+    "pricing_for",
+    "register_pricing",
+]
+
 if TYPE_CHECKING:
     from ._call import Call
 
@@ -331,11 +343,12 @@ def call_cost(call: Call) -> Decimal:
         return cached  # type: ignore[no-any-return]
     if call.usage is None:
         return _ZERO  # not finished yet: nothing to cache
-    if call.kind != "turn":
-        cost = _ZERO
-    else:
-        agent = call.agent
-        table = agent.pricing if agent is not None and agent.pricing is not None else _default_table
-        cost = table.cost(call.model, call.usage)
+    cost = table_for(call).cost(call.model, call.usage) if call.kind == "turn" else _ZERO
     meta["cost_usd"] = cost
     return cost
+
+
+def table_for(call: Call) -> PricingTable:
+    """The pricing table that prices `call`: its agent's own, else the process default."""
+    agent = call.agent
+    return agent.pricing if agent is not None and agent.pricing is not None else _default_table

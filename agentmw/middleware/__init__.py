@@ -5,6 +5,7 @@ from .budget import Budget
 from .limits import LimitExceededError, Limits, MaxIterationsExceededError
 from .rate_limit import RateLimit
 from .reservation import Reservation
+from .telemetry import Telemetry
 from .timeout import Timeout
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "Middleware",
     "RateLimit",
     "Reservation",
+    "Telemetry",
     "Timeout",
 ]
