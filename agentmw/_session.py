@@ -574,6 +574,16 @@ class Session:
         self.complete()
         return handoff
 
+    def evaluate_gate(self, observed: Any, gate: Any = None) -> Any:
+        """Check `observed` (a `QualityLevel`) against `gate` or the session's gate.
+
+        Returns a `GateOutcome`, emits `gate.passed` / `gate.failed` and feeds the
+        `quality_level` and `gate_score` policy facts (see `agentmw.quality`).
+        """
+        from .quality import evaluate_gate
+
+        return evaluate_gate(self, observed, gate)
+
     def summary(self) -> dict[str, Any]:
         """State, turns, tool calls, usage and cost totals, per-model usage and event counts."""
         with self._lock:
