@@ -20,6 +20,7 @@ __all__ = [
     "Guardrail",
     "MaxLength",
     "OutputSchema",
+    "PIIRedactor",
     "PromptInjectionGuard",
     "TextGuardrail",
     "Verdict",
@@ -265,3 +266,7 @@ class OutputSchema:
         except json.JSONDecodeError as exc:  # pragma: no cover - validate_json reports these
             raise OutputValidationError(self.target) from exc
         return Verdict.replace(parsed)
+
+
+# Defined in its own module (it is large); re-exported here with the other built-ins.
+from ._pii import PIIRedactor  # noqa: E402
