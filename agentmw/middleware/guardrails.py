@@ -160,9 +160,19 @@ class Guardrails(Middleware):
         call.meta[_FINAL] = final
         return window.text()
 
-    def _apply(self, window: OutputWindow, held: str, value: Any) -> None:
-        if isinstance(value, str) and value != held:
-            window.set_text(value)
+    def _apply(self, window: OutputWindow, held: str, value: Any, final: bool) -> None:
+        if not isinstance(value, str) or value == held:
+            return
+        if not final:
+            # A change inside the held-back tail may be a partial match (half a card number
+            # looks like a phone number): keep the original; it is checked again with more text.
+            boundary = len(held) - window.size if window.size is not None else 0
+            first = next((i for i, (a, b) in enumerate(zip(held, value)) if a != b), None)
+            if first is None:
+                first = min(len(held), len(value))
+            if first >= boundary:
+                return
+        window.set_text(value)
 
     def _whole_check(self, call: Call, window: OutputWindow, held: str) -> None:
         # Guards that need the whole output (OutputSchema) validate it once, at the end; a
@@ -184,10 +194,10 @@ class Guardrails(Middleware):
             for chunk in gen:
                 window.push(chunk)
                 held = self._mark(call, window, False)
-                self._apply(window, held, self._check_output(call, held, stream=True))
+                self._apply(window, held, self._check_output(call, held, stream=True), False)
                 yield from window.release()
             held = self._mark(call, window, True)
-            self._apply(window, held, self._check_output(call, held, stream=True))
+            self._apply(window, held, self._check_output(call, held, stream=True), True)
             if self._whole:
                 self._whole_check(call, window, window.text())
             yield from window.drain()
@@ -204,11 +214,11 @@ class Guardrails(Middleware):
             async for chunk in agen:
                 window.push(chunk)
                 held = self._mark(call, window, False)
-                self._apply(window, held, await self._acheck_output(call, held, stream=True))
+                self._apply(window, held, await self._acheck_output(call, held, stream=True), False)
                 for out in window.release():
                     yield out
             held = self._mark(call, window, True)
-            self._apply(window, held, await self._acheck_output(call, held, stream=True))
+            self._apply(window, held, await self._acheck_output(call, held, stream=True), True)
             if self._whole:
                 self._whole_check(call, window, window.text())
             for out in window.drain():
