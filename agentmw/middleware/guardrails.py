@@ -167,7 +167,9 @@ class Guardrails(Middleware):
             # A change inside the held-back tail may be a partial match (half a card number
             # looks like a phone number): keep the original; it is checked again with more text.
             boundary = len(held) - window.size if window.size is not None else 0
-            first = next((i for i, (a, b) in enumerate(zip(held, value)) if a != b), None)
+            first = next(
+                (i for i, (a, b) in enumerate(zip(held, value, strict=False)) if a != b), None
+            )
             if first is None:
                 first = min(len(held), len(value))
             if first >= boundary:

@@ -52,7 +52,7 @@ POLICY = PermissionPolicy(
 def test_deny_first_matrix(role: str | None, tool: str, allowed: bool) -> None:
     decision = POLICY.authorize(role, tool)
     assert decision.allowed is allowed
-    assert isinstance(decision.reason, str) and decision.reason
+    assert decision.reason
 
 
 def test_reasons_name_the_rule() -> None:
@@ -90,7 +90,8 @@ def test_from_dict_and_files(tmp_path: Path) -> None:
     assert not policy.authorize("writer", "fs.format").allowed
     (tmp_path / "p.json").write_text(json.dumps(doc))
     (tmp_path / "p.toml").write_text(
-        '[roles.writer]\nallow = ["fs.*"]\ndeny = ["fs.rm"]\n[tool_modes]\n"fs.format" = "full_access"\n'
+        '[roles.writer]\nallow = ["fs.*"]\ndeny = ["fs.rm"]\n'
+        '[tool_modes]\n"fs.format" = "full_access"\n'
     )
     (tmp_path / "p.yaml").write_text("roles:\n  writer:\n    allow: ['fs.*']\n    deny: [fs.rm]\n")
     for name in ("p.json", "p.toml", "p.yaml"):
