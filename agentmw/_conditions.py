@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Condition", "Fact", "all_of", "any_of", "fact", "not_"]
+__all__: list[str] = []  # public through `agentmw.policy`
 
 Facts = Mapping[str, Any]
 

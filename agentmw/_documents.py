@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from ._errors import AgentMWError
 
-__all__ = ["DocumentError", "load_document", "validate_document"]
+__all__ = ["DocumentError"]
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -13,7 +13,7 @@ from ._documents import validate_document
 if TYPE_CHECKING:
     from .policy import PolicyEngine
 
-__all__ = ["engine_from_dict", "engine_to_dict"]
+__all__: list[str] = []  # used by `PolicyEngine.from_dict` / `to_dict`
 
 
 class _Doc(BaseModel):

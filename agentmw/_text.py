@@ -14,7 +14,7 @@ from typing import Any
 
 from ._call import Call
 
-__all__ = ["input_texts", "output_text", "replace_input_texts", "with_text"]
+__all__: list[str] = []  # internal helpers of Guardrails
 
 # Keyword arguments that configure the request rather than carry content.
 _SKIP_KWARGS = frozenset({"model", "tools", "tool_choice", "response_format", "functions"})
