@@ -29,6 +29,7 @@ from ._usage import ZERO_USAGE, Usage
 
 if TYPE_CHECKING:
     from ._agent import Agent
+    from .quality import GateOutcome, QualityGate
 
 __all__ = ["Session", "current_session"]
 
@@ -574,7 +575,7 @@ class Session:
         self.complete()
         return handoff
 
-    def evaluate_gate(self, observed: Any, gate: Any = None) -> Any:
+    def evaluate_gate(self, observed: Any, gate: QualityGate | None = None) -> GateOutcome:
         """Check `observed` (a `QualityLevel`) against `gate` or the session's gate.
 
         Returns a `GateOutcome`, emits `gate.passed` / `gate.failed` and feeds the
