@@ -4,6 +4,7 @@ from ._agent import Agent, AgentRegistry, default_registry
 from ._call import Call, CallKind
 from ._classify import Failure, FailureScenario, classify_exception, parse_retry_after
 from ._decorators import agent_tool, agent_turn
+from ._documents import DocumentError
 from ._errors import (
     AgentMWError,
     BudgetExceededError,
@@ -26,6 +27,14 @@ from ._events import (
     add_listener,
     remove_listener,
 )
+from ._governance_errors import (
+    ApprovalRequiredError,
+    GuardrailViolation,
+    HandoffRequested,
+    OutputValidationError,
+    PermissionDeniedError,
+    PolicyViolationError,
+)
 from ._handoff import Handoff
 from ._ledger import ModelTotals, UsageTracker
 from ._lifecycle import AgentState
@@ -44,47 +53,87 @@ from ._pricing import (
 from ._session import Session, current_session
 from ._stack import Stack, get_default_stack, set_default_stack
 from ._usage import Usage, estimate_usage, extract_usage, usage_from_payload
+from .guardrails import (
+    AllowAll,
+    DenyPatterns,
+    Guardrail,
+    MaxLength,
+    OutputSchema,
+    PIIRedactor,
+    PromptInjectionGuard,
+    TextGuardrail,
+    Verdict,
+)
 from .middleware.limits import LimitExceededError, MaxIterationsExceededError
 from .otel_sink import OpenTelemetryEventSink
+from .permissions import PermissionDecision, PermissionMode, PermissionPolicy, RolePermissions
+from .policy import Action, PolicyEngine, Rule
+from .quality import GateOutcome, QualityGate, QualityLevel
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Action",
     "Agent",
     "AgentMWError",
     "AgentRegistry",
     "AgentState",
+    "AllowAll",
+    "ApprovalRequiredError",
     "BudgetExceededError",
     "Call",
     "CallKind",
     "ControlFlowError",
+    "DenyPatterns",
+    "DocumentError",
     "Event",
     "EventSink",
     "Failure",
     "FailureScenario",
     "FanoutEventSink",
+    "GateOutcome",
+    "Guardrail",
+    "GuardrailViolation",
     "Handoff",
+    "HandoffRequested",
     "InvalidTransitionError",
     "LimitExceededError",
     "LoggingEventSink",
     "MaxIterationsExceededError",
+    "MaxLength",
     "Middleware",
     "ModelPricing",
     "ModelTotals",
     "OpenTelemetryEventSink",
+    "OutputSchema",
+    "OutputValidationError",
+    "PIIRedactor",
+    "PermissionDecision",
+    "PermissionDeniedError",
+    "PermissionMode",
+    "PermissionPolicy",
+    "PolicyEngine",
+    "PolicyViolationError",
     "PricingTable",
+    "PromptInjectionGuard",
+    "QualityGate",
+    "QualityLevel",
     "RateLimitedError",
     "RingBufferEventSink",
     "RingBufferUsageSink",
+    "RolePermissions",
+    "Rule",
     "Session",
     "SessionClosedError",
     "SessionStateError",
     "Stack",
+    "TextGuardrail",
     "TurnTimeoutError",
     "Usage",
     "UsageRecord",
     "UsageSink",
     "UsageTracker",
+    "Verdict",
     "__version__",
     "add_listener",
     "agent_tool",

@@ -31,6 +31,7 @@ from ._usage import ZERO_USAGE, Usage
 
 if TYPE_CHECKING:
     from ._agent import Agent
+    from .quality import GateOutcome, QualityGate
 
 __all__ = ["Session", "current_session"]
 
@@ -571,6 +572,16 @@ class Session:
         self.emit("handoff.created", data={"target_role": target_role})
         self.complete()
         return handoff
+
+    def evaluate_gate(self, observed: Any, gate: QualityGate | None = None) -> GateOutcome:
+        """Check `observed` (a `QualityLevel`) against `gate` or the session's gate.
+
+        Returns a `GateOutcome`, emits `gate.passed` / `gate.failed` and feeds the
+        `quality_level` and `gate_score` policy facts (see `agentmw.quality`).
+        """
+        from .quality import evaluate_gate
+
+        return evaluate_gate(self, observed, gate)
 
     def summary(self) -> dict[str, Any]:
         """State, turns, tool calls, usage and cost totals, per-model usage and event counts."""

@@ -2,7 +2,10 @@
 
 from .._middleware import Middleware
 from .budget import Budget
+from .guardrails import Guardrails
 from .limits import LimitExceededError, Limits, MaxIterationsExceededError
+from .permissions import Permissions
+from .policy import Policy
 from .rate_limit import RateLimit
 from .reservation import Reservation
 from .telemetry import Telemetry
@@ -10,10 +13,13 @@ from .timeout import Timeout
 
 __all__ = [
     "Budget",
+    "Guardrails",
     "LimitExceededError",
     "Limits",
     "MaxIterationsExceededError",
     "Middleware",
+    "Permissions",
+    "Policy",
     "RateLimit",
     "Reservation",
     "Telemetry",

@@ -1,0 +1,267 @@
+"""`Policy`: declarative rules decide before any spend (deny, switch model, approval...)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .._call import Call
+from .._classify import classify_exception
+from .._errors import ControlFlowError
+from .._governance_errors import ApprovalRequiredError, HandoffRequested, PolicyViolationError
+from .._handoff import Handoff
+from .._lifecycle import AgentState
+from .._middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
+from ..policy import Action, PolicyEngine
+from ..quality import LEVEL_KEY, SCORE_KEY, QualityGate
+
+if TYPE_CHECKING:
+    from .._session import Session
+
+__all__ = ["Policy"]
+
+_STATE = "agentmw.policy"
+FACTS = (
+    "role", "phase", "kind", "model", "tool", "turns", "tool_calls", "tokens", "cost_usd",
+    "elapsed_s", "consecutive_failures", "last_failure", "quality_level", "gate_score",
+    "completed_roles", "failed_roles",
+)  # fmt: skip
+
+
+def _scenario(exc: BaseException) -> str:
+    """The failure scenario that feeds the `last_failure` fact."""
+    return classify_exception(exc).scenario.value
+
+
+class _SessionState:
+    __slots__ = ("consecutive_failures", "last_failure", "started")
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.consecutive_failures = 0
+        self.last_failure: str | None = None
+
+
+def _roles(session: Session, state: AgentState) -> frozenset[str]:
+    agent = session.agent
+    return frozenset(
+        s.agent.role
+        for s in agent.registry.finished()
+        if s.state is state and s.agent.project_id == agent.project_id
+    )
+
+
+class CallFacts(Mapping[str, Any]):
+    """The facts of one call, computed on first access (rules usually read only a few)."""
+
+    __slots__ = ("_call", "_clock", "_values")
+
+    def __init__(self, call: Call, clock: Callable[[], float]) -> None:
+        self._call = call
+        self._clock = clock
+        self._values: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        values = self._values
+        if key not in values:
+            if key not in FACTS:
+                raise KeyError(key)
+            values[key] = self._compute(key)
+        return values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(FACTS)
+
+    def __len__(self) -> int:
+        return len(FACTS)
+
+    def _compute(self, key: str) -> Any:
+        call = self._call
+        session, agent = call.session, call.agent
+        if key == "kind":
+            return call.kind
+        if key == "model":
+            return call.model
+        if key == "tool":
+            return call.name if call.kind == "tool" else None
+        if key in ("role", "phase"):
+            return getattr(agent, key) if agent is not None else None
+        if session is None:
+            return frozenset() if key.endswith("_roles") else None
+        state: _SessionState | None = session.meta.get(_STATE)
+        lookup: dict[str, Callable[[], Any]] = {
+            "turns": lambda: session.iterations,
+            "tool_calls": lambda: session.tool_calls,
+            "tokens": lambda: session.usage.total_tokens,
+            "cost_usd": lambda: float(session.cost_usd),
+            "elapsed_s": lambda: self._clock() - state.started if state else session.elapsed_s,
+            "consecutive_failures": lambda: state.consecutive_failures if state else 0,
+            "last_failure": lambda: state.last_failure if state else None,
+            "quality_level": lambda: session.meta.get(LEVEL_KEY),
+            "gate_score": lambda: session.meta.get(SCORE_KEY),
+            "completed_roles": lambda: _roles(session, AgentState.COMPLETED),
+            "failed_roles": lambda: _roles(session, AgentState.FAILED),
+        }
+        return lookup[key]()
+
+
+class Policy(Middleware):
+    """Evaluates a `PolicyEngine` on each call's facts and applies the matching actions.
+
+    Actions: `deny` raises `PolicyViolationError`; `abort` fails the session and raises it too;
+    `warn` emits `policy.warning`; `emit` emits the named event; `switch_model` changes the
+    call's model; `require_approval` waits for `session.provide_input(True/False)` on async calls
+    and raises `ApprovalRequiredError` on sync ones; `handoff` raises `HandoffRequested`.
+
+    Args:
+        engine: the rules.
+        gate: a `QualityGate` attached to every session (used by `session.evaluate_gate`).
+        clock: the monotonic clock behind the `elapsed_s` fact (inject a fake one in tests).
+        name: the layer's name in its stack.
+        kinds: "turn", "tool" or both (default both).
+    """
+
+    def __init__(
+        self,
+        engine: PolicyEngine,
+        *,
+        gate: QualityGate | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        name: str | None = None,
+        kinds: Any = None,
+    ) -> None:
+        if not isinstance(engine, PolicyEngine):
+            raise TypeError(f"engine must be a PolicyEngine, got {type(engine).__name__}")
+        if gate is not None and not isinstance(gate, QualityGate):
+            raise TypeError(f"gate must be a QualityGate, got {type(gate).__name__}")
+        if not callable(clock):
+            raise TypeError("clock must be a callable returning seconds")
+        super().__init__(name=name, kinds=kinds)
+        self.engine = engine
+        self.gate = gate
+        self.clock = clock
+
+    def open_session(self, session: Session) -> None:
+        session.meta[_STATE] = _SessionState(self.clock())
+        if self.gate is not None:
+            self.gate.attach(session)
+
+    def facts(self, call: Call) -> CallFacts:
+        """The facts rules see for `call`."""
+        return CallFacts(call, self.clock)
+
+    # -- applying actions (sync; approval is the only step that differs) --------------------
+    def _apply(self, call: Call, action: Action) -> str | None:
+        """Apply one action; returns the approval prompt when a human must be asked."""
+        kind, rule = action.kind, action.rule
+        if kind == "warn":
+            call.emit("policy.warning", rule=rule, message=action.value)
+        elif kind == "emit":
+            call.emit(action.value, rule=rule)
+        elif kind == "switch_model":
+            if call.kind == "turn":
+                previous = call.model
+                call.set_model(action.value)
+                call.emit("policy.model_switched", rule=rule, previous=previous)
+        elif kind == "require_approval":
+            return action.value
+        elif kind == "handoff":
+            call.emit("policy.handoff", rule=rule, target_role=action.value)
+            raise HandoffRequested(self._handoff(call, action), rule)
+        else:  # deny / abort
+            call.emit("policy.denied", rule=rule, action=kind)
+            if kind == "abort" and call.session is not None:
+                call.session.fail("policy.abort")
+            raise PolicyViolationError(rule, action.value, kind)
+        return None
+
+    @staticmethod
+    def _handoff(call: Call, action: Action) -> Handoff:
+        agent, session = call.agent, call.session
+        return Handoff(
+            source_role=agent.role if agent is not None else "unknown",
+            target_role=action.value,
+            reason=f"policy rule {action.rule}",
+            project_id=agent.project_id if agent is not None else None,
+            source_session_id=session.id if session is not None else None,
+        )
+
+    def _record(self, call: Call, exc: BaseException | None) -> None:
+        session = call.session
+        state: _SessionState | None = session.meta.get(_STATE) if session is not None else None
+        if state is None:
+            return
+        if exc is None:
+            state.consecutive_failures = 0
+        elif not isinstance(exc, ControlFlowError):
+            state.consecutive_failures += 1
+            state.last_failure = _scenario(exc)
+
+    def _before(self, call: Call) -> None:
+        for action in self.engine.evaluate(self.facts(call)):
+            prompt = self._apply(call, action)
+            if prompt is not None:
+                call.emit("policy.approval_required", rule=action.rule)
+                raise ApprovalRequiredError(action.rule, prompt)
+
+    async def _abefore(self, call: Call) -> None:
+        for action in await self.engine.aevaluate(self.facts(call)):
+            prompt = self._apply(call, action)
+            if prompt is None:
+                continue
+            call.emit("policy.approval_required", rule=action.rule)
+            if call.session is None:
+                raise ApprovalRequiredError(action.rule, prompt)
+            approved = await call.session.wait_for_input(prompt)
+            if approved is not True:
+                call.emit("policy.approval_refused", rule=action.rule)
+                raise ApprovalRequiredError(action.rule, prompt, refused=True)
+            call.emit("policy.approved", rule=action.rule)
+
+    # -- the four paths -----------------------------------------------------------------------
+    def handle(self, call: Call, call_next: Next) -> Any:
+        self._before(call)
+        try:
+            result = call_next(call)
+        except BaseException as exc:
+            self._record(call, exc)
+            raise
+        self._record(call, None)
+        return result
+
+    async def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
+        await self._abefore(call)
+        try:
+            result = await call_next(call)
+        except BaseException as exc:
+            self._record(call, exc)
+            raise
+        self._record(call, None)
+        return result
+
+    def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
+        self._before(call)
+        try:
+            yield from call_next(call)
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            self._record(call, exc)
+            raise
+        self._record(call, None)
+
+    async def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
+        await self._abefore(call)
+        agen = call_next(call)
+        try:
+            async for chunk in agen:
+                yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            self._record(call, exc)
+            raise
+        finally:
+            await aclose(agen)
+        self._record(call, None)
