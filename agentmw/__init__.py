@@ -31,6 +31,8 @@ from ._middleware import Middleware
 from ._session import Session, current_session
 from ._stack import Stack, get_default_stack, set_default_stack
 from ._usage import Usage, extract_usage
+from .middleware.checkpoint import ReplayDivergedError
+from .stores._checkpoint_records import CheckpointCorruptError
 
 __version__ = "0.1.0"
 
@@ -41,17 +43,19 @@ __all__ = [
     "AgentState",
     "Call",
     "CallKind",
+    "CheckpointCorruptError",
     "ControlFlowError",
     "Event",
+    "EventSink",
     "Failure",
     "FailureScenario",
-    "EventSink",
     "FanoutEventSink",
     "Handoff",
     "InvalidTransitionError",
     "LoggingEventSink",
     "Middleware",
     "ModelTotals",
+    "ReplayDivergedError",
     "RingBufferEventSink",
     "RingBufferUsageSink",
     "Session",
