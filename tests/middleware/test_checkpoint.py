@@ -101,14 +101,15 @@ def saver(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 async def test_replay_returns_stored_results_without_calling(saver: Any, mode: str) -> None:
     calls.clear()
     agent = Agent("writer", stack=[Checkpoint(saver)])
-    first, summary1 = await agent_run(agent, mode, "t1", 2)
+    first, _ = await agent_run(agent, mode, "t1", 2)
     assert len(calls) == 4
     calls.clear()
     with capture_events() as events:
         second, summary2 = await agent_run(agent, mode, "t1", 3)
     assert calls == ["turn:p2", "tool:q2"]  # only the new steps ran
     assert second[:4] == first
-    assert type(second[0]) is Answer and type(second[1][0]) is Hit
+    assert type(second[0]) is Answer
+    assert type(second[1][0]) is Hit
     replayed = [e for e in events if e.name == "checkpoint.replayed"]
     saved = [e for e in events if e.name == "checkpoint.saved"]
     assert [e.data["checkpoint_step"] for e in replayed] == [1, 2, 3, 4]
@@ -186,19 +187,24 @@ async def test_unserializable_result_names_the_step(mode: str) -> None:
     async def aopaque() -> object:
         return object()
 
-    with pytest.raises(TypeError, match=r"checkpoint step 1 \(tool 'opaque'\)"):
+    async def go() -> None:
         async with Sess(agent, "t", mode) as s:
             if mode == "sync":
                 s.run_tool("opaque", opaque)
             else:
                 await s.arun_tool("opaque", aopaque)
 
+    with pytest.raises(TypeError, match=r"checkpoint step 1 \(tool 'opaque'\)"):
+        await go()
+
     # store_results=False records the step without its result; it runs again on resume.
     lax = Agent("w", stack=[Checkpoint(saver, store_results=False)])
     for _ in range(2):
         async with Sess(lax, "t2", mode) as s:
-            got = s.run_tool("opaque", opaque) if mode == "sync" else await s.arun_tool(
-                "opaque", aopaque
+            got = (
+                s.run_tool("opaque", opaque)
+                if mode == "sync"
+                else await s.arun_tool("opaque", aopaque)
             )
             assert type(got) is object
     (record,) = saver.get_steps("t2")
@@ -220,8 +226,10 @@ async def test_failed_step_runs_again_on_resume(mode: str) -> None:
         return flaky(n)
 
     async def call(s: Any) -> Any:
-        return s.run_tool("flaky", flaky, 1) if mode == "sync" else await s.arun_tool(
-            "flaky", aflaky, 1
+        return (
+            s.run_tool("flaky", flaky, 1)
+            if mode == "sync"
+            else await s.arun_tool("flaky", aflaky, 1)
         )
 
     with pytest.raises(RuntimeError):
