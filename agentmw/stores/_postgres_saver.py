@@ -150,7 +150,9 @@ class PostgresSaver:
             self._alock = asyncio.Lock()
         async with self._alock:  # an asyncio lock: waiting on it never blocks the loop
             if self._aconn is None or self._aconn.closed:
-                self._aconn = await psycopg.AsyncConnection.connect(str(self._conninfo), autocommit=True)
+                self._aconn = await psycopg.AsyncConnection.connect(
+                    str(self._conninfo), autocommit=True
+                )
             async with self._aconn.transaction():
                 yield self._aconn
 
