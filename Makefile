@@ -34,11 +34,15 @@ pytest: $(VENV)/.dev
 
 test: lint types pytest docs
 
-bench: $(VENV)/.dev
+$(VENV)/.bench: $(VENV)/.dev
+	$(PY) -m pip install $(PIP_FLAGS) -e '.[dev,bench]'
+	@touch $@
+
+bench: $(VENV)/.bench
 	$(PY) -m benchmarks
 
 docs: $(VENV)/.dev
-	$(VENV)/bin/mkdocs build --strict --quiet --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
 
 clean:
 	rm -rf $(VENV) site .mypy_cache .ruff_cache .pytest_cache

@@ -64,11 +64,13 @@ from .guardrails import (
     TextGuardrail,
     Verdict,
 )
+from .middleware.checkpoint import ReplayDivergedError
 from .middleware.limits import LimitExceededError, MaxIterationsExceededError
 from .otel_sink import OpenTelemetryEventSink
 from .permissions import PermissionDecision, PermissionMode, PermissionPolicy, RolePermissions
 from .policy import Action, PolicyEngine, Rule
 from .quality import GateOutcome, QualityGate, QualityLevel
+from .stores._checkpoint_records import CheckpointCorruptError
 
 __version__ = "0.1.0"
 
@@ -83,6 +85,7 @@ __all__ = [
     "BudgetExceededError",
     "Call",
     "CallKind",
+    "CheckpointCorruptError",
     "ControlFlowError",
     "DenyPatterns",
     "DocumentError",
@@ -119,6 +122,7 @@ __all__ = [
     "QualityGate",
     "QualityLevel",
     "RateLimitedError",
+    "ReplayDivergedError",
     "RingBufferEventSink",
     "RingBufferUsageSink",
     "RolePermissions",

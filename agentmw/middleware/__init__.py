@@ -2,6 +2,7 @@
 
 from .._middleware import Middleware
 from .budget import Budget
+from .checkpoint import Checkpoint, ReplayDivergedError
 from .guardrails import Guardrails
 from .limits import LimitExceededError, Limits, MaxIterationsExceededError
 from .permissions import Permissions
@@ -13,6 +14,7 @@ from .timeout import Timeout
 
 __all__ = [
     "Budget",
+    "Checkpoint",
     "Guardrails",
     "LimitExceededError",
     "Limits",
@@ -21,6 +23,7 @@ __all__ = [
     "Permissions",
     "Policy",
     "RateLimit",
+    "ReplayDivergedError",
     "Reservation",
     "Telemetry",
     "Timeout",

@@ -1,24 +1,41 @@
 """State stores: in-memory defaults, SQLite (embedded), Redis and PostgreSQL (fleet)."""
 
+from ._checkpoint_records import (
+    CheckpointCorruptError,
+    CheckpointSaver,
+    SessionSnapshot,
+    StepRecord,
+)
 from ._jsonl_sink import JsonlEventSink
+from ._memory_saver import InMemorySaver
+from ._postgres_saver import PostgresSaver
 from ._postgres_sinks import PostgresEventSink, PostgresUsageSink
 from ._sink import BatchedSink, SinkSchemaError, UsageTotals
+from ._sqlite_saver import CheckpointSchemaError, SqliteSaver
 from ._sqlite_sinks import SqliteEventSink, SqliteUsageSink
 from .ledger import InMemoryLedger, Ledger, LedgerResult
 from .limiter import InMemoryLimiterStore, LimiterStore
 
-__all__: list[str] = [
+__all__ = [
     "BatchedSink",
+    "CheckpointCorruptError",
+    "CheckpointSaver",
+    "CheckpointSchemaError",
     "InMemoryLedger",
     "InMemoryLimiterStore",
+    "InMemorySaver",
     "JsonlEventSink",
     "Ledger",
     "LedgerResult",
     "LimiterStore",
     "PostgresEventSink",
+    "PostgresSaver",
     "PostgresUsageSink",
+    "SessionSnapshot",
     "SinkSchemaError",
     "SqliteEventSink",
+    "SqliteSaver",
     "SqliteUsageSink",
+    "StepRecord",
     "UsageTotals",
 ]

@@ -1,0 +1,194 @@
+"""Checkpoint records, the `CheckpointSaver` protocol, and the row codec the savers share."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from .._errors import AgentMWError
+from .._usage import Usage
+
+__all__ = [
+    "CheckpointCorruptError",
+    "CheckpointSaver",
+    "SessionSnapshot",
+    "StepRecord",
+]
+
+StepStatus = Literal["completed", "failed"]
+STATUSES = frozenset({"completed", "failed"})
+
+
+class CheckpointCorruptError(AgentMWError):
+    """A stored checkpoint record cannot be read back.
+
+    Attributes:
+        thread_id: the thread holding the record.
+        step: the record's step number (None for the session snapshot).
+        reason: what is wrong (a type or field name, never stored content).
+    """
+
+    def __init__(self, thread_id: str, step: int | None, reason: str) -> None:
+        self.thread_id = thread_id
+        self.step = step
+        self.reason = reason
+        where = f"step {step}" if step is not None else "the session snapshot"
+        super().__init__(f"checkpoint of thread {thread_id!r}, {where}, is corrupt: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    """One checkpointed turn or tool call of a thread.
+
+    Attributes:
+        thread_id: the durable thread.
+        step: the step number inside the thread (unique per thread, 1-based).
+        kind: "turn" or "tool".
+        name: the turn's or tool's name.
+        fingerprint: a stable hash of the JSON-normalized arguments.
+        status: "completed" or "failed" (a failed step runs again on resume).
+        result: the result as JSON text; None when no result was stored.
+        usage: the step's usage.
+        cost_usd: the step's cost.
+        finished_before: steps of the session that had finished when this one started.
+        started_at: when the call started (UTC).
+        finished_at: when the call returned (UTC).
+    """
+
+    thread_id: str
+    step: int
+    kind: str
+    name: str
+    fingerprint: str
+    status: StepStatus
+    result: str | None
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: Decimal = Decimal(0)
+    finished_before: int = 0
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSnapshot:
+    """The totals of a thread's latest session, written when the session closes.
+
+    Attributes:
+        thread_id: the durable thread.
+        session_id: the id of the session that wrote it.
+        state: the session's lifecycle state ("completed", "failed", ...).
+        iterations: turns run (replayed turns included).
+        tool_calls: tool calls run (replayed ones included).
+        usage: the usage total.
+        cost_usd: the cost total.
+        models: per-model totals (`ModelTotals.as_dict()` with the cost as a string).
+        updated_at: when it was written (UTC).
+    """
+
+    thread_id: str
+    session_id: str
+    state: str
+    iterations: int
+    tool_calls: int
+    usage: Usage
+    cost_usd: Decimal
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@runtime_checkable
+class CheckpointSaver(Protocol):
+    """Where the `Checkpoint` layer keeps step records and session snapshots.
+
+    Writes are idempotent: writing a record for an existing (thread_id, step) replaces it.
+    Every method has an async twin named with an `a` prefix.
+    """
+
+    def put_step(self, record: StepRecord) -> None: ...
+    def get_steps(self, thread_id: str) -> list[StepRecord]: ...
+    def delete_steps(self, thread_id: str, steps: Sequence[int]) -> None: ...
+    def put_snapshot(self, snapshot: SessionSnapshot) -> None: ...
+    def get_snapshot(self, thread_id: str) -> SessionSnapshot | None: ...
+    def list_threads(self) -> list[str]: ...
+    def delete_thread(self, thread_id: str) -> None: ...
+    async def aput_step(self, record: StepRecord) -> None: ...
+    async def aget_steps(self, thread_id: str) -> list[StepRecord]: ...
+    async def adelete_steps(self, thread_id: str, steps: Sequence[int]) -> None: ...
+    async def aput_snapshot(self, snapshot: SessionSnapshot) -> None: ...
+    async def aget_snapshot(self, thread_id: str) -> SessionSnapshot | None: ...
+    async def alist_threads(self) -> list[str]: ...
+    async def adelete_thread(self, thread_id: str) -> None: ...
+
+
+# -- the row codec shared by the SQL savers ---------------------------------------------------
+def usage_json(usage: Usage) -> str:
+    return json.dumps(usage.as_dict(), separators=(",", ":"))
+
+
+def _ts(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value))
+
+
+def _usage(value: Any) -> Usage:
+    data = json.loads(value) if isinstance(value, (str, bytes)) else value
+    if not isinstance(data, dict):
+        raise TypeError("usage is not an object")
+    return Usage.from_dict(data)
+
+
+def step_from_row(thread_id: str, step: int, row: Sequence[Any]) -> StepRecord:
+    """Build a record from (kind, name, fingerprint, status, result, usage, cost, finished_before,
+    started_at, finished_at); any bad field raises `CheckpointCorruptError`."""
+    kind, name, fingerprint, status, result, usage, cost, before, started, finished = row
+    try:
+        if kind not in ("turn", "tool") or status not in STATUSES:
+            raise ValueError("unknown kind or status")
+        if not isinstance(name, str) or not isinstance(fingerprint, str):
+            raise TypeError("name or fingerprint is not text")
+        if result is not None and not isinstance(result, str):
+            result = json.dumps(result)  # PostgreSQL JSONB comes back decoded
+        return StepRecord(
+            thread_id,
+            int(step),
+            kind,
+            name,
+            fingerprint,
+            status,
+            result,
+            _usage(usage),
+            Decimal(str(cost)),
+            int(before),
+            _ts(started),
+            _ts(finished),
+        )
+    except (TypeError, ValueError, InvalidOperation, json.JSONDecodeError) as exc:
+        raise CheckpointCorruptError(thread_id, step, type(exc).__qualname__) from exc
+
+
+def snapshot_from_row(thread_id: str, row: Sequence[Any]) -> SessionSnapshot:
+    """Build a snapshot from (session_id, state, iterations, tool_calls, usage, cost, models,
+    updated_at); any bad field raises `CheckpointCorruptError`."""
+    session_id, state, iterations, tool_calls, usage, cost, models, updated = row
+    try:
+        models_data = json.loads(models) if isinstance(models, (str, bytes)) else models
+        if not isinstance(models_data, dict):
+            raise TypeError("models is not an object")
+        return SessionSnapshot(
+            thread_id,
+            str(session_id),
+            str(state),
+            int(iterations),
+            int(tool_calls),
+            _usage(usage),
+            Decimal(str(cost)),
+            models_data,
+            _ts(updated),
+        )
+    except (TypeError, ValueError, InvalidOperation, json.JSONDecodeError) as exc:
+        raise CheckpointCorruptError(thread_id, None, type(exc).__qualname__) from exc

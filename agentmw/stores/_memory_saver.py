@@ -1,0 +1,87 @@
+"""`InMemorySaver`: checkpoints in a dict (tests, single-process runs that need no durability)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from ._checkpoint_records import SessionSnapshot, StepRecord
+
+__all__ = ["InMemorySaver"]
+
+
+class InMemorySaver:
+    """A `CheckpointSaver` that keeps everything in process memory (thread-safe).
+
+    A resumed session in the same process replays from it; nothing survives the process.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._steps: dict[str, dict[int, StepRecord]] = {}
+        self._snapshots: dict[str, SessionSnapshot] = {}
+
+    def put_step(self, record: StepRecord) -> None:
+        """Write (or replace) one step record."""
+        with self._lock:
+            self._steps.setdefault(record.thread_id, {})[record.step] = record
+
+    def get_steps(self, thread_id: str) -> list[StepRecord]:
+        """The thread's step records in step order."""
+        with self._lock:
+            steps = self._steps.get(thread_id, {})
+            return [steps[n] for n in sorted(steps)]
+
+    def delete_steps(self, thread_id: str, steps: Sequence[int]) -> None:
+        """Drop the given steps of a thread (missing ones are ignored)."""
+        with self._lock:
+            held = self._steps.get(thread_id, {})
+            for n in steps:
+                held.pop(n, None)
+
+    def put_snapshot(self, snapshot: SessionSnapshot) -> None:
+        """Write (or replace) the thread's session snapshot."""
+        with self._lock:
+            self._snapshots[snapshot.thread_id] = snapshot
+
+    def get_snapshot(self, thread_id: str) -> SessionSnapshot | None:
+        """The thread's latest session snapshot, if any."""
+        with self._lock:
+            return self._snapshots.get(thread_id)
+
+    def list_threads(self) -> list[str]:
+        """Every thread with step records or a snapshot, sorted."""
+        with self._lock:
+            named = {t for t, s in self._steps.items() if s} | set(self._snapshots)
+            return sorted(named)
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Drop a thread's records and snapshot."""
+        with self._lock:
+            self._steps.pop(thread_id, None)
+            self._snapshots.pop(thread_id, None)
+
+    # Nothing here blocks, so the async twins run inline.
+    async def aput_step(self, record: StepRecord) -> None:
+        self.put_step(record)
+
+    async def aget_steps(self, thread_id: str) -> list[StepRecord]:
+        return self.get_steps(thread_id)
+
+    async def adelete_steps(self, thread_id: str, steps: Sequence[int]) -> None:
+        self.delete_steps(thread_id, steps)
+
+    async def aput_snapshot(self, snapshot: SessionSnapshot) -> None:
+        self.put_snapshot(snapshot)
+
+    async def aget_snapshot(self, thread_id: str) -> SessionSnapshot | None:
+        return self.get_snapshot(thread_id)
+
+    async def alist_threads(self) -> list[str]:
+        return self.list_threads()
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        self.delete_thread(thread_id)
+
+    def close(self) -> None:
+        """Nothing to release (present so every saver can be closed the same way)."""

@@ -1,0 +1,260 @@
+"""`SqliteSaver`: checkpoints in one embedded SQLite file (stdlib sqlite3, WAL).
+
+Tables (stable; the `agentmw` CLI reads them): `agentmw_schema(component, version)` with the row
+("checkpoints", 1), `agentmw_checkpoints` (one row per (thread_id, step)) and `agentmw_sessions`
+(one snapshot per thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from .._errors import AgentMWError
+from ._checkpoint_records import (
+    SessionSnapshot,
+    StepRecord,
+    snapshot_from_row,
+    step_from_row,
+    usage_json,
+)
+
+__all__ = ["CheckpointSchemaError", "SqliteSaver"]
+
+SCHEMA_VERSION = 1
+COMPONENT = "checkpoints"
+_SYNC_MODES = ("NORMAL", "FULL")
+
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS agentmw_schema"
+    " (component TEXT PRIMARY KEY, version INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS agentmw_checkpoints ("
+    " thread_id TEXT NOT NULL, step INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,"
+    " fingerprint TEXT NOT NULL, status TEXT NOT NULL, result TEXT, usage TEXT NOT NULL,"
+    " cost_usd TEXT NOT NULL, finished_before INTEGER NOT NULL, started_at TEXT NOT NULL,"
+    " finished_at TEXT NOT NULL, PRIMARY KEY (thread_id, step))",
+    "CREATE TABLE IF NOT EXISTS agentmw_sessions ("
+    " thread_id TEXT PRIMARY KEY, session_id TEXT NOT NULL, state TEXT NOT NULL,"
+    " iterations INTEGER NOT NULL, tool_calls INTEGER NOT NULL, usage TEXT NOT NULL,"
+    " cost_usd TEXT NOT NULL, models TEXT NOT NULL, updated_at TEXT NOT NULL)",
+)
+_STEP_COLUMNS = (
+    "kind, name, fingerprint, status, result, usage, cost_usd, finished_before,"
+    " started_at, finished_at"
+)
+_SNAPSHOT_COLUMNS = "session_id, state, iterations, tool_calls, usage, cost_usd, models, updated_at"
+
+
+class CheckpointSchemaError(AgentMWError):
+    """A checkpoint database has another schema version, or is not an agentmw database."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        self.reason = reason
+        super().__init__(f"checkpoint store {where}: {reason}")
+
+
+def step_row(r: StepRecord) -> tuple[Any, ...]:
+    return (
+        r.thread_id,
+        r.step,
+        r.kind,
+        r.name,
+        r.fingerprint,
+        r.status,
+        r.result,
+        usage_json(r.usage),
+        str(r.cost_usd),
+        r.finished_before,
+        r.started_at.isoformat(),
+        r.finished_at.isoformat(),
+    )
+
+
+def snapshot_row(s: SessionSnapshot) -> tuple[Any, ...]:
+    return (
+        s.thread_id,
+        s.session_id,
+        s.state,
+        s.iterations,
+        s.tool_calls,
+        usage_json(s.usage),
+        str(s.cost_usd),
+        json.dumps(s.models, default=str, separators=(",", ":")),
+        s.updated_at.isoformat(),
+    )
+
+
+class SqliteSaver:
+    """A `CheckpointSaver` in one SQLite file, safe across threads and processes.
+
+    Args:
+        path: the database file (created when missing).
+        synchronous: "NORMAL" (WAL default: a crash of the process loses nothing committed; a
+            power loss may lose the last steps) or "FULL" (every step is on disk when written).
+
+    Raises:
+        ValueError: `synchronous` is not "NORMAL" or "FULL".
+        CheckpointSchemaError: the file holds another checkpoint schema version.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL") -> None:
+        if synchronous not in _SYNC_MODES:
+            raise ValueError(f"synchronous must be one of NORMAL, FULL; got {synchronous!r}")
+        self.path = os.fspath(path)
+        self.synchronous = synchronous
+        self._lock = threading.Lock()
+        # One connection shared under a lock: SQLite serializes writers anyway.
+        self._conn = sqlite3.connect(
+            self.path, timeout=5.0, check_same_thread=False, isolation_level=None
+        )
+        try:
+            self._setup()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _setup(self) -> None:
+        conn = self._conn
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("BEGIN IMMEDIATE")  # two processes creating one file serialize here
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            version = None
+            if "agentmw_schema" in tables:
+                row = conn.execute(
+                    "SELECT version FROM agentmw_schema WHERE component = ?", (COMPONENT,)
+                ).fetchone()
+                version = None if row is None else row[0]
+            if version is not None and version != SCHEMA_VERSION:
+                raise CheckpointSchemaError(
+                    self.path,
+                    f"agentmw_checkpoints has schema version {version}, this agentmw reads "
+                    f"version {SCHEMA_VERSION}",
+                )
+            if version is None and "agentmw_checkpoints" in tables:
+                raise CheckpointSchemaError(
+                    self.path, "table agentmw_checkpoints exists but was not created by agentmw"
+                )
+            for ddl in _DDL:
+                conn.execute(ddl)
+            conn.execute(
+                "INSERT OR IGNORE INTO agentmw_schema (component, version) VALUES (?, ?)",
+                (COMPONENT, SCHEMA_VERSION),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _write(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(sql, rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def put_step(self, record: StepRecord) -> None:
+        """Write (or replace) one step record in its own transaction."""
+        self._write(
+            "INSERT OR REPLACE INTO agentmw_checkpoints (thread_id, step, "
+            f"{_STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [step_row(record)],
+        )
+
+    def get_steps(self, thread_id: str) -> list[StepRecord]:
+        """The thread's step records in step order."""
+        rows = self._read(
+            f"SELECT step, {_STEP_COLUMNS} FROM agentmw_checkpoints WHERE thread_id = ?"
+            " ORDER BY step",
+            (thread_id,),
+        )
+        return [step_from_row(thread_id, r[0], r[1:]) for r in rows]
+
+    def delete_steps(self, thread_id: str, steps: Sequence[int]) -> None:
+        """Drop the given steps of a thread (missing ones are ignored)."""
+        self._write(
+            "DELETE FROM agentmw_checkpoints WHERE thread_id = ? AND step = ?",
+            [(thread_id, n) for n in steps],
+        )
+
+    def put_snapshot(self, snapshot: SessionSnapshot) -> None:
+        """Write (or replace) the thread's session snapshot."""
+        self._write(
+            f"INSERT OR REPLACE INTO agentmw_sessions (thread_id, {_SNAPSHOT_COLUMNS})"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [snapshot_row(snapshot)],
+        )
+
+    def get_snapshot(self, thread_id: str) -> SessionSnapshot | None:
+        """The thread's latest session snapshot, if any."""
+        rows = self._read(
+            f"SELECT {_SNAPSHOT_COLUMNS} FROM agentmw_sessions WHERE thread_id = ?", (thread_id,)
+        )
+        return snapshot_from_row(thread_id, rows[0]) if rows else None
+
+    def list_threads(self) -> list[str]:
+        """Every thread with step records or a snapshot, sorted."""
+        rows = self._read(
+            "SELECT thread_id FROM agentmw_checkpoints UNION"
+            " SELECT thread_id FROM agentmw_sessions ORDER BY 1",
+            (),
+        )
+        return [r[0] for r in rows]
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Drop a thread's records and snapshot in one transaction."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute(
+                    "DELETE FROM agentmw_checkpoints WHERE thread_id = ?", (thread_id,)
+                )
+                self._conn.execute("DELETE FROM agentmw_sessions WHERE thread_id = ?", (thread_id,))
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    # SQLite blocks on disk: the async twins run in a worker thread so the loop never waits.
+    async def aput_step(self, record: StepRecord) -> None:
+        await asyncio.to_thread(self.put_step, record)
+
+    async def aget_steps(self, thread_id: str) -> list[StepRecord]:
+        return await asyncio.to_thread(self.get_steps, thread_id)
+
+    async def adelete_steps(self, thread_id: str, steps: Sequence[int]) -> None:
+        await asyncio.to_thread(self.delete_steps, thread_id, list(steps))
+
+    async def aput_snapshot(self, snapshot: SessionSnapshot) -> None:
+        await asyncio.to_thread(self.put_snapshot, snapshot)
+
+    async def aget_snapshot(self, thread_id: str) -> SessionSnapshot | None:
+        return await asyncio.to_thread(self.get_snapshot, thread_id)
+
+    async def alist_threads(self) -> list[str]:
+        return await asyncio.to_thread(self.list_threads)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await asyncio.to_thread(self.delete_thread, thread_id)
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+    def __repr__(self) -> str:
+        return f"SqliteSaver({self.path!r}, synchronous={self.synchronous!r})"
