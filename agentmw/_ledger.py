@@ -34,6 +34,31 @@ class ModelTotals:
         }
 
 
+class _Totals:
+    """Mutable accumulators: `record` adds ints in place; `Usage` objects are built on read."""
+
+    __slots__ = ("calls", "cost", "counts")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.cost = _ZERO
+        self.counts = [0, 0, 0, 0, 0, 0]
+
+    def add(self, usage: Usage, cost: Decimal) -> None:
+        c = self.counts
+        c[0] += usage.input_tokens
+        c[1] += usage.output_tokens
+        c[2] += usage.cache_read_tokens
+        c[3] += usage.cache_write_tokens
+        c[4] += usage.reasoning_tokens
+        c[5] += usage.tool_calls
+        self.calls += 1
+        self.cost += cost
+
+    def usage(self) -> Usage:
+        return Usage(*self.counts)
+
+
 class UsageTracker:
     """Running totals of usage and cost, overall and per model.
 
@@ -42,46 +67,40 @@ class UsageTracker:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._models: dict[str, ModelTotals] = {}
-        self._usage = Usage()
-        self._cost = _ZERO
-        self._calls = 0
+        self._models: dict[str, _Totals] = {}
+        self._total = _Totals()
 
     def record(self, model: str | None, usage: Usage, cost_usd: Decimal = _ZERO) -> None:
         """Add one call's usage and cost under `model` ("unknown" when None)."""
         key = model or "unknown"
         with self._lock:
-            prev = self._models.get(key)
-            if prev is None:
-                self._models[key] = ModelTotals(key, 1, usage, cost_usd)
-            else:
-                self._models[key] = ModelTotals(
-                    key, prev.calls + 1, prev.usage + usage, prev.cost_usd + cost_usd
-                )
-            self._usage = self._usage + usage
-            self._cost += cost_usd
-            self._calls += 1
+            totals = self._models.get(key)
+            if totals is None:
+                totals = self._models[key] = _Totals()
+            totals.add(usage, cost_usd)
+            self._total.add(usage, cost_usd)
 
     @property
     def usage(self) -> Usage:
         """Total usage across models."""
-        return self._usage
+        with self._lock:
+            return self._total.usage()
 
     @property
     def cost_usd(self) -> Decimal:
         """Total cost across models."""
-        return self._cost
+        return self._total.cost
 
     @property
     def calls(self) -> int:
         """Recorded calls across models."""
-        return self._calls
+        return self._total.calls
 
     def summary(self) -> dict[str, Any]:
         """Totals and per-model totals, with `cost_usd` (Decimal) and `cost` (formatted)."""
+        models = self.per_model()
         with self._lock:
-            models = dict(self._models)
-            usage, cost, calls = self._usage, self._cost, self._calls
+            usage, cost, calls = self._total.usage(), self._total.cost, self._total.calls
         return {
             "calls": calls,
             "usage": usage.as_dict(),
@@ -93,12 +112,21 @@ class UsageTracker:
     def per_model(self) -> dict[str, ModelTotals]:
         """A snapshot of the totals per model."""
         with self._lock:
-            return dict(self._models)
+            return {
+                name: ModelTotals(name, t.calls, t.usage(), t.cost)
+                for name, t in self._models.items()
+            }
 
     def restore(self, models: dict[str, ModelTotals]) -> None:
         """Replace every total with `models` (used when resuming a durable session)."""
+        fresh: dict[str, _Totals] = {}
+        total = _Totals()
+        for name, m in models.items():
+            acc = fresh[name] = _Totals()
+            acc.counts = list(m.usage.as_dict().values())
+            acc.calls, acc.cost = m.calls, m.cost_usd
+            total.counts = [a + b for a, b in zip(total.counts, acc.counts, strict=True)]
+            total.calls += m.calls
+            total.cost += m.cost_usd
         with self._lock:
-            self._models = dict(models)
-            self._usage = sum((m.usage for m in models.values()), Usage())
-            self._cost = sum((m.cost_usd for m in models.values()), _ZERO)
-            self._calls = sum(m.calls for m in models.values())
+            self._models, self._total = fresh, total

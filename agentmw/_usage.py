@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Usage", "extract_usage"]
@@ -75,7 +75,14 @@ class Usage:
 
     def as_dict(self) -> dict[str, int]:
         """The fields as a plain dict (for events, sinks and summaries)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "tool_calls": self.tool_calls,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Usage:
