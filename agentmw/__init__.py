@@ -1,11 +1,14 @@
 """agentmw: a production runtime for multi-step LLM agent loops, as ordered middleware."""
 
 from ._agent import Agent, AgentRegistry, default_registry
+from ._backoff import backoff_delay
+from ._breaker import BreakerState
 from ._call import Call, CallKind
 from ._classify import Failure, FailureScenario, classify_exception, parse_retry_after
 from ._decorators import agent_tool, agent_turn
 from ._errors import (
     AgentMWError,
+    CircuitOpenError,
     ControlFlowError,
     InvalidTransitionError,
     SessionClosedError,
@@ -39,13 +42,15 @@ __all__ = [
     "AgentMWError",
     "AgentRegistry",
     "AgentState",
+    "BreakerState",
     "Call",
     "CallKind",
+    "CircuitOpenError",
     "ControlFlowError",
     "Event",
+    "EventSink",
     "Failure",
     "FailureScenario",
-    "EventSink",
     "FanoutEventSink",
     "Handoff",
     "InvalidTransitionError",
@@ -67,6 +72,7 @@ __all__ = [
     "add_listener",
     "agent_tool",
     "agent_turn",
+    "backoff_delay",
     "classify_exception",
     "current_session",
     "default_registry",

@@ -53,3 +53,19 @@ class TurnTimeoutError(AgentMWError, TimeoutError):
         self.name = name
         what = f"{name!r}" if name else "call"
         super().__init__(f"{what} did not finish within {seconds:g}s")
+
+
+class CircuitOpenError(ControlFlowError):
+    """A circuit breaker refused the call without making it.
+
+    Attributes:
+        name: the breaker's name.
+        key: the state key (usually the model, or the tool name).
+        retry_after: seconds until the breaker lets a probe through (0 when probes are busy).
+    """
+
+    def __init__(self, name: str, key: str, retry_after: float) -> None:
+        self.name = name
+        self.key = key
+        self.retry_after = retry_after
+        super().__init__(f"circuit {name!r} is open for {key!r}; retry after {retry_after:.3g}s")

@@ -1,3 +1,5 @@
 """State stores: in-memory defaults, SQLite (embedded), Redis and PostgreSQL (fleet)."""
 
-__all__: list[str] = []
+from .breaker import BreakerStore, InMemoryBreakerStore
+
+__all__ = ["BreakerStore", "InMemoryBreakerStore"]
