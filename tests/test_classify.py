@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -93,7 +93,11 @@ def test_quota_vs_rate_limit(exc: Exception, scenario: FailureScenario) -> None:
     [
         http(400, code="context_length_exceeded"),
         http(400, message="This model's maximum context length is 8192 tokens"),
-        http(400, body={"type": "error", "error": {"message": "x", "type": "x"}}, message="prompt is too long"),
+        http(
+            400,
+            body={"type": "error", "error": {"message": "x", "type": "x"}},
+            message="prompt is too long",
+        ),
     ],
 )
 def test_context_overflow(exc: Exception) -> None:
@@ -131,7 +135,9 @@ def test_retry_after_http_date() -> None:
     past = format_datetime(when - timedelta(days=1), usegmt=True)
     assert parse_retry_after({"retry-after": past}, now=now) == 0.0
     live = datetime.now(UTC) + timedelta(seconds=60)
-    failure = classify_exception(http(503, headers={"retry-after": format_datetime(live, usegmt=True)}))
+    failure = classify_exception(
+        http(503, headers={"retry-after": format_datetime(live, usegmt=True)})
+    )
     assert failure.retry_after is not None and 55 < failure.retry_after <= 60
 
 
@@ -140,14 +146,16 @@ def test_retry_after_http_date() -> None:
     [(400, "true", True), (500, "false", False), (429, "FALSE", False), (500, "maybe", True)],
 )
 def test_x_should_retry_overrides(status: int, value: str, retryable: bool) -> None:
-    assert classify_exception(http(status, headers={"x-should-retry": value})).retryable is retryable
+    assert (
+        classify_exception(http(status, headers={"x-should-retry": value})).retryable is retryable
+    )
 
 
 @pytest.mark.parametrize(
     ("exc", "scenario", "retryable"),
     [
         (TimeoutError(), S.TIMEOUT, True),
-        (asyncio.TimeoutError(), S.TIMEOUT, True),
+        (TimeoutError(), S.TIMEOUT, True),
         (TurnTimeoutError(1.0, "t"), S.TIMEOUT, True),
         (ConnectionResetError(), S.CONNECTION, True),
         (OSError(111, "refused"), S.CONNECTION, True),
