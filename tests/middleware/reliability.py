@@ -13,7 +13,7 @@ from agentmw.testing import ScriptedModel
 def run_turn(
     mode: str, layers: Iterable[Middleware], model: ScriptedModel, **kwargs: Any
 ) -> tuple[Any, Session]:
-    """Run one turn of `model` through `layers` in `mode`; returns (result or exception, session)."""
+    """Run one turn of `model` through `layers`; returns (result or exception, session)."""
     agent = Agent("tester", stack=list(layers))
     if mode == "sync":
         with agent.session() as session:

@@ -24,7 +24,9 @@ def test_success_path_makes_one_call(mode: str) -> None:
     clock = FakeClock()
     model = ScriptedModel(["ok"])
     result, session = run_turn(mode, [retry(clock)], model)
-    assert result.text == "ok" and len(model.calls) == 1 and clock.sleeps == []
+    assert result.text == "ok"
+    assert len(model.calls) == 1
+    assert clock.sleeps == []
     assert session.recoveries == []
 
 
@@ -54,10 +56,12 @@ def test_exhausted_reraises_last_exception_with_note(mode: str) -> None:
     with capture_events() as events:
         result, session = run_turn(mode, [retry(clock)], model)
     assert result is last
-    assert len(model.calls) == 3 and clock.sleeps == [1.0, 2.0]
+    assert len(model.calls) == 3
+    assert clock.sleeps == [1.0, 2.0]
     (note,) = last.__notes__
     assert "attempt 1: overloaded, retried after 1s" in note
-    assert "attempt 3: server_error" in note and "exhausted" in note
+    assert "attempt 3: server_error" in note
+    assert "exhausted" in note
     assert "secret" not in note
     assert events.named("retry.exhausted")[0].data["attempt"] == 3
     assert session.recoveries[-1]["action"] == "exhausted"
@@ -68,7 +72,8 @@ def test_not_retryable_fails_at_once_without_note(mode: str) -> None:
     error = http(400)
     model = ScriptedModel([error])
     result, _ = run_turn(mode, [retry(clock)], model)
-    assert result is error and len(model.calls) == 1
+    assert result is error
+    assert len(model.calls) == 1
     assert not getattr(error, "__notes__", None)
 
 
@@ -78,14 +83,16 @@ def test_control_flow_never_retried_even_when_asked(mode: str) -> None:
     model = ScriptedModel([error, "ok"])
     layer = retry(clock, on=lambda failure: True)
     result, _ = run_turn(mode, [layer], model)
-    assert result is error and len(model.calls) == 1
+    assert result is error
+    assert len(model.calls) == 1
 
 
 def test_retry_after_is_honoured(mode: str) -> None:
     clock = FakeClock()
     model = ScriptedModel([http(429, headers={"retry-after": "7"}), "ok"])
     result, _ = run_turn(mode, [retry(clock)], model)
-    assert result.text == "ok" and clock.sleeps == [7.0]
+    assert result.text == "ok"
+    assert clock.sleeps == [7.0]
 
 
 def test_retry_after_over_the_cap_gives_up_at_once(mode: str) -> None:
@@ -94,7 +101,9 @@ def test_retry_after_over_the_cap_gives_up_at_once(mode: str) -> None:
     model = ScriptedModel([error, "ok"])
     with capture_events() as events:
         result, _ = run_turn(mode, [retry(clock, max_retry_after=60.0)], model)
-    assert result is error and clock.sleeps == [] and len(model.calls) == 1
+    assert result is error
+    assert clock.sleeps == []
+    assert len(model.calls) == 1
     assert events.named("retry.exhausted")[0].data["reason"] == "retry_after_too_long"
 
 
@@ -102,7 +111,8 @@ def test_retry_after_ignored_when_not_respected(mode: str) -> None:
     clock = FakeClock()
     model = ScriptedModel([http(429, headers={"retry-after": "600"}), "ok"])
     result, _ = run_turn(mode, [retry(clock, respect_retry_after=False)], model)
-    assert result.text == "ok" and clock.sleeps == [1.0]
+    assert result.text == "ok"
+    assert clock.sleeps == [1.0]
 
 
 def test_on_scenarios_and_predicate(mode: str) -> None:
@@ -116,7 +126,8 @@ def test_on_scenarios_and_predicate(mode: str) -> None:
     model = ScriptedModel([http(503), http(503), "ok"])
     seen: list[Failure] = []
     result, _ = run_turn(mode, [retry(clock, on=lambda f: seen.append(f) or True)], model)
-    assert result.text == "ok" and [f.status_code for f in seen] == [503, 503]
+    assert result.text == "ok"
+    assert [f.status_code for f in seen] == [503, 503]
 
 
 def test_recover_hook_changes_the_next_attempt(mode: str) -> None:
@@ -141,7 +152,8 @@ def test_recover_returning_none_gives_up(mode: str) -> None:
     model = ScriptedModel([error, "ok"])
     layer = retry(clock, recover={"overloaded": lambda call, failure: None})
     result, _ = run_turn(mode, [layer], model)
-    assert result is error and len(model.calls) == 1
+    assert result is error
+    assert len(model.calls) == 1
     assert "recover_declined" in error.__notes__[0]
 
 
@@ -159,10 +171,12 @@ def test_unknown_tool_errors_are_tool_errors(mode: str) -> None:
         return tool()
 
     result, _ = run_tool(mode, [retry(clock)], "lookup", tool, atool)
-    assert isinstance(result, ValueError) and len(calls) == 1
+    assert isinstance(result, ValueError)
+    assert len(calls) == 1
     calls.clear()
     result, _ = run_tool(mode, [retry(clock, on=[S.TOOL_ERROR])], "lookup", tool, atool)
-    assert result == "ok" and len(calls) == 2
+    assert result == "ok"
+    assert len(calls) == 2
 
 
 def test_attempt_number_increments_per_attempt(mode: str) -> None:
@@ -252,7 +266,8 @@ def test_stream_retries_before_first_chunk(mode: str) -> None:
             return [c.text async for c in atalk()]
 
         chunks = asyncio.run(collect())
-    assert "".join(chunks) == "hello" and clock.sleeps == [1.0]
+    assert "".join(chunks) == "hello"
+    assert clock.sleeps == [1.0]
 
 
 def test_stream_never_retries_after_first_chunk(mode: str) -> None:
@@ -271,15 +286,21 @@ def test_stream_never_retries_after_first_chunk(mode: str) -> None:
         raise TimeoutError
 
     got: list[str] = []
-    with pytest.raises(TimeoutError):
+
+    def consume() -> None:
         if mode == "sync":
             for chunk in agent_turn(stack=[layer])(gen)():
                 got.append(chunk)
-        else:
+            return
 
-            async def consume() -> None:
-                async for chunk in agent_turn(stack=[layer])(agen)():
-                    got.append(chunk)
+        async def aconsume() -> None:
+            async for chunk in agent_turn(stack=[layer])(agen)():
+                got.append(chunk)
 
-            asyncio.run(consume())
-    assert got == ["a"] and starts == [1] and clock.sleeps == []
+        asyncio.run(aconsume())
+
+    with pytest.raises(TimeoutError):
+        consume()
+    assert got == ["a"]
+    assert starts == [1]
+    assert clock.sleeps == []
