@@ -11,14 +11,14 @@ from agentmw.testing import ScriptedModel
 
 
 def run_turn(
-    mode: str, layers: Iterable[Middleware], model: ScriptedModel, **kwargs: Any
+    mode: str, layers: Iterable[Middleware], scripted: ScriptedModel, **kwargs: Any
 ) -> tuple[Any, Session]:
-    """Run one turn of `model` through `layers`; returns (result or exception, session)."""
+    """Run one turn of `scripted` through `layers`; returns (result or exception, session)."""
     agent = Agent("tester", stack=list(layers))
     if mode == "sync":
         with agent.session() as session:
             try:
-                result, _ = session.run_turn(model, **kwargs)
+                result, _ = session.run_turn(scripted, **kwargs)
             except Exception as exc:
                 result = exc
         return result, session
@@ -26,7 +26,7 @@ def run_turn(
     async def body() -> tuple[Any, Session]:
         async with agent.session() as session:
             try:
-                result, _ = await session.arun_turn(model.acall, **kwargs)
+                result, _ = await session.arun_turn(scripted.acall, **kwargs)
             except Exception as exc:
                 result = exc
         return result, session
