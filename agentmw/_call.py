@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -59,7 +60,7 @@ class Call:
     def set_model(self, model: str) -> None:
         """Switch the model: updates `model` and, when the function takes one, the `model` kwarg."""
         self.model = model
-        if "model" in self.kwargs:
+        if "model" in self.kwargs or _takes_model_keyword(self.fn):
             self.kwargs["model"] = model
 
     def emit(self, name: str, *, detail: str | None = None, **data: Any) -> None:
@@ -78,3 +79,15 @@ class Call:
             from ._events import emit_global
 
             emit_global(name, step=self.step, model=self.model, detail=detail, data=data or None)
+
+
+def _takes_model_keyword(fn: Callable[..., Any]) -> bool:
+    """True when `fn` accepts `model=`: a defaulted `model` parameter must follow a switch too."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # builtins and some C callables have no signature
+        return False
+    param = params.get("model")
+    if param is not None:
+        return param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
+    return False
