@@ -35,6 +35,7 @@ pytest: $(VENV)/.dev
 test: lint types pytest docs
 
 bench: $(VENV)/.dev
+	$(PY) -m pip install $(PIP_FLAGS) -e '.[dev,bench]'
 	$(PY) -m benchmarks
 
 docs: $(VENV)/.dev

@@ -18,6 +18,10 @@ class BreakerState(StrEnum):
     HALF_OPEN = "half_open"
 
 
+# Module constants: reading them is cheaper than enum class attribute lookups on the hot path.
+CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
+
+
 @dataclass(frozen=True, slots=True)
 class BreakerConfig:
     """The thresholds that drive the state machine (validated by `CircuitBreaker`)."""
@@ -53,32 +57,44 @@ class Permit:
 class CircuitState:
     """One circuit (one breaker name and key). Callers serialize access (a lock or a script)."""
 
-    __slots__ = ("failures", "generation", "issued", "opened_at", "outcomes", "state", "succeeded")
+    __slots__ = (
+        "closed_permit",
+        "failures",
+        "generation",
+        "issued",
+        "opened_at",
+        "outcomes",
+        "state",
+        "succeeded",
+    )
 
     def __init__(self) -> None:
-        self.state = BreakerState.CLOSED
+        self.state: BreakerState = CLOSED
         self.failures = 0  # consecutive counted failures while closed
         self.opened_at = 0.0
         self.generation = 0
         self.issued = 0  # probe permits handed out in this half-open cycle
         self.succeeded = 0
         self.outcomes: deque[tuple[float, bool]] = deque()  # (time, failed) for failure_ratio
+        # Permits are immutable, so the closed state hands out one per generation: the hot path
+        # allocates nothing.
+        self.closed_permit = Permit(True)
 
     def current(self, config: BreakerConfig, now: float) -> BreakerState:
         """The state as callers see it at `now` (an expired OPEN reads as HALF_OPEN)."""
-        if self.state is BreakerState.OPEN and now - self.opened_at >= config.recovery_timeout:
-            return BreakerState.HALF_OPEN
+        if self.state is OPEN and now - self.opened_at >= config.recovery_timeout:
+            return HALF_OPEN
         return self.state
 
     def acquire(self, config: BreakerConfig, now: float) -> Permit:
         transition = None
-        if self.state is BreakerState.CLOSED:
-            return Permit(True, generation=self.generation)
-        if self.state is BreakerState.OPEN:
+        if self.state is CLOSED:
+            return self.closed_permit
+        if self.state is OPEN:
             remaining = self.opened_at + config.recovery_timeout - now
             if remaining > 0:
                 return Permit(False, generation=self.generation, retry_after=remaining)
-            self.state = transition = BreakerState.HALF_OPEN
+            self.state = transition = HALF_OPEN
             self.issued = self.succeeded = 0
         if self.issued >= config.half_open_max_calls:
             return Permit(False, generation=self.generation, transition=transition)
@@ -89,10 +105,14 @@ class CircuitState:
         self, config: BreakerConfig, now: float, permit: Permit, outcome: Outcome
     ) -> BreakerState | None:
         """Apply one call's outcome; returns the state entered, if the circuit changed."""
+        if permit is self.closed_permit and outcome == "success" and config.failure_ratio is None:
+            # Identity implies the permit is of this generation, so the circuit is still closed.
+            self.failures = 0
+            return None
         if permit.generation != self.generation:
             return None  # a straggler from an earlier cycle says nothing about the present
         if permit.probe:
-            if self.state is not BreakerState.HALF_OPEN:
+            if self.state is not HALF_OPEN:
                 return None
             if outcome == "release":
                 self.issued -= 1
@@ -102,9 +122,9 @@ class CircuitState:
             self.succeeded += 1
             if self.succeeded >= config.half_open_max_calls:
                 self._close()
-                return BreakerState.CLOSED
+                return CLOSED
             return None
-        if self.state is not BreakerState.CLOSED or outcome == "release":
+        if self.state is not CLOSED or outcome == "release":
             return None
         failed = outcome == "failure"
         self.failures = self.failures + 1 if failed else 0
@@ -125,14 +145,16 @@ class CircuitState:
         return failed >= config.failure_ratio * len(self.outcomes)
 
     def _open(self, now: float) -> BreakerState:
-        self.state = BreakerState.OPEN
+        self.state = OPEN
         self.opened_at = now
         self.generation += 1
+        self.closed_permit = Permit(True, generation=self.generation)
         self.issued = self.succeeded = 0
-        return BreakerState.OPEN
+        return OPEN
 
     def _close(self) -> None:
-        self.state = BreakerState.CLOSED
+        self.state = CLOSED
         self.generation += 1
+        self.closed_permit = Permit(True, generation=self.generation)
         self.failures = self.issued = self.succeeded = 0
         self.outcomes.clear()

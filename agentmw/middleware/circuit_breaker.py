@@ -12,9 +12,11 @@ from .._breaker import BreakerConfig, BreakerState, Outcome, Permit
 from .._call import Call
 from .._classify import Failure, FailureScenario, classify_exception, scenario_predicate
 from .._errors import CircuitOpenError
+from .._events import emit_global
 from .._middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
+from .._session import current_session
 from ..stores.breaker import BreakerStore, InMemoryBreakerStore
-from .retry import STANDALONE, standalone_call
+from .retry import arun_fn, run_fn, standalone_call
 
 S = FailureScenario
 COUNTED = frozenset({S.TIMEOUT, S.CONNECTION, S.SERVER_ERROR, S.OVERLOADED})
@@ -118,48 +120,51 @@ class CircuitBreaker(Middleware):
             return "release"
         return "failure" if self.counts(failure) else "release"
 
-    def _admit(self, call: Call, key: str, permit: Permit) -> Permit:
+    def _announce(self, call: Call | None, key: str, state: BreakerState) -> None:
+        if call is not None:
+            call.emit(_EVENTS[state], breaker=self.name, key=key)
+            return
+        # Standalone calls build no Call; their events go to the current session, if any.
+        session = current_session()
+        data = {"breaker": self.name, "key": key}
+        if session is not None:
+            session.emit(_EVENTS[state], data=data)
+        else:
+            emit_global(_EVENTS[state], data=data)
+
+    def _admit(self, call: Call | None, key: str, permit: Permit) -> Permit:
         if permit.transition is not None:
-            call.emit(_EVENTS[permit.transition], breaker=self.name, key=key)
+            self._announce(call, key, permit.transition)
         if not permit.allowed:
             raise CircuitOpenError(self.name, key, permit.retry_after)
         return permit
 
-    def _settle(self, call: Call, key: str, changed: BreakerState | None) -> None:
-        if changed is not None:
-            call.emit(_EVENTS[changed], breaker=self.name, key=key)
+    def _acquire(self, call: Call | None, key: str) -> Permit:
+        permit = self.store.acquire(self.name, key, self.config, self.clock())
+        if permit.transition is None and permit.allowed:
+            return permit
+        return self._admit(call, key, permit)
 
-    def _key(self, call: Call) -> str:
-        if not self._custom_key and call.meta.get(STANDALONE):
-            return self.name  # standalone calls share one circuit unless `key` says otherwise
-        return self.key(call)
-
-    def _acquire(self, call: Call) -> tuple[str, Permit]:
-        key = self._key(call)
-        return key, self._admit(
-            call, key, self.store.acquire(self.name, key, self.config, self.clock())
-        )
-
-    def _record(self, call: Call, key: str, permit: Permit, outcome: Outcome) -> None:
+    def _record(self, call: Call | None, key: str, permit: Permit, outcome: Outcome) -> None:
         changed = self.store.record(self.name, key, self.config, self.clock(), permit, outcome)
         if changed is not None:
-            self._settle(call, key, changed)
+            self._announce(call, key, changed)
 
-    async def _aacquire(self, call: Call) -> tuple[str, Permit]:
-        key = self._key(call)
+    async def _aacquire(self, call: Call | None, key: str) -> Permit:
         permit = await self.store.aacquire(self.name, key, self.config, self.clock())
-        return key, self._admit(call, key, permit)
+        return self._admit(call, key, permit)
 
-    async def _arecord(self, call: Call, key: str, permit: Permit, outcome: Outcome) -> None:
+    async def _arecord(self, call: Call | None, key: str, permit: Permit, outcome: Outcome) -> None:
         changed = await self.store.arecord(
             self.name, key, self.config, self.clock(), permit, outcome
         )
         if changed is not None:
-            self._settle(call, key, changed)
+            self._announce(call, key, changed)
 
     # -- the four paths --------------------------------------------------------------------
     def handle(self, call: Call, call_next: Next) -> Any:
-        key, permit = self._acquire(call)
+        key = self.key(call)
+        permit = self._acquire(call, key)
         try:
             result = call_next(call)
         except BaseException as exc:
@@ -169,7 +174,8 @@ class CircuitBreaker(Middleware):
         return result
 
     async def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
-        key, permit = await self._aacquire(call)
+        key = self.key(call)
+        permit = await self._aacquire(call, key)
         try:
             result = await call_next(call)
         except BaseException as exc:
@@ -180,7 +186,8 @@ class CircuitBreaker(Middleware):
         return result
 
     def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
-        key, permit = self._acquire(call)
+        key = self.key(call)
+        permit = self._acquire(call, key)
         outcome: Outcome = "release"
         try:
             for chunk in call_next(call):
@@ -196,7 +203,8 @@ class CircuitBreaker(Middleware):
             self._record(call, key, permit, outcome)
 
     async def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
-        key, permit = await self._aacquire(call)
+        key = self.key(call)
+        permit = await self._aacquire(call, key)
         outcome: Outcome = "release"
         agen = call_next(call)
         try:
@@ -216,17 +224,37 @@ class CircuitBreaker(Middleware):
     # -- standalone ------------------------------------------------------------------------
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call `fn(*args, **kwargs)` through the breaker, outside any stack."""
-        call = standalone_call(fn, args, kwargs)
-        return self.handle(call, lambda c: c.fn(*c.args, **c.kwargs))
+        if self._custom_key:
+            return self.handle(standalone_call(fn, args, kwargs), run_fn)
+        # One circuit for standalone use, and no Call built: this path is the benchmarked one.
+        key, store, config, clock = self.name, self.store, self.config, self.clock
+        permit = store.acquire(key, key, config, clock())
+        if permit.transition is not None or not permit.allowed:
+            self._admit(None, key, permit)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            self._record(None, key, permit, self._outcome(exc))
+            raise
+        changed = store.record(key, key, config, clock(), permit, "success")
+        if changed is not None:
+            self._announce(None, key, changed)
+        return result
 
     async def acall(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        """Async twin of `call`."""
-        call = standalone_call(fn, args, kwargs)
-
-        async def run(c: Call) -> Any:
-            return await c.fn(*c.args, **c.kwargs)
-
-        return await self.ahandle(call, run)
+        """Async twin of `call`: awaits `fn(*args, **kwargs)`."""
+        if self._custom_key:
+            return await self.ahandle(standalone_call(fn, args, kwargs), arun_fn)
+        key = self.name
+        permit = await self._aacquire(None, key)
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            # A cancelled probe hands its permit back before the cancellation propagates.
+            await asyncio.shield(self._arecord(None, key, permit, self._outcome(exc)))
+            raise
+        await self._arecord(None, key, permit, "success")
+        return result
 
     def state(self, key: str | None = None) -> BreakerState:
         """The state of circuit `key` (None: the standalone circuit, keyed by the breaker name)."""

@@ -18,7 +18,6 @@ from .._middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNe
 from .._session import current_session
 
 Recover = Callable[[Call, Failure], Call | None]
-STANDALONE = "agentmw.standalone"
 _NEVER = frozenset({FailureScenario.CONTROL_FLOW, FailureScenario.CANCELLED})
 
 
@@ -284,11 +283,11 @@ class Retry(Middleware):
     # -- standalone ------------------------------------------------------------------------
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call `fn(*args, **kwargs)` with this retry policy, outside any stack."""
-        return self.handle(standalone_call(fn, args, kwargs), _run)
+        return self.handle(standalone_call(fn, args, kwargs), run_fn)
 
     async def acall(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Async twin of `call`: awaits `fn(*args, **kwargs)` on each attempt."""
-        return await self.ahandle(standalone_call(fn, args, kwargs), _arun)
+        return await self.ahandle(standalone_call(fn, args, kwargs), arun_fn)
 
 
 def standalone_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
@@ -307,13 +306,12 @@ def standalone_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[
         kwargs,
         session=session,
         agent=session.agent if session is not None else None,
-        meta={STANDALONE: True},
     )
 
 
-def _run(call: Call) -> Any:
+def run_fn(call: Call) -> Any:
     return call.fn(*call.args, **call.kwargs)
 
 
-async def _arun(call: Call) -> Any:
+async def arun_fn(call: Call) -> Any:
     return await call.fn(*call.args, **call.kwargs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Protocol, runtime_checkable
 
-from .._breaker import BreakerConfig, BreakerState, CircuitState, Outcome, Permit
+from .._breaker import CLOSED, BreakerConfig, BreakerState, CircuitState, Outcome, Permit
 
 __all__ = ["BreakerStore", "InMemoryBreakerStore"]
 
@@ -73,8 +73,15 @@ class InMemoryBreakerStore:
         return circuit
 
     def acquire(self, name: str, key: str, config: BreakerConfig, now: float) -> Permit:
+        circuit = self._circuits.get((name, key))
+        if circuit is not None and circuit.state is CLOSED:
+            # A closed circuit hands out its shared permit without the lock: racing an opening
+            # thread only admits a call "just before" the open, and its late outcome is ignored
+            # (the permit's generation is stale).
+            return circuit.closed_permit
         with self._lock:
-            return self._get(name, key).acquire(config, now)
+            circuit = self._circuits.get((name, key)) or self._get(name, key)
+            return circuit.acquire(config, now)
 
     def record(
         self,
@@ -86,7 +93,8 @@ class InMemoryBreakerStore:
         outcome: Outcome,
     ) -> BreakerState | None:
         with self._lock:
-            return self._get(name, key).record(config, now, permit, outcome)
+            circuit = self._circuits.get((name, key)) or self._get(name, key)
+            return circuit.record(config, now, permit, outcome)
 
     def state(self, name: str, key: str, config: BreakerConfig, now: float) -> BreakerState:
         with self._lock:
