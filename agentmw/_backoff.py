@@ -6,6 +6,8 @@ import math
 import random
 from typing import Any, Literal
 
+__all__ = ["backoff_delay"]
+
 Jitter = Literal["none", "full", "equal", "decorrelated"]
 JITTERS: frozenset[str] = frozenset({"none", "full", "equal", "decorrelated"})
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
+__all__ = ["BreakerState"]
+
 Outcome = Literal["success", "failure", "release"]
 
 

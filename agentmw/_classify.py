@@ -17,6 +17,8 @@ from typing import Any
 
 from ._errors import ControlFlowError
 
+__all__ = ["Failure", "FailureScenario", "classify_exception", "parse_retry_after"]
+
 
 class FailureScenario(StrEnum):
     """The kinds of failure an agent call can meet."""
