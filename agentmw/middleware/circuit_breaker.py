@@ -16,7 +16,7 @@ from .._events import emit_global
 from .._middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
 from .._session import current_session
 from ..stores.breaker import BreakerStore, InMemoryBreakerStore
-from .retry import arun_fn, run_fn, standalone_call
+from ._standalone import arun_fn, run_fn, standalone_call
 
 S = FailureScenario
 COUNTED = frozenset({S.TIMEOUT, S.CONNECTION, S.SERVER_ERROR, S.OVERLOADED})

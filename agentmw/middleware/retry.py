@@ -15,7 +15,7 @@ from .._backoff import backoff_delay, check_jitter, check_seconds
 from .._call import Call
 from .._classify import Failure, FailureScenario, classify_exception, scenario_predicate
 from .._middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
-from .._session import current_session
+from ._standalone import arun_fn, run_fn, standalone_call
 
 Recover = Callable[[Call, Failure], Call | None]
 _NEVER = frozenset({FailureScenario.CONTROL_FLOW, FailureScenario.CANCELLED})
@@ -288,30 +288,3 @@ class Retry(Middleware):
     async def acall(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Async twin of `call`: awaits `fn(*args, **kwargs)` on each attempt."""
         return await self.ahandle(standalone_call(fn, args, kwargs), arun_fn)
-
-
-def standalone_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
-    """A `Call` for a layer used outside a stack (its events go to the current session, if any)."""
-    if not callable(fn):
-        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-    session = current_session()
-    model = kwargs.get("model")
-    name = getattr(fn, "__name__", None) or type(fn).__name__
-    return Call(
-        "turn",
-        name,
-        fn,
-        model if isinstance(model, str) else None,
-        args,
-        kwargs,
-        session=session,
-        agent=session.agent if session is not None else None,
-    )
-
-
-def run_fn(call: Call) -> Any:
-    return call.fn(*call.args, **call.kwargs)
-
-
-async def arun_fn(call: Call) -> Any:
-    return await call.fn(*call.args, **call.kwargs)
