@@ -1,6 +1,8 @@
 """agentmw: a production runtime for multi-step LLM agent loops, as ordered middleware."""
 
 from ._agent import Agent, AgentRegistry, default_registry
+from ._backoff import backoff_delay
+from ._breaker import BreakerState
 from ._call import Call, CallKind
 from ._classify import Failure, FailureScenario, classify_exception, parse_retry_after
 from ._decorators import agent_tool, agent_turn
@@ -8,6 +10,7 @@ from ._documents import DocumentError
 from ._errors import (
     AgentMWError,
     BudgetExceededError,
+    CircuitOpenError,
     ControlFlowError,
     InvalidTransitionError,
     RateLimitedError,
@@ -82,10 +85,12 @@ __all__ = [
     "AgentState",
     "AllowAll",
     "ApprovalRequiredError",
+    "BreakerState",
     "BudgetExceededError",
     "Call",
     "CallKind",
     "CheckpointCorruptError",
+    "CircuitOpenError",
     "ControlFlowError",
     "DenyPatterns",
     "DocumentError",
@@ -142,6 +147,7 @@ __all__ = [
     "add_listener",
     "agent_tool",
     "agent_turn",
+    "backoff_delay",
     "call_cost",
     "classify_exception",
     "current_session",

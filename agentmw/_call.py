@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -68,6 +69,14 @@ class Call:
         self.model = model
         if "model" in self.kwargs:
             self.kwargs["model"] = model
+            return
+        # A defaulted `model` parameter must follow a switch too; if the caller passed it
+        # positionally, rewrite that argument rather than adding a clashing keyword.
+        slot = _model_slot(self.fn)
+        if isinstance(slot, int) and slot < len(self.args):
+            self.args = (*self.args[:slot], model, *self.args[slot + 1 :])
+        elif slot is not None:
+            self.kwargs["model"] = model
 
     def emit(self, name: str, *, detail: str | None = None, **data: Any) -> None:
         """Emit an event about this call on its session (process listeners only outside one).
@@ -95,3 +104,17 @@ class Call:
         if observers:
             for observer in tuple(observers):
                 observer(event)
+
+
+def _model_slot(fn: Callable[..., Any]) -> int | str | None:
+    """Where `fn` takes its `model`: a positional index, "kw" for keyword-only, or None."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # builtins and some C callables have no signature
+        return None
+    for index, param in enumerate(params):
+        if param.name == "model":
+            if param.kind is param.POSITIONAL_OR_KEYWORD:
+                return index
+            return "kw" if param.kind is param.KEYWORD_ONLY else None
+    return None

@@ -7,8 +7,10 @@ import errno
 import json
 import math
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any
@@ -85,6 +87,8 @@ _CONTEXT_RE = re.compile(
     re.IGNORECASE,
 )
 
+_QUOTA_RE = re.compile(r"insufficient[_ ]quota|exceeded your current quota", re.IGNORECASE)
+
 # Message heuristics, tried last. Numbers only match as whole words: "req_429ab" is an id.
 _HEURISTICS: tuple[tuple[re.Pattern[str], FailureScenario], ...] = tuple(
     (re.compile(p, re.IGNORECASE), s)
@@ -157,8 +161,13 @@ def _status_of(exc: BaseException) -> int | None:
         getattr(exc, "status", None),
         _attr(getattr(exc, "response", None), "status_code"),
     ):
-        if type(candidate) is int and 100 <= candidate <= 599:
-            return candidate
+        # IntEnum statuses (http.HTTPStatus) count; bools are ints too but never a status.
+        if (
+            isinstance(candidate, int)
+            and not isinstance(candidate, bool)
+            and 100 <= candidate < 600
+        ):
+            return int(candidate)
     return None
 
 
@@ -194,8 +203,8 @@ def parse_retry_after(headers: Any, *, now: float | None = None) -> float | None
             when = parsedate_to_datetime(raw)
         except (TypeError, ValueError, IndexError):
             return None
-        import time
-
+        if when.tzinfo is None:  # "-0000" dates parse naive; HTTP dates are always UTC
+            when = when.replace(tzinfo=UTC)
         seconds = when.timestamp() - (time.time() if now is None else now)
         return max(seconds, 0.0)
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
@@ -226,7 +235,7 @@ def _from_status(exc: BaseException, status: int) -> Failure:
     retryable = scenario in RETRYABLE or status == 409
     if status == 409:
         scenario = S.UNKNOWN
-    if status == 429 and "insufficient_quota" in codes:
+    if status == 429 and ("insufficient_quota" in codes or _QUOTA_RE.search(str(exc))):
         scenario, retryable = S.QUOTA_EXHAUSTED, False
     elif scenario is S.BAD_REQUEST:
         if codes & _CONTEXT_CODES or _CONTEXT_RE.search(str(exc)):
@@ -303,3 +312,31 @@ def classify_exception(exc: BaseException) -> Failure:
             if pattern.search(text):
                 return Failure(scenario, scenario in RETRYABLE)
     return Failure(S.UNKNOWN, False)
+
+
+def scenario_predicate(
+    value: Any, *, argument: str, default: frozenset[FailureScenario] | None
+) -> Callable[[Failure], bool]:
+    """A `(Failure) -> bool` from scenarios or a predicate (layer options `on=`, `counts=`).
+
+    `None` selects `default` (or, when that is None, `Failure.retryable`).
+
+    Raises:
+        ValueError: `value` is neither a predicate nor an iterable of known scenarios.
+    """
+    if value is None:
+        if default is None:
+            return lambda failure: failure.retryable
+        return lambda failure: failure.scenario in default
+    if callable(value):
+        return value  # type: ignore[no-any-return]
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ValueError(
+            f"{argument} must be an iterable of FailureScenario or a predicate, got {value!r}"
+        )
+    try:
+        chosen = frozenset(FailureScenario(s) for s in value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in FailureScenario)
+        raise ValueError(f"{argument} holds an unknown scenario; allowed: {allowed}") from None
+    return lambda failure: failure.scenario in chosen

@@ -85,3 +85,19 @@ class RateLimitedError(ControlFlowError):
         super().__init__(
             message or f"rate limit: the reservation needs a wait of {retry_after:.3f}s"
         )
+
+
+class CircuitOpenError(ControlFlowError):
+    """A circuit breaker refused the call without making it.
+
+    Attributes:
+        name: the breaker's name.
+        key: the state key (usually the model, or the tool name).
+        retry_after: seconds until the breaker lets a probe through (0 when probes are busy).
+    """
+
+    def __init__(self, name: str, key: str, retry_after: float) -> None:
+        self.name = name
+        self.key = key
+        self.retry_after = retry_after
+        super().__init__(f"circuit {name!r} is open for {key!r}; retry after {retry_after:.3g}s")

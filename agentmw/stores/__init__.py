@@ -1,5 +1,6 @@
 """State stores: in-memory defaults, SQLite (embedded), Redis and PostgreSQL (fleet)."""
 
+from .._breaker import BreakerConfig, Permit
 from ._checkpoint_records import (
     CheckpointCorruptError,
     CheckpointSaver,
@@ -13,14 +14,18 @@ from ._postgres_sinks import PostgresEventSink, PostgresUsageSink
 from ._sink import BatchedSink, SinkSchemaError, UsageTotals
 from ._sqlite_saver import CheckpointSchemaError, SqliteSaver
 from ._sqlite_sinks import SqliteEventSink, SqliteUsageSink
+from .breaker import BreakerStore, InMemoryBreakerStore
 from .ledger import InMemoryLedger, Ledger, LedgerResult
 from .limiter import InMemoryLimiterStore, LimiterStore
 
 __all__ = [
     "BatchedSink",
+    "BreakerConfig",
+    "BreakerStore",
     "CheckpointCorruptError",
     "CheckpointSaver",
     "CheckpointSchemaError",
+    "InMemoryBreakerStore",
     "InMemoryLedger",
     "InMemoryLimiterStore",
     "InMemorySaver",
@@ -28,6 +33,7 @@ __all__ = [
     "Ledger",
     "LedgerResult",
     "LimiterStore",
+    "Permit",
     "PostgresEventSink",
     "PostgresSaver",
     "PostgresUsageSink",

@@ -1,0 +1,36 @@
+"""Helpers for layers used outside a stack (`Retry.call`, `CircuitBreaker.call`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .._call import Call
+from .._session import current_session
+
+
+def standalone_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
+    """A `Call` for a layer used outside a stack (its events go to the current session, if any)."""
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    session = current_session()
+    model = kwargs.get("model")
+    name = getattr(fn, "__name__", None) or type(fn).__name__
+    return Call(
+        "turn",
+        name,
+        fn,
+        model if isinstance(model, str) else None,
+        args,
+        kwargs,
+        session=session,
+        agent=session.agent if session is not None else None,
+    )
+
+
+def run_fn(call: Call) -> Any:
+    return call.fn(*call.args, **call.kwargs)
+
+
+async def arun_fn(call: Call) -> Any:
+    return await call.fn(*call.args, **call.kwargs)

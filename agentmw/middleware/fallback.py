@@ -1,0 +1,150 @@
+"""`Fallback`: when a model is exhausted or its breaker is open, run the call on the next one."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
+
+from .._call import Call
+from .._classify import Failure, FailureScenario, classify_exception, scenario_predicate
+from .._errors import CircuitOpenError
+from .._middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
+
+
+class Fallback(Middleware):
+    """Reruns a failed turn with the next model of `models`.
+
+    The call switches when it fails with a scenario in `on` (default: a retryable failure,
+    which under a `Retry` layer means its retries ran out) or with `CircuitOpenError`. The
+    switch rewrites `call.model` and the `model` keyword (`Call.set_model`) and restarts the
+    attempt count, so each model gets its own retries and its own breaker and limiter key.
+    Models are tried in order after the call's own model. Streams switch only before their
+    first chunk reaches the consumer.
+
+    Args:
+        models: the fallback models, in order.
+        on: scenarios (or a predicate on `Failure`) that trigger a switch.
+        name: the layer's name in its stack.
+    """
+
+    def __init__(
+        self,
+        models: Iterable[str],
+        *,
+        on: Iterable[FailureScenario | str] | Callable[[Failure], bool] | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name, kinds="turn")
+        if isinstance(models, str):
+            raise ValueError(f"models must be a list of model names, got the string {models!r}")
+        chosen = tuple(models)
+        if not chosen or not all(isinstance(m, str) and m.strip() for m in chosen):
+            raise ValueError(f"models must be a non-empty list of model names, got {models!r}")
+        self.models = chosen
+        self.on = scenario_predicate(on, argument="on", default=None)
+
+    def _candidates(self, call: Call) -> list[str]:
+        if call.model in self.models:
+            return list(self.models[self.models.index(call.model) + 1 :])
+        return [m for m in self.models if m != call.model]
+
+    def _switch(self, call: Call, exc: BaseException, remaining: list[str]) -> bool:
+        """Move `call` to the next model when `exc` calls for it; False: re-raise."""
+        if not remaining:
+            return False
+        if isinstance(exc, CircuitOpenError):
+            scenario = "circuit_open"
+        else:
+            failure = classify_exception(exc)
+            if failure.scenario in (FailureScenario.CONTROL_FLOW, FailureScenario.CANCELLED):
+                return False
+            if not self.on(failure):
+                return False
+            scenario = failure.scenario.value
+        previous, model = call.model, remaining.pop(0)
+        call.set_model(model)
+        call.attempt = 1
+        call.emit("fallback.switched", from_model=previous, to_model=model, scenario=scenario)
+        if call.session is not None:
+            call.session.recoveries.append(
+                {
+                    "layer": self.name,
+                    "step": call.step,
+                    "name": call.name,
+                    "action": "fallback",
+                    "scenario": scenario,
+                    "from_model": previous,
+                    "to_model": model,
+                }
+            )
+        return True
+
+    def handle(self, call: Call, call_next: Next) -> Any:
+        try:
+            return call_next(call)
+        except BaseException as exc:
+            remaining = self._candidates(call)
+            if not self._switch(call, exc, remaining):
+                raise
+        while True:
+            try:
+                return call_next(call)
+            except BaseException as exc:
+                if not self._switch(call, exc, remaining):
+                    raise
+
+    async def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
+        try:
+            return await call_next(call)
+        except BaseException as exc:
+            remaining = self._candidates(call)
+            if not self._switch(call, exc, remaining):
+                raise
+        while True:
+            try:
+                return await call_next(call)
+            except BaseException as exc:
+                if not self._switch(call, exc, remaining):
+                    raise
+
+    def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
+        remaining: list[str] | None = None
+        while True:
+            gen = call_next(call)
+            started = False
+            try:
+                for chunk in gen:
+                    started = True
+                    yield chunk
+                return
+            except GeneratorExit:
+                raise
+            except BaseException as exc:
+                if remaining is None:
+                    remaining = self._candidates(call)
+                if started or not self._switch(call, exc, remaining):
+                    raise
+            finally:
+                close = getattr(gen, "close", None)
+                if close is not None:
+                    close()
+
+    async def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
+        remaining: list[str] | None = None
+        while True:
+            agen = call_next(call)
+            started = False
+            try:
+                async for chunk in agen:
+                    started = True
+                    yield chunk
+                return
+            except GeneratorExit:
+                raise
+            except BaseException as exc:
+                if remaining is None:
+                    remaining = self._candidates(call)
+                if started or not self._switch(call, exc, remaining):
+                    raise
+            finally:
+                await aclose(agen)
