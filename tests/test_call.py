@@ -42,11 +42,3 @@ def test_set_model_rewrites_a_positional_model_argument() -> None:
     assert call.kwargs == {}
     assert call.fn(*call.args, **call.kwargs) == "hi@b"
 
-
-def test_set_model_leaves_functions_without_a_model_parameter_alone() -> None:
-    def ask(prompt: str) -> str:
-        return prompt
-
-    call = Call("turn", "ask", ask, "a", ("hi",), {})
-    call.set_model("b")
-    assert (call.model, call.args, call.kwargs) == ("b", ("hi",), {})
