@@ -256,32 +256,46 @@ def read_pricing_file(path: str | Path) -> dict[str, ModelPricing]:
 
     Raises:
         ValueError: unreadable file, bad syntax or an invalid entry; the message names the file,
-            the model and the field.
+            the model and the field (every problem, one per line).
+    """
+    prices, errors = check_pricing_file(path)
+    if errors:
+        raise ValueError("\n".join(errors))
+    return prices
+
+
+def check_pricing_file(path: str | Path) -> tuple[dict[str, ModelPricing], list[str]]:
+    """Validate a price file and collect every problem instead of stopping at the first.
+
+    Returns:
+        The valid entries, and one message per problem naming the file, model and field.
     """
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ValueError(f"{file}: cannot read price file ({type(exc).__name__})") from exc
+        return {}, [f"{file}: cannot read price file ({type(exc).__name__})"]
     try:
         data: Any = tomllib.loads(text) if file.suffix == ".toml" else json.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"{file}: not valid {file.suffix.lstrip('.') or 'JSON'}: {exc}") from exc
+        return {}, [f"{file}: not valid {file.suffix.lstrip('.') or 'JSON'}: {exc}"]
     if isinstance(data, dict) and set(data) == {"models"}:
         data = data["models"]
     if not isinstance(data, dict):
-        raise ValueError(f"{file}: expected a table of model -> prices, got {type(data).__name__}")
+        return {}, [f"{file}: expected a table of model -> prices, got {type(data).__name__}"]
     out: dict[str, ModelPricing] = {}
+    errors: list[str] = []
     for model, entry in data.items():
         if not isinstance(entry, dict):
-            raise ValueError(f"{file}: model {model!r}: expected a table of prices")
+            errors.append(f"{file}: model {model!r}: expected a table of prices")
+            continue
         try:
             out[model] = ModelPricing.model_validate(entry)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"]) or "?"
-            raise ValueError(f"{file}: model {model!r}: field {field!r}: {err['msg']}") from None
-    return out
+            for err in exc.errors():
+                field = ".".join(str(p) for p in err["loc"]) or "?"
+                errors.append(f"{file}: model {model!r}: field {field!r}: {err['msg']}")
+    return out, errors
 
 
 _default_table = PricingTable()

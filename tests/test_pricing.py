@@ -23,7 +23,7 @@ from agentmw import (
     pricing_for,
     register_pricing,
 )
-from agentmw._pricing import _reset_warnings
+from agentmw._pricing import _reset_warnings, check_pricing_file, read_pricing_file
 from agentmw.testing import Reply, ScriptedModel
 
 PRICE = ModelPricing(input_per_million="2.50", output_per_million="10")
@@ -209,3 +209,16 @@ def test_from_genai_prices_prices_unregistered_models() -> None:
     cost = table.cost("gpt-4o", Usage(input_tokens=1000, output_tokens=100, cache_read_tokens=200))
     assert cost == Decimal("0.00325")
     assert table.cost("no-such-model-xyz", Usage(1, 1)) == 0
+
+
+def test_read_pricing_file_reports_every_invalid_entry(tmp_path: Path) -> None:
+    path = tmp_path / "prices.json"
+    path.write_text(
+        '{"a": {"input_per_million": -1, "output_per_million": 1},'
+        ' "b": {"input_per_million": 1}, "ok": {"input_per_million": 1, "output_per_million": 1}}'
+    )
+    with pytest.raises(ValueError, match=r"(?s)'a'.*input_per_million.*'b'.*output_per_million"):
+        read_pricing_file(path)
+    prices, errors = check_pricing_file(path)
+    assert list(prices) == ["ok"]
+    assert len(errors) == 2

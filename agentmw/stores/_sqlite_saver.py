@@ -12,8 +12,8 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from .._errors import AgentMWError
 from ._checkpoint_records import (
@@ -26,6 +26,7 @@ from ._checkpoint_records import (
 
 __all__ = ["CheckpointSchemaError", "SqliteSaver"]
 
+_T = TypeVar("_T")
 SCHEMA_VERSION = 1
 COMPONENT = "checkpoints"
 _SYNC_MODES = ("NORMAL", "FULL")
@@ -88,6 +89,32 @@ def snapshot_row(s: SessionSnapshot) -> tuple[Any, ...]:
         json.dumps(s.models, default=str, separators=(",", ":")),
         s.updated_at.isoformat(),
     )
+
+
+def read_steps(conn: sqlite3.Connection, thread_id: str) -> list[StepRecord]:
+    """The thread's step records in step order (the saver and the CLI share this)."""
+    rows = conn.execute(
+        f"SELECT step, {_STEP_COLUMNS} FROM agentmw_checkpoints WHERE thread_id = ? ORDER BY step",
+        (thread_id,),
+    ).fetchall()
+    return [step_from_row(thread_id, r[0], r[1:]) for r in rows]
+
+
+def read_snapshot(conn: sqlite3.Connection, thread_id: str) -> SessionSnapshot | None:
+    """The thread's session snapshot, if any."""
+    row = conn.execute(
+        f"SELECT {_SNAPSHOT_COLUMNS} FROM agentmw_sessions WHERE thread_id = ?", (thread_id,)
+    ).fetchone()
+    return None if row is None else snapshot_from_row(thread_id, row)
+
+
+def read_threads(conn: sqlite3.Connection) -> list[str]:
+    """Every thread with step records or a snapshot, sorted."""
+    rows = conn.execute(
+        "SELECT thread_id FROM agentmw_checkpoints UNION"
+        " SELECT thread_id FROM agentmw_sessions ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 class SqliteSaver:
@@ -163,9 +190,9 @@ class SqliteSaver:
                 self._conn.execute("ROLLBACK")
                 raise
 
-    def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+    def _read(self, read: Callable[[sqlite3.Connection], _T]) -> _T:
         with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+            return read(self._conn)
 
     def put_step(self, record: StepRecord) -> None:
         """Write (or replace) one step record in its own transaction."""
@@ -177,12 +204,7 @@ class SqliteSaver:
 
     def get_steps(self, thread_id: str) -> list[StepRecord]:
         """The thread's step records in step order."""
-        rows = self._read(
-            f"SELECT step, {_STEP_COLUMNS} FROM agentmw_checkpoints WHERE thread_id = ?"
-            " ORDER BY step",
-            (thread_id,),
-        )
-        return [step_from_row(thread_id, r[0], r[1:]) for r in rows]
+        return self._read(lambda conn: read_steps(conn, thread_id))
 
     def delete_steps(self, thread_id: str, steps: Sequence[int]) -> None:
         """Drop the given steps of a thread (missing ones are ignored)."""
@@ -201,19 +223,11 @@ class SqliteSaver:
 
     def get_snapshot(self, thread_id: str) -> SessionSnapshot | None:
         """The thread's latest session snapshot, if any."""
-        rows = self._read(
-            f"SELECT {_SNAPSHOT_COLUMNS} FROM agentmw_sessions WHERE thread_id = ?", (thread_id,)
-        )
-        return snapshot_from_row(thread_id, rows[0]) if rows else None
+        return self._read(lambda conn: read_snapshot(conn, thread_id))
 
     def list_threads(self) -> list[str]:
         """Every thread with step records or a snapshot, sorted."""
-        rows = self._read(
-            "SELECT thread_id FROM agentmw_checkpoints UNION"
-            " SELECT thread_id FROM agentmw_sessions ORDER BY 1",
-            (),
-        )
-        return [r[0] for r in rows]
+        return self._read(read_threads)
 
     def delete_thread(self, thread_id: str) -> None:
         """Drop a thread's records and snapshot in one transaction."""

@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .._events import Event, UsageRecord
 from ._sink import BatchedSink, UsageTotals
@@ -27,6 +27,7 @@ from ._sink_codec import (
 )
 from ._sqlite_schema import connect, ensure_schema
 
+_T = TypeVar("_T")
 _EVENT_COLUMNS = (
     "at, name, session_id, role, phase, project_id, step, model, tool, failure_class, detail, data"
 )
@@ -105,6 +106,40 @@ class _DecimalSum:
         return str(self.total)
 
 
+def prepare_reader(conn: sqlite3.Connection) -> None:
+    """Set up a connection for the read helpers below (named rows, the exact decimal sum)."""
+    conn.row_factory = sqlite3.Row
+    # typeshed types aggregates as int-only; sqlite3 accepts any SQLite value.
+    conn.create_aggregate("agentmw_decimal_sum", 1, _DecimalSum)  # type: ignore[arg-type]
+
+
+def _where(session_id: str | None) -> tuple[str, tuple[Any, ...]]:
+    return ("", ()) if session_id is None else (" WHERE session_id = ?", (session_id,))
+
+
+def read_events(conn: sqlite3.Connection, session_id: str | None = None) -> list[Event]:
+    """The events in `agentmw_events`, in write order (the sink and the CLI share this)."""
+    where, params = _where(session_id)
+    sql = f"SELECT {_EVENT_COLUMNS} FROM agentmw_events{where} ORDER BY id"
+    return [event_from_mapping(dict(row)) for row in conn.execute(sql, params)]
+
+
+def read_usage(conn: sqlite3.Connection, session_id: str | None = None) -> list[UsageRecord]:
+    """The records in `agentmw_usage`, in write order."""
+    where, params = _where(session_id)
+    sql = f"SELECT {_USAGE_COLUMNS} FROM agentmw_usage{where} ORDER BY id"
+    return [usage_from_mapping(dict(row)) for row in conn.execute(sql, params)]
+
+
+def read_usage_totals(conn: sqlite3.Connection) -> dict[str, UsageTotals]:
+    """Per-model totals of `agentmw_usage` (needs `prepare_reader`)."""
+    rows = conn.execute(
+        "SELECT model, SUM(kind = 'turn'), SUM(input_tokens), SUM(output_tokens),"
+        " agentmw_decimal_sum(cost_usd) FROM agentmw_usage GROUP BY model"
+    )
+    return totals_from_groups(tuple(r) for r in rows)
+
+
 class _SqliteSink(BatchedSink[Any]):
     _component = ""
 
@@ -133,20 +168,15 @@ class _SqliteSink(BatchedSink[Any]):
             put_timeout=put_timeout,
         )
 
-    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+    def _query(self, read: Callable[[sqlite3.Connection], _T]) -> _T:
         # Read your writes: what this sink queued so far is committed before the read.
         self.flush()
         conn = connect(self.path)
         try:
-            conn.row_factory = sqlite3.Row
-            # typeshed types aggregates as int-only; sqlite3 accepts any SQLite value.
-            conn.create_aggregate("agentmw_decimal_sum", 1, _DecimalSum)  # type: ignore[arg-type]
-            return conn.execute(sql, params).fetchall()
+            prepare_reader(conn)
+            return read(conn)
         finally:
             conn.close()
-
-    def _where(self, session_id: str | None) -> tuple[str, tuple[Any, ...]]:
-        return ("", ()) if session_id is None else (" WHERE session_id = ?", (session_id,))
 
 
 class SqliteEventSink(_SqliteSink):
@@ -193,10 +223,7 @@ class SqliteEventSink(_SqliteSink):
 
     def replay(self, session_id: str | None = None) -> list[Event]:
         """The stored events in write order, all or those of one session."""
-        where, params = self._where(session_id)
-        sql = f"SELECT {_EVENT_COLUMNS} FROM agentmw_events{where} ORDER BY id"
-        rows = self._query(sql, params)
-        return [event_from_mapping(dict(row)) for row in rows]
+        return self._query(lambda conn: read_events(conn, session_id))
 
     async def areplay(self, session_id: str | None = None) -> list[Event]:
         """`replay` without blocking the event loop."""
@@ -237,9 +264,7 @@ class SqliteUsageSink(_SqliteSink):
 
     def replay(self, session_id: str | None = None) -> list[UsageRecord]:
         """The stored usage records in write order, all or those of one session."""
-        where, params = self._where(session_id)
-        rows = self._query(f"SELECT {_USAGE_COLUMNS} FROM agentmw_usage{where} ORDER BY id", params)
-        return [usage_from_mapping(dict(row)) for row in rows]
+        return self._query(lambda conn: read_usage(conn, session_id))
 
     async def areplay(self, session_id: str | None = None) -> list[UsageRecord]:
         """`replay` without blocking the event loop."""
@@ -247,11 +272,7 @@ class SqliteUsageSink(_SqliteSink):
 
     def totals(self) -> dict[str, UsageTotals]:
         """Per model: turns, input/output/total tokens and exact `Decimal` cost."""
-        rows = self._query(
-            "SELECT model, SUM(kind = 'turn'), SUM(input_tokens), SUM(output_tokens),"
-            " agentmw_decimal_sum(cost_usd) FROM agentmw_usage GROUP BY model"
-        )
-        return totals_from_groups(tuple(r) for r in rows)
+        return self._query(read_usage_totals)
 
     async def atotals(self) -> dict[str, UsageTotals]:
         """`totals` without blocking the event loop."""
