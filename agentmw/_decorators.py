@@ -33,6 +33,42 @@ def _mode_of(fn: Any) -> str:
     return "sync"
 
 
+ModelGetter = Callable[[tuple[Any, ...], Any], "str | None"]
+
+
+def _model_getter(fn: Any) -> ModelGetter | None:
+    """How to read a turn's model from the function's own `model` parameter, decided once.
+
+    Returns None when the function has no `model` parameter (the common, free case). Otherwise
+    the getter reads a positionally passed model, else the parameter's string default.
+    """
+    inner = fn.__func__ if isinstance(fn, (classmethod, staticmethod)) else fn
+    try:
+        params = list(inspect.signature(inner).parameters.values())
+    except (TypeError, ValueError):  # builtins and some C callables have no signature
+        return None
+    found = next(((i, p) for i, p in enumerate(params) if p.name == "model"), None)
+    if found is None or found[1].kind is inspect.Parameter.VAR_KEYWORD:
+        return None
+    index, param = found
+    default = param.default if isinstance(param.default, str) else None
+    positional = param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD)
+    # A bound method's `self`/`cls` is not in `args` (wrapt passes it as `instance`).
+    skip = int(
+        not isinstance(fn, staticmethod) and bool(params) and params[0].name in ("self", "cls")
+    )
+
+    def get(args: tuple[Any, ...], instance: Any) -> str | None:
+        if positional:
+            pos = index - (skip if instance is not None else 0)
+            value = args[pos] if 0 <= pos < len(args) else None
+            if isinstance(value, str):
+                return value
+        return default
+
+    return get
+
+
 def _build(
     fn: Any,
     kind: CallKind,
@@ -52,8 +88,11 @@ def _build(
     is_turn = kind == "turn"
     stream = mode in ("stream", "astream")
     key = (kind, mode)
+    model_of = _model_getter(fn) if is_turn and model is None else None
 
-    def make_call(wrapped: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def make_call(
+        wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
         # The hot path: positional Call construction and a direct chain-cache lookup.
         session = get_session()
         if fixed is not None:
@@ -63,7 +102,11 @@ def _build(
         else:
             st = _stack._default_stack
         chain = st._chains.get(key) or st.chain(kind, mode)  # type: ignore[arg-type]
-        call_model = (model or kwargs.get("model")) if is_turn else None
+        call_model = (
+            (model or kwargs.get("model") or (model_of and model_of(args, instance)))
+            if is_turn
+            else None
+        )
         agent = session.agent if session is not None else None
         # fmt: off
         call = Call(
@@ -82,7 +125,9 @@ def _build(
             chain = st._chains.get(key) or st.chain(kind, mode)  # type: ignore[arg-type]
             # fmt: off
             call = Call(
-                kind, call_name, wrapped, (model or kwargs.get("model")) if is_turn else None,
+                kind, call_name, wrapped,
+                (model or kwargs.get("model") or (model_of and model_of(args, instance)))
+                if is_turn else None,
                 args, kwargs, 1, 0, None, None, session,
                 session.agent if session is not None else None, {}, False, usage,
             )
@@ -101,7 +146,9 @@ def _build(
             chain = st._chains.get(key) or st.chain(kind, mode)  # type: ignore[arg-type]
             # fmt: off
             call = Call(
-                kind, call_name, wrapped, (model or kwargs.get("model")) if is_turn else None,
+                kind, call_name, wrapped,
+                (model or kwargs.get("model") or (model_of and model_of(args, instance)))
+                if is_turn else None,
                 args, kwargs, 1, 0, None, None, session,
                 session.agent if session is not None else None, {}, False, usage,
             )
@@ -115,7 +162,7 @@ def _build(
     if mode == "stream":
 
         def stream_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Iterator[Any]:
-            call, chain, session = make_call(wrapped, args, kwargs)
+            call, chain, session = make_call(wrapped, instance, args, kwargs)
             if session is None:
                 yield from chain(call)
             else:
@@ -126,7 +173,7 @@ def _build(
     async def astream_wrapper(
         wrapped: Any, instance: Any, args: Any, kwargs: Any
     ) -> AsyncIterator[Any]:
-        call, chain, session = make_call(wrapped, args, kwargs)
+        call, chain, session = make_call(wrapped, instance, args, kwargs)
         agen = chain(call) if session is None else session.arun_stream(call, chain)
         try:
             async for chunk in agen:

@@ -321,3 +321,71 @@ async def test_streamed_usage_is_recorded(path: str) -> None:
     assert "".join(c.text for c in chunks) == "hello world, streaming"
     assert session.usage == chunks[-1].usage
     assert session.iterations == 1
+
+
+class _ModelSeen(Middleware):
+    """Records `call.model` as the stack sees it."""
+
+    def __init__(self, seen: list[str | None]) -> None:
+        super().__init__()
+        self.seen = seen
+
+    def before(self, call: Call) -> None:
+        self.seen.append(call.model)
+
+
+async def test_model_comes_from_the_functions_own_model_parameter(mode: str) -> None:
+    seen: list[str | None] = []
+    stack = Stack([_ModelSeen(seen)])
+
+    if mode == "sync":
+
+        @agent_turn(stack=stack)
+        def ask(prompt: str, model: str = "default-model") -> str:
+            return model
+
+        assert ask("hi") == "default-model"
+        assert ask("hi", "positional-model") == "positional-model"
+        assert ask("hi", model="keyword-model") == "keyword-model"
+    else:
+
+        @agent_turn(stack=stack)
+        async def aask(prompt: str, model: str = "default-model") -> str:
+            return model
+
+        assert await aask("hi") == "default-model"
+        assert await aask("hi", "positional-model") == "positional-model"
+        assert await aask("hi", model="keyword-model") == "keyword-model"
+    assert seen == ["default-model", "positional-model", "keyword-model"]
+
+
+def test_model_parameter_of_a_method_skips_self() -> None:
+    seen: list[str | None] = []
+    stack = Stack([_ModelSeen(seen)])
+
+    class Client:
+        @agent_turn(stack=stack)
+        def ask(self, prompt: str, model: str = "m-default") -> str:
+            return model
+
+    client = Client()
+    assert client.ask("hi") == "m-default"
+    assert client.ask("hi", "m-positional") == "m-positional"
+    assert seen == ["m-default", "m-positional"]
+
+
+def test_decorator_model_wins_and_functions_without_model_get_none() -> None:
+    seen: list[str | None] = []
+    stack = Stack([_ModelSeen(seen)])
+
+    @agent_turn(model="fixed", stack=stack)
+    def ask(prompt: str, model: str = "ignored") -> str:
+        return prompt
+
+    @agent_turn(stack=stack)
+    def plain(prompt: str) -> str:
+        return prompt
+
+    ask("hi")
+    plain("hi")
+    assert seen == ["fixed", None]
