@@ -15,6 +15,7 @@ from ._window import OutputWindow
 __all__ = ["Guardrails"]
 
 _OFFSET, _FINAL = "guardrails.stream_offset", "guardrails.stream_final"
+_PENDING, _REPORTED = "guardrails.stream_pending", "guardrails.stream_reported"
 
 
 class Guardrails(Middleware):
@@ -89,7 +90,13 @@ class Guardrails(Middleware):
         if verdict.action == "block":
             violations.append((guard.name, verdict.reason or "blocked"))
         elif verdict.action == "replace":
-            call.emit("guardrail.replaced", stage="output", guard=guard.name)
+            pending = call.meta.get(_PENDING)
+            if pending is None:
+                call.emit("guardrail.replaced", stage="output", guard=guard.name)
+            else:
+                # A stream re-checks its window after every chunk: report a guard once, and
+                # only when its replacement is actually released (see `_apply`).
+                pending.append(guard.name)
             return verdict.value
         return value
 
@@ -151,7 +158,8 @@ class Guardrails(Middleware):
         return self._rebuild(result, text, value)
 
     # -- streams -------------------------------------------------------------------------------
-    def _window(self) -> OutputWindow:
+    def _window(self, call: Call) -> OutputWindow:
+        call.meta[_PENDING] = []
         return OutputWindow(self.stream_window, keep_released=self._whole)
 
     @staticmethod
@@ -160,7 +168,9 @@ class Guardrails(Middleware):
         call.meta[_FINAL] = final
         return window.text()
 
-    def _apply(self, window: OutputWindow, held: str, value: Any, final: bool) -> None:
+    def _apply(self, call: Call, window: OutputWindow, held: str, value: Any, final: bool) -> None:
+        pending: list[str] = call.meta[_PENDING]
+        guards, pending[:] = list(pending), []
         if not isinstance(value, str) or value == held:
             return
         if not final:
@@ -175,6 +185,11 @@ class Guardrails(Middleware):
             if first >= boundary:
                 return
         window.set_text(value)
+        reported: set[str] = call.meta.setdefault(_REPORTED, set())
+        for name in dict.fromkeys(guards):
+            if name not in reported:
+                reported.add(name)
+                call.emit("guardrail.replaced", stage="output", guard=name)
 
     def _whole_check(self, call: Call, window: OutputWindow, held: str) -> None:
         # Guards that need the whole output (OutputSchema) validate it once, at the end; a
@@ -191,15 +206,15 @@ class Guardrails(Middleware):
     def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
         self._check_input(call)
         gen = call_next(call)
-        window = self._window()
+        window = self._window(call)
         try:
             for chunk in gen:
                 window.push(chunk)
                 held = self._mark(call, window, False)
-                self._apply(window, held, self._check_output(call, held, stream=True), False)
+                self._apply(call, window, held, self._check_output(call, held, stream=True), False)
                 yield from window.release()
             held = self._mark(call, window, True)
-            self._apply(window, held, self._check_output(call, held, stream=True), True)
+            self._apply(call, window, held, self._check_output(call, held, stream=True), True)
             if self._whole:
                 self._whole_check(call, window, window.text())
             yield from window.drain()
@@ -211,16 +226,18 @@ class Guardrails(Middleware):
     async def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
         await self._acheck_input(call)
         agen = call_next(call)
-        window = self._window()
+        window = self._window(call)
         try:
             async for chunk in agen:
                 window.push(chunk)
                 held = self._mark(call, window, False)
-                self._apply(window, held, await self._acheck_output(call, held, stream=True), False)
+                checked = await self._acheck_output(call, held, stream=True)
+                self._apply(call, window, held, checked, False)
                 for out in window.release():
                     yield out
             held = self._mark(call, window, True)
-            self._apply(window, held, await self._acheck_output(call, held, stream=True), True)
+            checked = await self._acheck_output(call, held, stream=True)
+            self._apply(call, window, held, checked, True)
             if self._whole:
                 self._whole_check(call, window, window.text())
             for out in window.drain():

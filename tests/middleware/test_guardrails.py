@@ -276,7 +276,11 @@ async def test_stream_redaction_across_chunk_borders(path: str) -> None:
     assert "".join(pieces) == text
     upstream = Upstream([Chunk(p) for p in pieces[:-1]] + [Chunk(pieces[-1], None)])
     stack = Stack([Guardrails([PIIRedactor()], stream_window=24)])
-    received = await consume(path, streamer(path, upstream, stack))
+    with capture_events() as events:
+        received = await consume(path, streamer(path, upstream, stack))
+    # The window is re-checked after every chunk, but the replacement is reported once.
+    replaced = events.named("guardrail.replaced")
+    assert [(e.data["stage"], e.data["guard"]) for e in replaced] == [("output", "PIIRedactor")]
     assert all(isinstance(c, Chunk) for c in received)
     joined = "".join(c.text for c in received)
     assert joined == "Contact [REDACTED:email] or [REDACTED:phone] today, thanks a lot friend!"
