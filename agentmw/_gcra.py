@@ -55,12 +55,21 @@ class GCRA:
         self._cooldown: dict[str, float] = {}
 
     def _wait(self, key: str, demands: Sequence[Demand], now: float) -> tuple[float, list[float]]:
-        wait = self._cooldown.get(key, now) - now
+        # In TAT terms: admitting `cost` moves the theoretical arrival time by cost / rate, and
+        # is allowed once that time is no further than `burst` units ahead of now.
+        tat_of = self._tat.get
+        cooldown = self._cooldown.get(key)
+        wait = cooldown - now if cooldown is not None else 0.0
         tats = []
         for rate, cost in demands:
-            interval = 1.0 / rate.per_second
-            tat = max(self._tat.get((key, rate.dimension), now), now) + cost * interval
-            wait = max(wait, tat - rate.burst * interval - now)
+            per_second = rate.per_second
+            tat = tat_of((key, rate.dimension), now)
+            if tat < now:
+                tat = now
+            tat += cost / per_second
+            ahead = tat - rate.burst / per_second - now
+            if ahead > wait:
+                wait = ahead
             tats.append(tat)
         return (wait if wait > _EPSILON else 0.0), tats
 
@@ -72,11 +81,22 @@ class GCRA:
     def acquire(self, key: str, demands: Sequence[Demand], now: float) -> float:
         """Admit every demand or none: 0.0 means admitted and recorded, else seconds to wait."""
         with self._lock:
+            if len(demands) == 1 and key not in self._cooldown:
+                # The common single-dimension case (an rpm-only limiter), without the lists.
+                rate, cost = demands[0]
+                slot = (key, rate.dimension)
+                tat = max(self._tat.get(slot, now), now) + cost / rate.per_second
+                ahead = tat - rate.burst / rate.per_second - now
+                if ahead > _EPSILON:
+                    return ahead
+                self._tat[slot] = tat
+                return 0.0
             wait, tats = self._wait(key, demands, now)
             if wait > 0:
                 return wait
+            store = self._tat
             for (rate, _), tat in zip(demands, tats, strict=True):
-                self._tat[(key, rate.dimension)] = tat
+                store[key, rate.dimension] = tat
             return 0.0
 
     def adjust(self, key: str, demands: Sequence[Demand], now: float) -> None:

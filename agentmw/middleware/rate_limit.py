@@ -15,7 +15,7 @@ from .._errors import RateLimitedError
 from .._fifo import Lines, await_in_line, wait_in_line
 from .._gcra import Demand, Rate
 from .._middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
-from .._usage import Usage, estimate_usage
+from .._usage import ZERO_USAGE, Usage, estimate_usage
 from ..stores.limiter import InMemoryLimiterStore, LimiterStore
 from .reservation import Reservation
 
@@ -115,6 +115,12 @@ class RateLimit(Middleware):
         self._asleep: Callable[[float], Any] = getattr(clock, "asleep", asyncio.sleep)
         self.store: LimiterStore = store if store is not None else InMemoryLimiterStore()
         self._lines = Lines()
+        # A request with no tokens always costs the same: its demands are computed (and their
+        # size checked) once. An in-memory store does no I/O, so an uncontended async caller
+        # can be admitted without awaiting anything.
+        self._zero_demands = self.demands(ZERO_USAGE)
+        self._check_size("any", self._zero_demands)
+        self._local = type(self.store) is InMemoryLimiterStore
 
     # -- demands ---------------------------------------------------------------------------
     def demands(self, usage: Usage, *, request: bool = True) -> list[Demand]:
@@ -143,38 +149,57 @@ class RateLimit(Middleware):
     # -- acquisition -----------------------------------------------------------------------
     def _acquire(self, key: str, demands: list[Demand]) -> float:
         """Wait in line until `demands` are admitted; returns the seconds waited."""
-        self._check_size(key, demands)
+        if demands is not self._zero_demands:
+            self._check_size(key, demands)
         return wait_in_line(
             self._lines, self.store, key, demands, self.clock, self._sleep, self.max_wait
         )
 
+    def _admit_now(self, key: str, demands: list[Demand]) -> bool:
+        """Checks the request's size; True when an in-memory store admits it without a wait."""
+        if demands is not self._zero_demands:
+            self._check_size(key, demands)
+        return (
+            self._local
+            and not self._lines.busy(key)
+            and self.store.acquire(key, demands, self.clock()) == 0.0
+        )
+
     async def _aacquire(self, key: str, demands: list[Demand]) -> float:
         """Async twin of `_acquire`."""
-        self._check_size(key, demands)
+        if self._admit_now(key, demands):
+            return 0.0
         return await await_in_line(
             self._lines, self.store, key, demands, self.clock, self._asleep, self.max_wait
         )
+
+    def _demands_of(self, usage: Usage) -> list[Demand]:
+        return self._zero_demands if usage is ZERO_USAGE else self.demands(usage)
 
     # -- standalone API --------------------------------------------------------------------
     def _usage_of(self, tokens: int | None, usage: Usage | None) -> Usage:
         if usage is not None:
             return usage
-        return Usage(input_tokens=tokens or 0)
+        return Usage(input_tokens=tokens) if tokens else ZERO_USAGE
 
     def acquire(
         self, tokens: int | None = None, *, usage: Usage | None = None, key: str = "default"
     ) -> Reservation:
         """Reserve one request and `tokens` (or `usage`) under `key`, waiting if needed."""
         reserved = self._usage_of(tokens, usage)
-        waited = self._acquire(key, self.demands(reserved))
+        waited = self._acquire(key, self._demands_of(reserved))
         return Reservation(self, key, reserved, waited)
 
     async def aacquire(
         self, tokens: int | None = None, *, usage: Usage | None = None, key: str = "default"
     ) -> Reservation:
         """Async twin of `acquire`."""
-        reserved = self._usage_of(tokens, usage)
-        waited = await self._aacquire(key, self.demands(reserved))
+        if usage is None and not tokens:
+            reserved, demands = ZERO_USAGE, self._zero_demands
+        else:
+            reserved = self._usage_of(tokens, usage)
+            demands = self._demands_of(reserved)
+        waited = 0.0 if self._admit_now(key, demands) else await self._aacquire(key, demands)
         return Reservation(self, key, reserved, waited)
 
     @contextmanager

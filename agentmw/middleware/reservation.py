@@ -12,6 +12,11 @@ if TYPE_CHECKING:
     from .rate_limit import RateLimit
 
 
+# One lock for every reservation: settling is rare and instant, and a lock per reservation
+# would cost an allocation on every admitted call.
+_SETTLE_LOCK = threading.Lock()
+
+
 class Reservation:
     """Requests and tokens admitted under one key; settle it once with `reconcile` or `refund`.
 
@@ -22,11 +27,10 @@ class Reservation:
         settled: True once reconciled or refunded.
     """
 
-    __slots__ = ("_limiter", "_lock", "key", "settled", "usage", "waited")
+    __slots__ = ("_limiter", "key", "settled", "usage", "waited")
 
     def __init__(self, limiter: RateLimit, key: str, usage: Usage, waited: float) -> None:
         self._limiter = limiter
-        self._lock = threading.Lock()
         self.key = key
         self.usage = usage
         self.waited = waited
@@ -34,7 +38,7 @@ class Reservation:
 
     def _settle(self, actual: Usage | int | None) -> list[Demand] | None:
         # Only the first settlement counts: a reconcile then a refund must not refund twice.
-        with self._lock:
+        with _SETTLE_LOCK:
             if self.settled:
                 return None
             self.settled = True
