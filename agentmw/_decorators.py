@@ -88,7 +88,8 @@ def _build(
             chain = st._chains.get(key) or st.chain(kind, mode)  # type: ignore[arg-type]
             # fmt: off
             call = Call(
-                kind, call_name, wrapped, (model or kwargs.get("model")) if is_turn else fixed_model,
+                kind, call_name, wrapped,
+                (model or kwargs.get("model")) if is_turn else fixed_model,
                 args, kwargs, 1, 0, None, None, session,
                 session.agent if session is not None else None,
                 {} if seed is None else seed.copy(), False, usage,
@@ -108,7 +109,8 @@ def _build(
             chain = st._chains.get(key) or st.chain(kind, mode)  # type: ignore[arg-type]
             # fmt: off
             call = Call(
-                kind, call_name, wrapped, (model or kwargs.get("model")) if is_turn else fixed_model,
+                kind, call_name, wrapped,
+                (model or kwargs.get("model")) if is_turn else fixed_model,
                 args, kwargs, 1, 0, None, None, session,
                 session.agent if session is not None else None,
                 {} if seed is None else seed.copy(), False, usage,
