@@ -138,9 +138,7 @@ async def test_sdk_errors_are_classified(
 ) -> None:  # fmt: skip
     c = instrument(client(mode, stub.url), stack=Stack())
     stub.add(reply)
-    exc = await failure_of(
-        lambda: c.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES)
-    )
+    exc = await failure_of(lambda: c.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES))
     assert isinstance(exc, anthropic.APIStatusError)
     assert exc.status_code == reply.status
     failure = classify_exception(exc)
@@ -151,9 +149,7 @@ async def test_sdk_errors_are_classified(
 
 async def test_connection_error_is_classified(mode: str) -> None:
     c = instrument(client(mode, closed_port()), stack=Stack())
-    exc = await failure_of(
-        lambda: c.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES)
-    )
+    exc = await failure_of(lambda: c.messages.create(model=MODEL, max_tokens=64, messages=MESSAGES))
     assert type(exc) is anthropic.APIConnectionError
     assert classify_exception(exc).scenario is FailureScenario.CONNECTION
 

@@ -152,8 +152,15 @@ async def test_responses_usage_and_output_text(stub: StubServer, mode: str) -> N
 async def test_responses_stream_usage_from_completed_event(stub: StubServer, mode: str) -> None:
     spy = Spy()
     c = instrument(client(mode, stub.url), stack=Stack([spy]))
-    delta = {"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0,
-             "content_index": 0, "delta": "streamed", "sequence_number": 1, "logprobs": []}  # fmt: skip
+    delta = {
+        "type": "response.output_text.delta",
+        "item_id": "msg_1",
+        "output_index": 0,
+        "content_index": 0,
+        "delta": "streamed",
+        "sequence_number": 1,
+        "logprobs": [],
+    }
     completed = {"type": "response.completed", "response": RESPONSE, "sequence_number": 2}
     stub.add(
         Reply(events=[("response.output_text.delta", delta), ("response.completed", completed)])
