@@ -147,6 +147,8 @@ _CONNECTION_TYPES = frozenset(
 )
 _OUTPUT_TYPES = frozenset({"ValidationError", "JSONDecodeError", "OutputValidationError"})
 _TOOL_TYPES = frozenset({"ToolError", "ToolException"})
+# OpenAI raises this (no HTTP status) when a parsed completion stopped on the content filter.
+_FILTER_TYPES = frozenset({"ContentFilterFinishReasonError"})
 
 
 def _attr(obj: Any, name: str) -> Any:
@@ -258,6 +260,8 @@ def _from_type(exc: BaseException) -> FailureScenario | None:
         return S.CONNECTION
     if isinstance(exc, json.JSONDecodeError) or names & _OUTPUT_TYPES:
         return S.OUTPUT_INVALID
+    if names & _FILTER_TYPES:
+        return S.CONTENT_FILTERED
     if names & _TOOL_TYPES:
         return S.TOOL_ERROR
     return None

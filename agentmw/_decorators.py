@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar, overload
 
 import wrapt
@@ -76,8 +76,12 @@ def _build(
     model: str | None,
     stack: Stack | Iterable[Middleware] | None,
     usage: Callable[[Any], Usage | None] | None,
+    *,
+    meta: Mapping[str, Any] | None = None,
+    model_from_kwargs: bool = True,
 ) -> Any:
-    # Everything is decided here, once: the mode, the name, the fixed stack.
+    # Everything is decided here, once: the mode, the name, the fixed stack. `meta` seeds each
+    # call's `meta` (integrations set `provider`); `model_from_kwargs=False` ignores `model=`.
     mode = _mode_of(fn)
     inner = fn.__func__ if isinstance(fn, (classmethod, staticmethod)) else fn
     call_name = name or getattr(inner, "__name__", None) or type(inner).__name__
@@ -85,7 +89,9 @@ def _build(
     if usage is not None and not callable(usage):
         raise TypeError(f"usage must be a callable result -> Usage, got {type(usage).__name__}")
     get_session = _current.get
-    is_turn = kind == "turn"
+    is_turn = kind == "turn" and model_from_kwargs
+    fixed_model = model if kind == "turn" else None
+    seed = dict(meta) if meta else None
     stream = mode in ("stream", "astream")
     key = (kind, mode)
     model_of = _model_getter(fn) if is_turn and model is None else None
@@ -105,13 +111,13 @@ def _build(
         call_model = (
             (model or kwargs.get("model") or (model_of and model_of(args, instance)))
             if is_turn
-            else None
+            else fixed_model
         )
         agent = session.agent if session is not None else None
         # fmt: off
         call = Call(
             kind, call_name, wrapped, call_model, args, kwargs, 1, 0, None, None,
-            session, agent, {}, stream, usage,
+            session, agent, {} if seed is None else seed.copy(), stream, usage,
         )
         # fmt: on
         return call, chain, session
@@ -127,9 +133,10 @@ def _build(
             call = Call(
                 kind, call_name, wrapped,
                 (model or kwargs.get("model") or (model_of and model_of(args, instance)))
-                if is_turn else None,
+                if is_turn else fixed_model,
                 args, kwargs, 1, 0, None, None, session,
-                session.agent if session is not None else None, {}, False, usage,
+                session.agent if session is not None else None,
+                {} if seed is None else seed.copy(), False, usage,
             )
             # fmt: on
             if session is None:
@@ -148,9 +155,10 @@ def _build(
             call = Call(
                 kind, call_name, wrapped,
                 (model or kwargs.get("model") or (model_of and model_of(args, instance)))
-                if is_turn else None,
+                if is_turn else fixed_model,
                 args, kwargs, 1, 0, None, None, session,
-                session.agent if session is not None else None, {}, False, usage,
+                session.agent if session is not None else None,
+                {} if seed is None else seed.copy(), False, usage,
             )
             # fmt: on
             if session is None:

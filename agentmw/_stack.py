@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from ._call import Call
 from ._middleware import Middleware, aclose, overrides
-from ._usage import chunk_chars, estimate_stream_usage, extract_usage
+from ._usage import chunk_chars, combine_stream_usage, estimate_stream_usage, extract_usage
 
 __all__ = ["Stack", "get_default_stack", "set_default_stack"]
 
@@ -39,7 +39,7 @@ def _terminal_stream(call: Call) -> Iterator[Any]:
         for chunk in gen:
             usage = ufn(chunk)
             if usage is not None:
-                call.usage = usage  # the last chunk carrying usage wins (OpenAI include_usage)
+                call.usage = combine_stream_usage(call.usage, usage)
             chars += chunk_chars(chunk)
             yield chunk
     finally:
@@ -57,7 +57,7 @@ async def _aterminal_stream(call: Call) -> AsyncIterator[Any]:
         async for chunk in agen:
             usage = ufn(chunk)
             if usage is not None:
-                call.usage = usage
+                call.usage = combine_stream_usage(call.usage, usage)
             chars += chunk_chars(chunk)
             yield chunk
     finally:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ._call import Call
+from ._usage import RESPONSES_TEXT_DELTA
 
 __all__: list[str] = []  # internal helpers of Guardrails
 
@@ -102,6 +103,8 @@ def output_text(result: Any) -> str | None:
         return result
     if result is None or isinstance(result, (int, float, bool, bytes)):
         return None
+    if _is_response(result):
+        return _response_text(result)
     choice = _first_choice(result)
     if choice is not None:
         for part in ("message", "delta"):
@@ -118,8 +121,47 @@ def output_text(result: Any) -> str | None:
         text = getattr(result, "text", None)
         if isinstance(text, str):
             return text
-    delta_text = _get(_get(result, "delta"), "text")
+    delta = _get(result, "delta")
+    if isinstance(delta, str):
+        return delta if _get(result, "type") == RESPONSES_TEXT_DELTA else None
+    delta_text = _get(delta, "text")
     return delta_text if isinstance(delta_text, str) else None
+
+
+def _is_response(result: Any) -> bool:
+    """An OpenAI Responses API result: `object == "response"` with an `output` item list."""
+    return _get(result, "object") == "response" and isinstance(_get(result, "output"), list)
+
+
+def _response_parts(result: Any) -> Iterator[Any]:
+    for item in _get(result, "output"):
+        if _get(item, "type") == "message":
+            for part in _get(item, "content") or ():
+                if _get(part, "type") == "output_text":
+                    yield part
+
+
+def _response_text(result: Any) -> str | None:
+    texts = [t for t in (_get(p, "text") for p in _response_parts(result)) if isinstance(t, str)]
+    return "".join(texts) if texts else None
+
+
+def _response_with_text(result: Any, text: str) -> Any:
+    # The whole new text goes into the first output_text part; later parts are emptied.
+    remaining: list[str] = [text]
+
+    def part_text(part: Any) -> Any:
+        if _get(part, "type") != "output_text":
+            return part
+        return _set(part, "text", remaining.pop() if remaining else "")
+
+    items = [
+        _set(item, "content", [part_text(p) for p in _get(item, "content") or ()])
+        if _get(item, "type") == "message"
+        else item
+        for item in _get(result, "output")
+    ]
+    return _set(result, "output", items)
 
 
 def _set(obj: Any, name: str, value: Any) -> Any:
@@ -142,6 +184,8 @@ def with_text(result: Any, text: str) -> Any:
     """`result` rebuilt with `text` as its text (the original is never mutated)."""
     if isinstance(result, str):
         return text
+    if _is_response(result):
+        return _response_with_text(result, text)
     choice = _first_choice(result)
     if choice is not None:
         part = "message" if _get(choice, "message") is not None else "delta"
@@ -162,6 +206,8 @@ def with_text(result: Any, text: str) -> Any:
     if not isinstance(result, Mapping) and isinstance(getattr(result, "text", None), str):
         return _set(result, "text", text)
     delta = _get(result, "delta")
+    if isinstance(delta, str) and _get(result, "type") == RESPONSES_TEXT_DELTA:
+        return _set(result, "delta", text)
     if delta is not None and isinstance(_get(delta, "text"), str):
         return _set(result, "delta", _set(delta, "text", text))
     raise TypeError(f"cannot put text into a {type(result).__name__}")

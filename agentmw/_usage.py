@@ -97,6 +97,8 @@ class Usage:
 
 ZERO_USAGE = Usage()
 
+RESPONSES_TEXT_DELTA = "response.output_text.delta"
+
 UsageExtractor = Callable[[Any], "Usage | None"]
 
 
@@ -166,11 +168,39 @@ def extract_usage(result: Any) -> Usage | None:
         return result
     payload = _get(result, "usage")
     if payload is None:
-        return None
+        # Stream events nest it: Anthropic `message_start.message.usage`, OpenAI Responses
+        # `response.completed.response.usage`.
+        for key in ("message", "response"):
+            nested = _get(result, key)
+            if nested is not None and not isinstance(nested, str):
+                payload = _get(nested, "usage")
+                if payload is not None:
+                    break
+        else:
+            return None
     try:
         return usage_from_payload(payload)
     except (TypeError, ValueError):
         return None
+
+
+def combine_stream_usage(seen: Usage | None, new: Usage) -> Usage:
+    """The usage of a stream so far, given one more chunk's report: field-wise maximum.
+
+    Providers report cumulative counts, split over events: Anthropic's `message_start` carries
+    the input, `message_delta` the output so far (its input is absent or the same again); OpenAI
+    reports once, on the last chunk. The maximum keeps every count without adding repeats.
+    """
+    if seen is None:
+        return new
+    return Usage(
+        max(seen.input_tokens, new.input_tokens),
+        max(seen.output_tokens, new.output_tokens),
+        max(seen.cache_read_tokens, new.cache_read_tokens),
+        max(seen.cache_write_tokens, new.cache_write_tokens),
+        max(seen.reasoning_tokens, new.reasoning_tokens),
+        max(seen.tool_calls, new.tool_calls),
+    )
 
 
 # -- estimates: before a call (rate limits, budget pre-checks) and for streams without usage ----
@@ -217,6 +247,8 @@ def chunk_chars(chunk: Any) -> int:
         if isinstance(value, str):
             return len(value)
     delta = _get(chunk, "delta")  # Anthropic content_block_delta
+    if isinstance(delta, str):  # OpenAI Responses `response.output_text.delta`
+        return len(delta) if _get(chunk, "type") == RESPONSES_TEXT_DELTA else 0
     if delta is not None:
         value = _get(delta, "text")
         return len(value) if isinstance(value, str) else 0

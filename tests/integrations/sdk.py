@@ -1,0 +1,44 @@
+"""Shared helpers for the SDK integration tests: a spy layer and sync/async call helpers."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from agentmw import Middleware
+from agentmw._call import Call
+
+
+class Spy(Middleware):
+    """Records every call object that passes (its usage/meta are read after the call)."""
+
+    def __init__(self) -> None:
+        super().__init__(name="spy")
+        self.calls: list[Call] = []
+        self.attempts: list[int] = []
+
+    def before(self, call: Call) -> None:
+        self.attempts.append(call.attempt)
+        if call not in self.calls:
+            self.calls.append(call)
+
+
+async def done(value: Any) -> Any:
+    """`value`, awaited when the async client returned a coroutine."""
+    return await value if inspect.isawaitable(value) else value
+
+
+async def collect(stream: Any) -> list[Any]:
+    """Every chunk of a sync or async stream."""
+    if hasattr(stream, "__aiter__"):
+        return [chunk async for chunk in stream]
+    return list(stream)
+
+
+async def failure_of(fn: Any) -> BaseException:
+    """The exception `fn()` raises (sync) or its coroutine raises (async)."""
+    try:
+        await done(fn())
+    except Exception as exc:
+        return exc
+    raise AssertionError("the call did not fail")
