@@ -17,9 +17,14 @@ $(VENV)/.dev: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "agentmw needs Python 3.11+"'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install $(PIP_FLAGS) -e '.[dev]'
-	@touch $(VENV)/.base $@
+	@touch $(VENV)/.base $(VENV)/.demo $@
 
-demo: $(VENV)/.base
+# The tour prints OpenTelemetry spans from the SDK's in-memory exporter: the `otel` extra.
+$(VENV)/.demo: $(VENV)/.base
+	$(PY) -m pip install $(PIP_FLAGS) -e '.[otel]'
+	@touch $@
+
+demo: $(VENV)/.demo
 	$(PY) examples/tiny_agent.py
 
 lint: $(VENV)/.dev

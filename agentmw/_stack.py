@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, Literal
 
 from ._call import Call
+from ._default_stack import _default
 from ._middleware import Middleware, aclose, overrides
 from ._usage import chunk_chars, combine_stream_usage, estimate_stream_usage, extract_usage
 
@@ -268,6 +269,8 @@ class Stack:
             label = layer.name if layer.name == cls else f"{layer.name} ({cls})"
             lines.append(f"{i:>2}. {label}  [{kinds}]")
         return "\n".join(lines)
+
+    default = classmethod(_default)
 
     # -- compiled chains -----------------------------------------------------------------------
     def chain(self, kind: str, mode: Mode) -> Callable[[Call], Any]:

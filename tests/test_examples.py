@@ -12,7 +12,20 @@ EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
 
 # Output each example must print (examples not listed only need to exit 0 and print something).
 EXPECTED = {
-    "tiny_agent.py": ["handoff", "writer", "editor", "completed", "turns"],
+    "tiny_agent.py": [
+        "handoff: writer -> editor",
+        "fallback.switched",
+        "breaker.opened",
+        "tool shell denied",
+        "blocked by guardrails ['PromptInjectionGuard']",
+        "[REDACTED:email]",
+        "via small-model (policy",
+        "budget $0.04 is spent",
+        "steps [1, 2] replayed",
+        "invoke_agent writer",
+        "cost per model",
+        "event timeline",
+    ],
 }
 
 
