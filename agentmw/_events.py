@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from ._usage import Usage
 
@@ -29,14 +29,10 @@ __all__ = [
 _EMPTY: Mapping[str, Any] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """Something that happened in a session, e.g. `turn.completed` or `breaker.opened`.
+_UNSET_AT = datetime.min.replace(tzinfo=UTC)
 
-    Events carry an exception's type (in `detail` or `failure_class`), never its message: messages
-    can hold prompt text or secrets.
-    """
 
+class _EventFields(NamedTuple):
     name: str
     session_id: str | None = None
     role: str | None = None
@@ -47,8 +43,55 @@ class Event:
     tool: str | None = None
     failure_class: str | None = None
     detail: str | None = None
-    data: Mapping[str, Any] = field(default_factory=dict)
-    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    data: Mapping[str, Any] = _EMPTY
+    at: datetime = _UNSET_AT
+
+
+class Event(_EventFields):
+    """Something that happened in a session, e.g. `turn.completed` or `breaker.opened`.
+
+    Immutable. `at` is the UTC time of creation unless given. Events carry an exception's type
+    (in `detail` or `failure_class`), never its message: messages can hold prompt text or
+    secrets.
+
+    A typed named tuple rather than a frozen dataclass: every turn creates two events, and a
+    frozen dataclass costs several times more to build (see docs/development.md).
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        name: str,
+        session_id: str | None = None,
+        role: str | None = None,
+        phase: str | None = None,
+        project_id: str | int | None = None,
+        step: int | None = None,
+        model: str | None = None,
+        tool: str | None = None,
+        failure_class: str | None = None,
+        detail: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> Event:
+        return tuple.__new__(
+            cls,
+            (
+                name,
+                session_id,
+                role,
+                phase,
+                project_id,
+                step,
+                model,
+                tool,
+                failure_class,
+                detail,
+                _EMPTY if data is None else data,
+                datetime.now(UTC) if at is None else at,
+            ),
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict (`at` as ISO 8601)."""

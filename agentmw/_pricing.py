@@ -111,6 +111,9 @@ class PricingTable:
     ) -> None:
         self._lock = threading.Lock()
         self._prices: dict[str, ModelPricing] = {}
+        # model name -> the prices its matching rules resolve to (None: unpriced). Cleared on
+        # every registration, so the suffix/prefix rules run once per model, not once per call.
+        self._resolved: dict[str, ModelPricing | None] = {}
         self._fallback = fallback
         for model, pricing in (prices or {}).items():
             self.register(model, pricing)
@@ -175,6 +178,7 @@ class PricingTable:
                 if on_conflict == "keep":
                     return
             self._prices[model] = pricing
+            self._resolved = {}
 
     def update(self, prices: Mapping[str, ModelPricing], *, on_conflict: OnConflict) -> None:
         """Register many models at once: all or nothing (conflicts are checked first)."""
@@ -187,17 +191,22 @@ class PricingTable:
                 if on_conflict == "keep" and model in self._prices:
                     continue
                 self._prices[model] = pricing
+            self._resolved = {}
 
     def get(self, model: str | None) -> ModelPricing | None:
         """The registered prices that apply to `model` (see the matching rules), or None."""
         if not model:
             return None
+        resolved = self._resolved
+        try:
+            return resolved[model]
+        except KeyError:
+            pass
         prices = self._prices
-        for name in model_candidates(model):
-            found = prices.get(name)
-            if found is not None:
-                return found
-        return None
+        found = next((prices[n] for n in model_candidates(model) if n in prices), None)
+        if len(resolved) < 4096:  # bounded: model names can come from callers' kwargs
+            resolved[model] = found
+        return found
 
     def has(self, model: str) -> bool:
         """True when `model` has registered prices (the fallback source is not asked)."""

@@ -222,3 +222,17 @@ def test_read_pricing_file_reports_every_invalid_entry(tmp_path: Path) -> None:
     prices, errors = check_pricing_file(path)
     assert list(prices) == ["ok"]
     assert len(errors) == 2
+
+
+def test_resolution_is_memoized_but_follows_later_registrations() -> None:
+    table = PricingTable()
+    assert table.get("gpt-4o-2024-08-06") is None  # resolved (to nothing) and remembered
+    table.register("gpt-4o", ModelPricing(input_per_million=5, output_per_million=15))
+    found = table.get("gpt-4o-2024-08-06")
+    assert found is not None and found.input_per_million == Decimal(5)
+    table.update(
+        {"gpt-4o-2024-08-06": ModelPricing(input_per_million=2, output_per_million=8)},
+        on_conflict="overwrite",
+    )
+    exact = table.get("gpt-4o-2024-08-06")
+    assert exact is not None and exact.input_per_million == Decimal(2)

@@ -11,7 +11,7 @@ from typing import Any
 from .._call import Call
 from .._errors import BudgetExceededError
 from .._middleware import AsyncNext, Middleware
-from .._pricing import call_cost, default_pricing
+from .._pricing import call_cost, table_for
 from .._usage import Usage, estimate_usage
 from ..stores.ledger import InMemoryLedger, Ledger
 
@@ -79,9 +79,7 @@ class Budget(Middleware):
         if value is None:
             value = call.estimate or estimate_usage(call.args, call.kwargs)
         if isinstance(value, Usage):
-            agent = call.agent
-            table = agent.pricing if agent is not None and agent.pricing else default_pricing()
-            return table.cost(call.model, value)
+            return table_for(call).cost(call.model, value)
         return _usd(value)
 
     def _check(self, call: Call, spent: Decimal) -> None:

@@ -82,6 +82,15 @@ class Limits(Middleware):
         self.max_output_tokens = _count("max_output_tokens", max_output_tokens)
         self.max_total_tokens = _count("max_total_tokens", max_total_tokens)
         self.max_cost_usd = None if max_cost_usd is None else _usd(max_cost_usd)
+        self._usage_limited = any(
+            ceiling is not None
+            for ceiling in (
+                self.max_input_tokens,
+                self.max_output_tokens,
+                self.max_total_tokens,
+                self.max_cost_usd,
+            )
+        )
         self._lock = threading.Lock()
         self._meta_key = f"limits:{id(self)}"
 
@@ -129,6 +138,8 @@ class Limits(Middleware):
                 counts.turns += 1
 
     def _check_usage(self, call: Call) -> None:
+        if not self._usage_limited:
+            return
         session = call.session
         assert session is not None
         usage = session.usage
