@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
+import weakref
 from types import ModuleType
 from typing import Any, Literal
 
@@ -80,7 +82,12 @@ class Connection:
                 f"got {type(client_or_url).__name__}"
             )
         self._lock = threading.Lock()
-        self._scripts: dict[tuple[str, bool], Any] = {}
+        self._scripts: dict[str, Any] = {}
+        # An asyncio client's connections belong to one event loop: a URL store keeps one client
+        # (and its scripts) per loop, so `asyncio.run` twice, or loops in threads, just work.
+        self._loops: weakref.WeakKeyDictionary[Any, tuple[Any, dict[str, Any]]] = (
+            weakref.WeakKeyDictionary()
+        )
         self.available = True
         self._retry_at = 0.0
 
@@ -104,27 +111,39 @@ class Connection:
                     self._sync = require_redis().Redis.from_url(self._url, **self._options())
         return self._sync
 
-    def async_client(self) -> Any:
-        """The async client (created from the URL on first use)."""
-        if self._async is None:
-            if self._url is None:
+    def _async_entry(self) -> tuple[Any, dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        entry = self._loops.get(loop)
+        if entry is None:
+            if self._async is not None:
+                client = self._async
+            elif self._url is None:
                 raise TypeError(
                     f"{self.store} was given a sync redis.Redis: its async methods need a "
                     "redis.asyncio.Redis (or pass a URL to get both)"
                 )
-            with self._lock:
-                if self._async is None:
-                    self._async = require_redis().asyncio.Redis.from_url(
-                        self._url, **self._options()
-                    )
-        return self._async
+            else:
+                client = require_redis().asyncio.Redis.from_url(self._url, **self._options())
+            entry = self._loops[loop] = (client, {})
+        return entry
+
+    def async_client(self) -> Any:
+        """The async client for the running event loop (created from the URL on first use)."""
+        return self._async_entry()[0]
 
     def script(self, lua: str, *, asynchronous: bool = False) -> Any:
         """`lua` registered on the sync or async client (EVALSHA, reloading on NOSCRIPT)."""
-        found = self._scripts.get((lua, asynchronous))
+        if asynchronous:
+            client, scripts = self._async_entry()
+        else:
+            scripts = self._scripts
+            found = scripts.get(lua)
+            if found is not None:
+                return found
+            client = self.sync_client()
+        found = scripts.get(lua)
         if found is None:
-            client = self.async_client() if asynchronous else self.sync_client()
-            found = self._scripts[(lua, asynchronous)] = client.register_script(lua)
+            found = scripts[lua] = client.register_script(lua)
         return found
 
     def tag(self, key: str) -> str:
