@@ -9,7 +9,6 @@ from __future__ import annotations
 import socket
 import sys
 import uuid
-from decimal import Decimal
 
 URL = "redis://127.0.0.1:6379/15"
 
