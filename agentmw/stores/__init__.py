@@ -17,6 +17,7 @@ from ._sqlite_sinks import SqliteEventSink, SqliteUsageSink
 from .breaker import BreakerStore, InMemoryBreakerStore
 from .ledger import InMemoryLedger, Ledger, LedgerResult
 from .limiter import InMemoryLimiterStore, LimiterStore
+from .redis import RedisBreakerStore, RedisLedger, RedisRateLimitStore
 
 __all__ = [
     "BatchedSink",
@@ -37,6 +38,9 @@ __all__ = [
     "PostgresEventSink",
     "PostgresSaver",
     "PostgresUsageSink",
+    "RedisBreakerStore",
+    "RedisLedger",
+    "RedisRateLimitStore",
     "SessionSnapshot",
     "SinkSchemaError",
     "SqliteEventSink",

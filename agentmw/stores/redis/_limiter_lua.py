@@ -1,0 +1,70 @@
+"""Lua scripts of `RedisRateLimitStore` (GCRA in microseconds of Redis `TIME`)."""
+
+from __future__ import annotations
+
+# Internal to RedisRateLimitStore; not public API.
+__all__: list[str] = []
+
+# KEYS[1] = the cooldown key, KEYS[2..] = one TAT key per dimension.
+# ARGV[1] = "1" to record (acquire) or "0" to only look (wait_time), then per dimension:
+# interval (microseconds per unit), cost (units), burst (units).
+# Returns 0 when admitted (and recorded), else the wait in whole microseconds (>= 1).
+# Numbers written back are formatted explicitly: Redis would truncate a Lua number to an integer.
+RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local wait = 0
+local cooldown = redis.call('GET', KEYS[1])
+if cooldown then wait = tonumber(cooldown) - now end
+local tats = {}
+for i = 2, #KEYS do
+  local j = (i - 2) * 3 + 2
+  local interval = tonumber(ARGV[j])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
+  if tat < now then tat = now end
+  tat = tat + tonumber(ARGV[j + 1]) * interval
+  local w = tat - tonumber(ARGV[j + 2]) * interval - now
+  if w > wait then wait = w end
+  tats[i] = tat
+end
+if wait > 0 then return math.max(1, math.ceil(wait)) end
+if ARGV[1] == '1' then
+  for i = 2, #KEYS do
+    -- The key expires when its bucket is full again: a missing key reads as "full".
+    local ttl = math.ceil((tats[i] - now) / 1000) + 1
+    redis.call('SET', KEYS[i], string.format('%.3f', tats[i]), 'PX', ttl)
+  end
+end
+return 0
+"""
+
+# KEYS = one TAT key per dimension; ARGV = interval, cost per dimension (cost < 0: a refund).
+# A refund never lifts a bucket above full: the TAT never goes below now.
+ADJUST = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+for i = 1, #KEYS do
+  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
+  if tat < now then tat = now end
+  tat = tat + tonumber(ARGV[2 * i]) * tonumber(ARGV[2 * i - 1])
+  if tat <= now then
+    redis.call('DEL', KEYS[i])
+  else
+    local ttl = math.ceil((tat - now) / 1000) + 1
+    redis.call('SET', KEYS[i], string.format('%.3f', tat), 'PX', ttl)
+  end
+end
+return 0
+"""
+
+# KEYS[1] = the cooldown key; ARGV[1] = seconds from now. Only ever extends a cooldown.
+COOLDOWN = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local untilt = now + tonumber(ARGV[1]) * 1000000
+local current = tonumber(redis.call('GET', KEYS[1]) or 0)
+if untilt <= current then return 0 end
+local ttl = math.ceil((untilt - now) / 1000) + 1
+redis.call('SET', KEYS[1], string.format('%.3f', untilt), 'PX', ttl)
+return 1
+"""

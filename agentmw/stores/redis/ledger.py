@@ -1,0 +1,244 @@
+"""`RedisLedger`: one spend ledger for a fleet, in integer nano-dollars, with check-and-add."""
+
+from __future__ import annotations
+
+import threading
+from decimal import ROUND_CEILING, Decimal
+from typing import Any
+
+from ..ledger import LedgerResult
+from ._conn import Connection
+
+__all__ = ["RedisLedger"]
+
+UNITS_PER_USD = 10**9
+_INFINITY = Decimal("Infinity")
+
+# KEYS[1] = the spend; ARGV = amount (units), limit (units, '' for none), ttl (ms, '' for none).
+# Returns {added (0/1), total (units)}. Integers stay exact below 2^53 units (~9 million USD).
+_ADD = """
+local amount = tonumber(ARGV[1])
+if ARGV[2] ~= '' then
+  local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if current + amount > tonumber(ARGV[2]) then return {0, current} end
+end
+local total = redis.call('INCRBY', KEYS[1], ARGV[1])
+if ARGV[3] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return {1, total}
+"""
+
+
+def to_units(amount: Decimal) -> int:
+    """USD to nano-dollars, rounded up (a fraction of a unit is never left uncounted)."""
+    return int((amount * UNITS_PER_USD).to_integral_value(rounding=ROUND_CEILING))
+
+
+def to_usd(units: int) -> Decimal:
+    """Nano-dollars to an exact `Decimal` of USD."""
+    return Decimal(units).scaleb(-9)
+
+
+class RedisLedger:
+    """A `Ledger` on Redis: one budget for every replica (`Budget(..., ledger=RedisLedger(url))`).
+
+    Spend is kept as an integer count of nano-dollars (1e-9 USD) per key, so sums are exact; an
+    amount finer than that is rounded up to the next nano-dollar. `add(..., limit=)` checks and
+    adds in one Lua script, so N replicas under one limit overshoot it by at most the calls
+    already in flight.
+
+    When Redis cannot be reached, amounts added are kept in this process and written to Redis
+    on the next successful operation (so a write that timed out after Redis applied it may be
+    counted twice: spend is over- rather than under-counted). With `on_unavailable="deny"` (the
+    default) `spent` reads `Decimal("Infinity")`, so an enforcing `Budget` refuses calls, and a
+    limited `add` adds nothing; with "allow" both use the last total seen plus the local spend.
+
+    Args:
+        client_or_url: a `redis://` URL (a sync and an async client are created lazily), a
+            `redis.Redis` (sync methods only) or a `redis.asyncio.Redis` (async only).
+        prefix: the namespace of every key (no braces).
+        on_unavailable: "deny" (default) or "allow", as described above.
+        socket_timeout: seconds a Redis command may take (URL clients only).
+        socket_connect_timeout: seconds to connect (URL clients only).
+        retry_interval: after a failure, seconds before Redis is tried again.
+        ttl: seconds a key's spend is kept after its last addition (default: forever).
+    """
+
+    def __init__(
+        self,
+        client_or_url: Any,
+        *,
+        prefix: str = "agentmw",
+        on_unavailable: str = "deny",
+        socket_timeout: float = 0.5,
+        socket_connect_timeout: float = 0.5,
+        retry_interval: float = 1.0,
+        ttl: float | None = None,
+    ) -> None:
+        self._conn = Connection(
+            client_or_url,
+            store="redis.ledger",
+            prefix=prefix,
+            on_unavailable=on_unavailable,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_connect_timeout,
+            retry_interval=retry_interval,
+        )
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
+            raise ValueError(f"ttl must be a number > 0 or None, got {ttl!r}")
+        if ttl is not None and not ttl > 0:
+            raise ValueError(f"ttl must be a number > 0 or None, got {ttl!r}")
+        self._ttl = "" if ttl is None else str(int(ttl * 1000))
+        self._lock = threading.Lock()
+        self._seen: dict[str, int] = {}  # the last total Redis reported, per key
+        self._pending: dict[str, int] = {}  # units added while Redis was unreachable
+
+    @property
+    def available(self) -> bool:
+        """False while Redis is believed unreachable (the fallback mode is in force)."""
+        return self._conn.available
+
+    @property
+    def pending(self) -> dict[str, Decimal]:
+        """Spend recorded during an outage and not yet written to Redis, per key."""
+        with self._lock:
+            return {key: to_usd(units) for key, units in self._pending.items()}
+
+    def redis_key(self, key: str) -> str:
+        """The Redis key holding the spend of `key`."""
+        return f"{self._conn.tag(key)}:ledger"
+
+    # -- bookkeeping shared by both paths --------------------------------------------------
+    def _take_pending(self) -> dict[str, int]:
+        if not self._pending:  # the usual case: no lock on the hot path
+            return self._pending
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        return pending
+
+    def _keep_pending(self, pending: dict[str, int]) -> None:
+        with self._lock:
+            for key, units in pending.items():
+                self._pending[key] = self._pending.get(key, 0) + units
+
+    def _known(self, key: str) -> int:
+        with self._lock:
+            return self._seen.get(key, 0) + self._pending.get(key, 0)
+
+    def _saw(self, key: str, total: int) -> int:
+        with self._lock:
+            self._seen[key] = total
+        return total
+
+    def _offline_add(self, key: str, units: int, limit: int | None) -> LedgerResult:
+        known = self._known(key)
+        if limit is not None and (self._conn.on_unavailable == "deny" or known + units > limit):
+            return LedgerResult(False, to_usd(known))
+        self._keep_pending({key: units})
+        return LedgerResult(True, to_usd(known + units))
+
+    def _offline_spent(self, key: str) -> Decimal:
+        if self._conn.on_unavailable == "deny":
+            return _INFINITY
+        return to_usd(self._known(key))
+
+    @staticmethod
+    def _check(amount: Any) -> None:
+        if not isinstance(amount, Decimal):
+            raise TypeError(f"amount must be a Decimal, got {type(amount).__name__}")
+
+    def _args(self, units: int, limit: int | None) -> list[Any]:
+        return [units, "" if limit is None else limit, self._ttl]
+
+    # -- sync ------------------------------------------------------------------------------
+    def _flush(self) -> None:
+        pending = self._take_pending()
+        if not pending:
+            return
+        client = self._conn.sync_client()
+        try:
+            for key in list(pending):
+                client.incrby(self.redis_key(key), pending[key])
+                del pending[key]
+        finally:
+            self._keep_pending(pending)
+
+    def spent(self, key: str) -> Decimal:
+        """The amount spent under `key` by the whole fleet."""
+        conn = self._conn
+        if not conn.skip():
+            try:
+                self._flush()
+                raw = conn.sync_client().get(self.redis_key(key))
+            except conn.errors as exc:
+                conn.failed(exc)
+            else:
+                conn.succeeded()
+                return to_usd(self._saw(key, int(raw or 0)))
+        return self._offline_spent(key)
+
+    def add(self, key: str, amount: Decimal, *, limit: Decimal | None = None) -> LedgerResult:
+        """Add `amount` under `key` unless the total would pass `limit` (atomic fleet-wide)."""
+        self._check(amount)
+        units = to_units(amount)
+        cap = None if limit is None else int(limit * UNITS_PER_USD)
+        conn = self._conn
+        if not conn.skip():
+            try:
+                self._flush()
+                added, total = conn.script(_ADD)(
+                    keys=[self.redis_key(key)], args=self._args(units, cap)
+                )
+            except conn.errors as exc:
+                conn.failed(exc)
+            else:
+                conn.succeeded()
+                return LedgerResult(bool(added), to_usd(self._saw(key, int(total))))
+        return self._offline_add(key, units, cap)
+
+    # -- async -----------------------------------------------------------------------------
+    async def _aflush(self) -> None:
+        pending = self._take_pending()
+        if not pending:
+            return
+        client = self._conn.async_client()
+        try:
+            for key in list(pending):
+                await client.incrby(self.redis_key(key), pending[key])
+                del pending[key]
+        finally:
+            self._keep_pending(pending)
+
+    async def aspent(self, key: str) -> Decimal:
+        """Async twin of `spent`."""
+        conn = self._conn
+        if not conn.skip():
+            try:
+                await self._aflush()
+                raw = await conn.async_client().get(self.redis_key(key))
+            except conn.errors as exc:
+                conn.failed(exc)
+            else:
+                conn.succeeded()
+                return to_usd(self._saw(key, int(raw or 0)))
+        return self._offline_spent(key)
+
+    async def aadd(
+        self, key: str, amount: Decimal, *, limit: Decimal | None = None
+    ) -> LedgerResult:
+        """Async twin of `add`."""
+        self._check(amount)
+        units = to_units(amount)
+        cap = None if limit is None else int(limit * UNITS_PER_USD)
+        conn = self._conn
+        if not conn.skip():
+            try:
+                await self._aflush()
+                added, total = await conn.script(_ADD, asynchronous=True)(
+                    keys=[self.redis_key(key)], args=self._args(units, cap)
+                )
+            except conn.errors as exc:
+                conn.failed(exc)
+            else:
+                conn.succeeded()
+                return LedgerResult(bool(added), to_usd(self._saw(key, int(total))))
+        return self._offline_add(key, units, cap)

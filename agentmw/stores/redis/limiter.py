@@ -1,0 +1,218 @@
+"""`RedisRateLimitStore`: one GCRA shared by every process, decided atomically inside Redis."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..._errors import RateLimitedError
+from ..._gcra import Demand
+from ..limiter import InMemoryLimiterStore
+from ._conn import Connection
+from ._limiter_lua import ADJUST, COOLDOWN, RESERVE
+
+__all__ = ["RedisRateLimitStore"]
+
+
+class RedisRateLimitStore:
+    """A `LimiterStore` on Redis: every replica draws from the same buckets.
+
+    One Lua script reserves every dimension of a call (requests and tokens) all or none, timed
+    by Redis `TIME` so client clocks never matter (the `now` the limiter passes is ignored).
+    Reconciliation applies the real-usage delta in another script; a provider 429's Retry-After
+    sets a cooldown key that pauses the key for the whole fleet. All Redis keys of one limiter
+    key share the hash tag `{prefix:key}`, hence one Redis Cluster slot. Keys expire on their
+    own once their bucket is full again.
+
+    Plug it in with `RateLimit(..., store=RedisRateLimitStore(url))`.
+
+    Args:
+        client_or_url: a `redis://` URL (a sync and an async client are created lazily on first
+            use), a `redis.Redis` (sync methods only) or a `redis.asyncio.Redis` (async only).
+        prefix: the namespace of every key (no braces).
+        on_unavailable: when Redis cannot be reached, "allow" (default) decides with a
+            process-local in-memory GCRA, "deny" refuses with `RateLimitedError`.
+        socket_timeout: seconds a Redis command may take (URL clients only).
+        socket_connect_timeout: seconds to connect (URL clients only).
+        retry_interval: after a failure, seconds before Redis is tried again (meanwhile the
+            fallback answers at once).
+        clock: the `RateLimit`'s clock (default `time.monotonic`): turns a cooldown's `until`
+            into a duration.
+    """
+
+    def __init__(
+        self,
+        client_or_url: Any,
+        *,
+        prefix: str = "agentmw",
+        on_unavailable: str = "allow",
+        socket_timeout: float = 0.5,
+        socket_connect_timeout: float = 0.5,
+        retry_interval: float = 1.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if clock is not None and not callable(clock):
+            raise TypeError(f"clock must be callable, got {type(clock).__name__}")
+        self._conn = Connection(
+            client_or_url,
+            store="redis.rate_limit",
+            prefix=prefix,
+            on_unavailable=on_unavailable,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_connect_timeout,
+            retry_interval=retry_interval,
+        )
+        self.local = InMemoryLimiterStore()
+        self._clock = clock or time.monotonic
+        self._keys: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+
+    @property
+    def available(self) -> bool:
+        """False while Redis is believed unreachable (the fallback mode is in force)."""
+        return self._conn.available
+
+    def keys(self, key: str, dimensions: Sequence[str]) -> list[str]:
+        """The Redis keys of limiter `key`: its cooldown, then one per dimension."""
+        cache_key = (key, tuple(dimensions))
+        found = self._keys.get(cache_key)
+        if found is None:
+            tag = self._conn.tag(key)
+            found = [f"{tag}:rl:cooldown", *(f"{tag}:rl:{d}" for d in dimensions)]
+            if len(self._keys) < 10_000:  # bounded: keys may be user-derived
+                self._keys[cache_key] = found
+        return found
+
+    def _reserve_args(self, key: str, demands: Sequence[Demand], record: bool) -> tuple[Any, Any]:
+        keys = self.keys(key, [rate.dimension for rate, _ in demands])
+        argv: list[Any] = ["1" if record else "0"]
+        for rate, cost in demands:
+            argv += (1e6 / rate.per_second, cost, rate.burst)
+        return keys, argv
+
+    def _adjust_args(self, key: str, demands: Sequence[Demand]) -> tuple[Any, Any]:
+        keys = self.keys(key, [rate.dimension for rate, _ in demands])[1:]
+        argv: list[Any] = []
+        for rate, cost in demands:
+            argv += (1e6 / rate.per_second, cost)
+        return keys, argv
+
+    def _refuse(self, key: str) -> RateLimitedError:
+        return RateLimitedError(
+            self._conn.retry_interval,
+            f"rate limit for key {key!r}: Redis is unreachable and on_unavailable='deny'",
+        )
+
+    # -- sync ------------------------------------------------------------------------------
+    def _decide(self, key: str, demands: Sequence[Demand], now: float, record: bool) -> float:
+        conn = self._conn
+        if not conn.skip():
+            keys, argv = self._reserve_args(key, demands, record)
+            try:
+                waited = conn.script(RESERVE)(keys=keys, args=argv)
+            except conn.errors as exc:
+                conn.failed(exc)
+            else:
+                conn.succeeded()
+                return int(waited) / 1e6
+        if conn.on_unavailable == "deny":
+            raise self._refuse(key)
+        local = self.local
+        return local.acquire(key, demands, now) if record else local.wait_time(key, demands, now)
+
+    def acquire(self, key: str, demands: Sequence[Demand], now: float) -> float:
+        """Admit every demand or none: 0.0 when admitted, else seconds to wait."""
+        return self._decide(key, demands, now, True)
+
+    def wait_time(self, key: str, demands: Sequence[Demand], now: float) -> float:
+        """Seconds until `demands` could be admitted; records nothing."""
+        return self._decide(key, demands, now, False)
+
+    def adjust(self, key: str, demands: Sequence[Demand], now: float) -> None:
+        """Charge or refund admitted units (the reconcile delta)."""
+        conn = self._conn
+        if not conn.skip():
+            keys, argv = self._adjust_args(key, demands)
+            try:
+                conn.script(ADJUST)(keys=keys, args=argv)
+            except conn.errors as exc:
+                conn.failed(exc)
+            else:
+                conn.succeeded()
+                return
+        self.local.adjust(key, demands, now)
+
+    def cooldown(self, key: str, until: float) -> None:
+        """Pause `key` for every process until `until` (on the limiter's clock)."""
+        conn = self._conn
+        seconds = until - self._clock()
+        if seconds <= 0:
+            return
+        self.local.cooldown(key, until)  # also honoured here if Redis fails later
+        if conn.skip():
+            return
+        try:
+            conn.script(COOLDOWN)(keys=self.keys(key, ())[:1], args=[seconds])
+        except conn.errors as exc:
+            conn.failed(exc)
+        else:
+            conn.succeeded()
+
+    # -- async -----------------------------------------------------------------------------
+    async def _adecide(
+        self, key: str, demands: Sequence[Demand], now: float, record: bool
+    ) -> float:
+        conn = self._conn
+        if not conn.skip():
+            keys, argv = self._reserve_args(key, demands, record)
+            try:
+                waited = await conn.script(RESERVE, asynchronous=True)(keys=keys, args=argv)
+            except conn.errors as exc:
+                conn.failed(exc)
+            else:
+                conn.succeeded()
+                return int(waited) / 1e6
+        if conn.on_unavailable == "deny":
+            raise self._refuse(key)
+        local = self.local
+        return local.acquire(key, demands, now) if record else local.wait_time(key, demands, now)
+
+    async def aacquire(self, key: str, demands: Sequence[Demand], now: float) -> float:
+        """Async twin of `acquire`."""
+        return await self._adecide(key, demands, now, True)
+
+    async def await_time(self, key: str, demands: Sequence[Demand], now: float) -> float:
+        """Async twin of `wait_time`."""
+        return await self._adecide(key, demands, now, False)
+
+    async def aadjust(self, key: str, demands: Sequence[Demand], now: float) -> None:
+        """Async twin of `adjust`."""
+        conn = self._conn
+        if not conn.skip():
+            keys, argv = self._adjust_args(key, demands)
+            try:
+                await conn.script(ADJUST, asynchronous=True)(keys=keys, args=argv)
+            except conn.errors as exc:
+                conn.failed(exc)
+            else:
+                conn.succeeded()
+                return
+        self.local.adjust(key, demands, now)
+
+    async def acooldown(self, key: str, until: float) -> None:
+        """Async twin of `cooldown`."""
+        conn = self._conn
+        seconds = until - self._clock()
+        if seconds <= 0:
+            return
+        self.local.cooldown(key, until)
+        if conn.skip():
+            return
+        try:
+            await conn.script(COOLDOWN, asynchronous=True)(
+                keys=self.keys(key, ())[:1], args=[seconds]
+            )
+        except conn.errors as exc:
+            conn.failed(exc)
+        else:
+            conn.succeeded()
