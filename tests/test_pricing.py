@@ -229,10 +229,12 @@ def test_resolution_is_memoized_but_follows_later_registrations() -> None:
     assert table.get("gpt-4o-2024-08-06") is None  # resolved (to nothing) and remembered
     table.register("gpt-4o", ModelPricing(input_per_million=5, output_per_million=15))
     found = table.get("gpt-4o-2024-08-06")
-    assert found is not None and found.input_per_million == Decimal(5)
+    assert found is not None
+    assert found.input_per_million == Decimal(5)
     table.update(
         {"gpt-4o-2024-08-06": ModelPricing(input_per_million=2, output_per_million=8)},
         on_conflict="overwrite",
     )
     exact = table.get("gpt-4o-2024-08-06")
-    assert exact is not None and exact.input_per_million == Decimal(2)
+    assert exact is not None
+    assert exact.input_per_million == Decimal(2)
