@@ -245,17 +245,22 @@ class SinkIsolation:
         try:
             method(item)
         except Exception as exc:  # a sink must never break a session
-            with self._lock:
-                label, count = self._errors.get(id(sink), (type(sink).__qualname__, 0))
-                self._errors[id(sink)] = (label, count + 1)
-            if count == 0:
-                log.warning(
-                    "event sink %s failed with %s; further failures are counted silently",
-                    type(sink).__qualname__,
-                    type(exc).__qualname__,
-                )
-                return exc
+            return exc if self.failed(sink, exc) else None
         return None
+
+    def failed(self, sink: object, exc: Exception) -> bool:
+        """Count a failure of `sink`; True (and one warning, by type) for its first failure."""
+        with self._lock:
+            label, count = self._errors.get(id(sink), (type(sink).__qualname__, 0))
+            self._errors[id(sink)] = (label, count + 1)
+        if count:
+            return False
+        log.warning(
+            "event sink %s failed with %s; further failures are counted silently",
+            type(sink).__qualname__,
+            type(exc).__qualname__,
+        )
+        return True
 
     def counts(self) -> dict[str, int]:
         with self._lock:

@@ -68,7 +68,6 @@ class UsageTracker:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._models: dict[str, _Totals] = {}
-        self._total = _Totals()
 
     def record(self, model: str | None, usage: Usage, cost_usd: Decimal = _ZERO) -> None:
         """Add one call's usage and cost under `model` ("unknown" when None)."""
@@ -78,29 +77,40 @@ class UsageTracker:
             if totals is None:
                 totals = self._models[key] = _Totals()
             totals.add(usage, cost_usd)
-            self._total.add(usage, cost_usd)
+
+    def _total(self) -> _Totals:
+        # Summed on read: recording stays one update, and sessions use few models.
+        total = _Totals()
+        for t in self._models.values():
+            total.counts = [a + b for a, b in zip(total.counts, t.counts, strict=True)]
+            total.calls += t.calls
+            total.cost += t.cost
+        return total
 
     @property
     def usage(self) -> Usage:
         """Total usage across models."""
         with self._lock:
-            return self._total.usage()
+            return self._total().usage()
 
     @property
     def cost_usd(self) -> Decimal:
         """Total cost across models."""
-        return self._total.cost
+        with self._lock:
+            return sum((t.cost for t in self._models.values()), _ZERO)
 
     @property
     def calls(self) -> int:
         """Recorded calls across models."""
-        return self._total.calls
+        with self._lock:
+            return sum(t.calls for t in self._models.values())
 
     def summary(self) -> dict[str, Any]:
         """Totals and per-model totals, with `cost_usd` (Decimal) and `cost` (formatted)."""
         models = self.per_model()
         with self._lock:
-            usage, cost, calls = self._total.usage(), self._total.cost, self._total.calls
+            total = self._total()
+            usage, cost, calls = total.usage(), total.cost, total.calls
         return {
             "calls": calls,
             "usage": usage.as_dict(),
@@ -120,13 +130,9 @@ class UsageTracker:
     def restore(self, models: dict[str, ModelTotals]) -> None:
         """Replace every total with `models` (used when resuming a durable session)."""
         fresh: dict[str, _Totals] = {}
-        total = _Totals()
         for name, m in models.items():
             acc = fresh[name] = _Totals()
             acc.counts = list(m.usage.as_dict().values())
             acc.calls, acc.cost = m.calls, m.cost_usd
-            total.counts = [a + b for a, b in zip(total.counts, acc.counts, strict=True)]
-            total.calls += m.calls
-            total.cost += m.cost_usd
         with self._lock:
-            self._models, self._total = fresh, total
+            self._models = fresh

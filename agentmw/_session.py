@@ -9,7 +9,7 @@ import itertools
 import threading
 import time
 import uuid
-from collections import Counter, deque
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
@@ -17,10 +17,11 @@ from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from . import _events
 from ._call import Call
 from ._classify import classify_exception
 from ._errors import ControlFlowError, SessionClosedError, SessionStateError
-from ._events import _EMPTY, Event, UsageRecord, has_listeners, notify_listeners
+from ._events import Event, UsageRecord, has_listeners, notify_listeners
 from ._handoff import Handoff
 from ._ledger import UsageTracker
 from ._lifecycle import AgentState, check_transition
@@ -93,7 +94,7 @@ class Session:
         self._iterations = 0
         self._tool_calls = 0
         self._events: deque[Event] = deque(maxlen=EVENT_CAPACITY)
-        self._event_counts: Counter[str] = Counter()
+        self._event_counts: dict[str, int] = {}
         self._token: Token[Session | None] | None = None
         self._started = 0.0
         self._ended: float | None = None
@@ -155,29 +156,38 @@ class Session:
     ) -> Event:
         """Record an event and send it to the agent's sink and the process listeners."""
         agent = self.agent
-        event = Event(
-            name,
-            self.id,
-            agent.role,
-            agent.phase,
-            agent.project_id,
-            step,
-            model,
-            tool,
-            failure_class,
-            detail,
-            data if data is not None else _EMPTY,
-            datetime.now(UTC),
+        return self._publish(
+            Event(
+                name,
+                self.id,
+                agent.role,
+                agent.phase,
+                agent.project_id,
+                step,
+                model,
+                tool,
+                failure_class,
+                detail,
+                data,
+            )
         )
+
+    def _publish(self, event: Event) -> Event:
+        # Split from `emit` so the per-call events skip keyword-argument binding.
         self._events.append(event)
+        counts = self._event_counts
+        name = event.name
         with self._lock:
-            self._event_counts[name] += 1
+            counts[name] = counts.get(name, 0) + 1
+        agent = self.agent
         sink = agent.event_sink
         if sink is not None:
-            first_error = agent._isolation.call(sink, sink.emit, event)
-            if first_error is not None:
-                self._sink_failed(sink, first_error)
-        if has_listeners():
+            try:
+                sink.emit(event)
+            except Exception as exc:  # a sink must never break a session
+                if agent._isolation.failed(sink, exc):
+                    self._sink_failed(sink, exc)
+        if _events._listeners:
             notify_listeners(event)
         return event
 
@@ -194,7 +204,7 @@ class Session:
         )
         self._events.append(diag)
         with self._lock:
-            self._event_counts[diag.name] += 1
+            self._event_counts[diag.name] = self._event_counts.get(diag.name, 0) + 1
         if has_listeners():
             notify_listeners(diag)
 
@@ -326,13 +336,22 @@ class Session:
             raise SessionStateError(
                 self.id, state, f"session {self.id} is {state.value}; calls need a running session"
             )
-        call.step = next(self._steps)
+        step = call.step = next(self._steps)
+        agent = self.agent
         if call.kind == "turn":
-            self.emit("turn.started", step=call.step, model=call.model)
+            event = Event(
+                "turn.started", self.id, agent.role, agent.phase, agent.project_id, step,
+                call.model,
+            )  # fmt: skip
         else:
-            self.emit("tool.called", step=call.step, tool=call.name)
+            event = Event(
+                "tool.called", self.id, agent.role, agent.phase, agent.project_id, step, None,
+                call.name,
+            )  # fmt: skip
+        self._publish(event)
 
     def _completed(self, call: Call) -> None:
+        agent = self.agent
         usage = call.usage or ZERO_USAGE
         cost = call_cost(call) if call.kind == "turn" else _ZERO
         with self._lock:
@@ -342,7 +361,7 @@ class Session:
                 self._tool_calls += 1
         if call.kind == "turn":
             self.ledger.record(call.model, usage, cost)
-            sink = self.agent.usage_sink
+            sink = agent.usage_sink
             if sink is not None:
                 record = UsageRecord(
                     self.id,
@@ -358,14 +377,17 @@ class Session:
                 first_error = self.agent._isolation.call(sink, sink.record, record)
                 if first_error is not None:
                     self._sink_failed(sink, first_error)
-            self.emit(
-                "turn.completed",
-                step=call.step,
-                model=call.model,
-                data={"usage": usage.as_dict(), "attempts": call.attempt, "cost_usd": str(cost)},
-            )
+            data = {"usage": usage.as_dict(), "attempts": call.attempt, "cost_usd": str(cost)}
+            event = Event(
+                "turn.completed", self.id, agent.role, agent.phase, agent.project_id, call.step,
+                call.model, None, None, None, data,
+            )  # fmt: skip
         else:
-            self.emit("tool.completed", step=call.step, tool=call.name)
+            event = Event(
+                "tool.completed", self.id, agent.role, agent.phase, agent.project_id, call.step,
+                None, call.name,
+            )  # fmt: skip
+        self._publish(event)
 
     def _failed(self, call: Call, exc: BaseException) -> None:
         if not isinstance(exc, ControlFlowError):
@@ -446,7 +468,7 @@ class Session:
     ) -> Call:
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-        if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        if code_flags(fn) & _GENERATOR_FLAGS:
             raise TypeError("run_turn/run_tool take plain functions; decorate generators instead")
         if usage is None or callable(usage):
             usage_fn = usage
@@ -481,7 +503,7 @@ class Session:
         **kwargs: Any,
     ) -> tuple[Any, Usage]:
         """Run one model turn through the session's stack; returns (result, usage)."""
-        if inspect.iscoroutinefunction(fn):
+        if code_flags(fn) & inspect.CO_COROUTINE:
             raise TypeError("run_turn got an async function; use `await session.arun_turn(...)`")
         call = self._call("turn", _name_of(fn), fn, args, kwargs, model, usage)
         result = self.run_chain(call, self._chain("turn", "sync", timeout))
@@ -503,7 +525,7 @@ class Session:
 
     def run_tool(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one tool call named `name` through the session's stack."""
-        if inspect.iscoroutinefunction(fn):
+        if code_flags(fn) & inspect.CO_COROUTINE:
             raise TypeError("run_tool got an async function; use `await session.arun_tool(...)`")
         call = self._call("tool", _check_name(name), fn, args, kwargs, None, None)
         return self.run_chain(call, self.stack.chain("tool", "sync"))
@@ -609,7 +631,7 @@ class Session:
 
 def _awaitable(fn: Callable[..., Any]) -> Callable[..., Any]:
     """`fn` itself when it is async; else an async adapter (the async chain awaits `fn(...)`)."""
-    if inspect.iscoroutinefunction(fn) or not callable(fn):
+    if not callable(fn) or code_flags(fn) & inspect.CO_COROUTINE:
         return fn
 
     @functools.wraps(fn)
@@ -618,6 +640,29 @@ def _awaitable(fn: Callable[..., Any]) -> Callable[..., Any]:
         return await result if inspect.isawaitable(result) else result
 
     return adapter
+
+
+_GENERATOR_FLAGS = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
+
+
+def code_flags(fn: Any) -> int:
+    """The code flags that say whether `fn` is a coroutine or generator function.
+
+    Reads `__code__` directly (functions, bound methods, wrapt proxies): `inspect`'s three
+    predicates cost several microseconds per `run_turn` together. Other callables (partials,
+    objects with `__call__`) go through `inspect`, which unwraps them.
+    """
+    code = getattr(fn, "__code__", None)
+    if code is not None:
+        return int(code.co_flags)
+    flags = 0
+    if inspect.iscoroutinefunction(fn):
+        flags |= inspect.CO_COROUTINE
+    if inspect.isgeneratorfunction(fn):
+        flags |= inspect.CO_GENERATOR
+    if inspect.isasyncgenfunction(fn):
+        flags |= inspect.CO_ASYNC_GENERATOR
+    return flags
 
 
 def _name_of(fn: Callable[..., Any]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -441,3 +442,29 @@ def test_steps_are_numbered_per_session() -> None:
     with Agent("a", stack=[layer]).session():
         turn()
     assert layer.steps == [1, 2, 1]
+
+
+def test_code_flags_see_through_methods_partials_and_callables() -> None:
+    import functools
+    import inspect
+
+    from agentmw._session import code_flags
+
+    async def coro() -> None:
+        return None
+
+    def gen() -> Iterator[int]:
+        yield 1
+
+    class Holder:
+        async def method(self) -> None:
+            return None
+
+        def __call__(self) -> int:
+            return 1
+
+    assert code_flags(coro) & inspect.CO_COROUTINE
+    assert code_flags(Holder().method) & inspect.CO_COROUTINE
+    assert code_flags(functools.partial(coro)) & inspect.CO_COROUTINE
+    assert code_flags(gen) & inspect.CO_GENERATOR
+    assert not code_flags(Holder()) & (inspect.CO_COROUTINE | inspect.CO_GENERATOR)
