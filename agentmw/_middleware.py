@@ -141,6 +141,69 @@ async def aclose(agen: Any) -> None:
         await closer()
 
 
+Restart = Callable[[BaseException], "tuple[Call, float] | None"]
+
+
+def restartable_stream(
+    call: Call, call_next: StreamNext, restart: Restart, sleep: Callable[[float], Any]
+) -> Iterator[Any]:
+    """Stream `call_next(call)`, starting it again while it fails before its first chunk.
+
+    `restart(exc)` returns the call for the next try and the delay before it, or None to
+    re-raise. Once a chunk has reached the consumer, errors propagate (the design's streaming
+    rule: retry and fallback act only before the first chunk). Retry and Fallback share this.
+    """
+    while True:
+        gen = call_next(call)
+        started = False
+        try:
+            for chunk in gen:
+                started = True
+                yield chunk
+            return
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            decision = None if started else restart(exc)
+            if decision is None:
+                raise
+        finally:
+            close = getattr(gen, "close", None)
+            if close is not None:
+                close()
+        call, delay = decision
+        if delay > 0:
+            sleep(delay)
+
+
+async def arestartable_stream(
+    call: Call,
+    call_next: AsyncStreamNext,
+    restart: Restart,
+    asleep: Callable[[float], Awaitable[Any]],
+) -> AsyncIterator[Any]:
+    """Async twin of `restartable_stream`."""
+    while True:
+        agen = call_next(call)
+        started = False
+        try:
+            async for chunk in agen:
+                started = True
+                yield chunk
+            return
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            decision = None if started else restart(exc)
+            if decision is None:
+                raise
+        finally:
+            await aclose(agen)
+        call, delay = decision
+        if delay > 0:
+            await asleep(delay)
+
+
 def overrides(layer: Middleware, method: str) -> bool:
     """True when `layer`'s class overrides `method` of the base class."""
     return getattr(type(layer), method) is not getattr(Middleware, method)

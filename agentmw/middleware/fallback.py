@@ -8,7 +8,16 @@ from typing import Any
 from .._call import Call
 from .._classify import Failure, FailureScenario, classify_exception, scenario_predicate
 from .._errors import CircuitOpenError
-from .._middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
+from .._middleware import (
+    AsyncNext,
+    AsyncStreamNext,
+    Middleware,
+    Next,
+    Restart,
+    StreamNext,
+    arestartable_stream,
+    restartable_stream,
+)
 
 
 class Fallback(Middleware):
@@ -107,44 +116,27 @@ class Fallback(Middleware):
                 if not self._switch(call, exc, remaining):
                     raise
 
-    def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
+    def _restart(self, call: Call) -> Restart:
         remaining: list[str] | None = None
-        while True:
-            gen = call_next(call)
-            started = False
-            try:
-                for chunk in gen:
-                    started = True
-                    yield chunk
-                return
-            except GeneratorExit:
-                raise
-            except BaseException as exc:
-                if remaining is None:
-                    remaining = self._candidates(call)
-                if started or not self._switch(call, exc, remaining):
-                    raise
-            finally:
-                close = getattr(gen, "close", None)
-                if close is not None:
-                    close()
 
-    async def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
-        remaining: list[str] | None = None
-        while True:
-            agen = call_next(call)
-            started = False
-            try:
-                async for chunk in agen:
-                    started = True
-                    yield chunk
-                return
-            except GeneratorExit:
-                raise
-            except BaseException as exc:
-                if remaining is None:
-                    remaining = self._candidates(call)
-                if started or not self._switch(call, exc, remaining):
-                    raise
-            finally:
-                await aclose(agen)
+        def restart(exc: BaseException) -> tuple[Call, float] | None:
+            nonlocal remaining
+            if remaining is None:
+                remaining = self._candidates(call)
+            return (call, 0.0) if self._switch(call, exc, remaining) else None
+
+        return restart
+
+    def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
+        return restartable_stream(call, call_next, self._restart(call), _no_sleep)
+
+    def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
+        return arestartable_stream(call, call_next, self._restart(call), _ano_sleep)
+
+
+def _no_sleep(seconds: float) -> None:
+    """Fallback switches at once (delays belong to Retry below it)."""
+
+
+async def _ano_sleep(seconds: float) -> None:
+    """Async twin of `_no_sleep`."""

@@ -14,7 +14,16 @@ import tenacity
 from .._backoff import backoff_delay, check_jitter, check_seconds
 from .._call import Call
 from .._classify import Failure, FailureScenario, classify_exception, scenario_predicate
-from .._middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
+from .._middleware import (
+    AsyncNext,
+    AsyncStreamNext,
+    Middleware,
+    Next,
+    Restart,
+    StreamNext,
+    arestartable_stream,
+    restartable_stream,
+)
 from ._standalone import arun_fn, run_fn, standalone_call
 
 Recover = Callable[[Call, Failure], Call | None]
@@ -230,55 +239,22 @@ class Retry(Middleware):
                 if delay is None:
                     raise
 
-    def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
+    def _restart(self, call: Call) -> Restart:
         plan: _Plan | None = None
-        while True:
-            gen = call_next(call)
-            started = False
-            try:
-                for chunk in gen:
-                    started = True
-                    yield chunk
-                return
-            except GeneratorExit:
-                raise
-            except BaseException as exc:
-                if started:
-                    raise
-                plan = plan or _Plan(self, call)
-                delay = plan.failed(exc)
-                if delay is None:
-                    raise
-            finally:
-                close = getattr(gen, "close", None)
-                if close is not None:
-                    close()
-            call = plan.call
-            self.sleep(delay)
 
-    async def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
-        plan: _Plan | None = None
-        while True:
-            agen = call_next(call)
-            started = False
-            try:
-                async for chunk in agen:
-                    started = True
-                    yield chunk
-                return
-            except GeneratorExit:
-                raise
-            except BaseException as exc:
-                if started:
-                    raise
-                plan = plan or _Plan(self, call)
-                delay = plan.failed(exc)
-                if delay is None:
-                    raise
-            finally:
-                await aclose(agen)
-            call = plan.call
-            await self.asleep(delay)
+        def restart(exc: BaseException) -> tuple[Call, float] | None:
+            nonlocal plan
+            plan = plan or _Plan(self, call)
+            delay = plan.failed(exc)
+            return None if delay is None else (plan.call, delay)
+
+        return restart
+
+    def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
+        return restartable_stream(call, call_next, self._restart(call), self.sleep)
+
+    def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
+        return arestartable_stream(call, call_next, self._restart(call), self.asleep)
 
     # -- standalone ------------------------------------------------------------------------
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
