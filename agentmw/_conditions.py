@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import logging
 import operator
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 __all__: list[str] = []  # public through `agentmw.policy`
@@ -59,10 +62,39 @@ class Compare(Condition):
         current = facts.get(self.fact)
         if current is None and self.op not in ("eq", "ne"):
             return False
+        value = self.value
+        if self.op in _ORDERING and isinstance(value, str) and _is_number(current):
+            # A threshold written as a string ("0.015", common in config files) compares as a
+            # number against a numeric fact instead of silently never matching.
+            with contextlib.suppress(InvalidOperation):
+                value = Decimal(value)
         try:
-            return bool(_OPS[self.op](current, self.value))
+            return bool(_OPS[self.op](current, value))
         except TypeError:
+            _warn_incomparable(self, current)
             return False
+
+
+_ORDERING = frozenset({"gt", "ge", "lt", "le"})
+_warned: set[tuple[str, str, str]] = set()
+log = logging.getLogger("agentmw.policy")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, Decimal)) and not isinstance(value, bool)
+
+
+def _warn_incomparable(condition: Compare, current: Any) -> None:
+    key = (condition.fact, condition.op, type(condition.value).__name__)
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(
+            "policy condition on fact %r (%s) compares a %s with a %s: it never matches",
+            condition.fact,
+            condition.op,
+            type(current).__name__,
+            type(condition.value).__name__,
+        )
 
 
 class Fact:

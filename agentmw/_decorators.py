@@ -109,7 +109,7 @@ def _build(
             st = _stack._default_stack
         chain = st._chains.get(key) or st.chain(kind, mode)  # type: ignore[arg-type]
         call_model = (
-            (model or kwargs.get("model") or (model_of and model_of(args, instance)))
+            (kwargs.get("model") or model or (model_of and model_of(args, instance)))
             if is_turn
             else fixed_model
         )
@@ -132,7 +132,7 @@ def _build(
             # fmt: off
             call = Call(
                 kind, call_name, wrapped,
-                (model or kwargs.get("model") or (model_of and model_of(args, instance)))
+                (kwargs.get("model") or model or (model_of and model_of(args, instance)))
                 if is_turn else fixed_model,
                 args, kwargs, 1, 0, None, None, session,
                 session.agent if session is not None else None,
@@ -154,7 +154,7 @@ def _build(
             # fmt: off
             call = Call(
                 kind, call_name, wrapped,
-                (model or kwargs.get("model") or (model_of and model_of(args, instance)))
+                (kwargs.get("model") or model or (model_of and model_of(args, instance)))
                 if is_turn else fixed_model,
                 args, kwargs, 1, 0, None, None, session,
                 session.agent if session is not None else None,
@@ -218,7 +218,9 @@ def agent_turn(
     decorator's `stack=`, else the current session's agent stack, else the process default.
 
     Args:
-        model: the model name; otherwise taken from the call's `model=` keyword argument.
+        model: the default model name. A `model=` keyword passed at call time (what the
+            function actually sends) takes precedence; with neither, the function's own
+            `model` parameter (a positional argument or its default) is used.
         name: the turn's name (default: the function's `__name__`).
         stack: a fixed stack for this function.
         usage: result -> Usage; default: built-in extraction (`Usage`, or a `usage` field).

@@ -374,7 +374,7 @@ def test_model_parameter_of_a_method_skips_self() -> None:
     assert seen == ["m-default", "m-positional"]
 
 
-def test_decorator_model_wins_and_functions_without_model_get_none() -> None:
+def test_decorator_model_is_the_default_and_functions_without_model_get_none() -> None:
     seen: list[str | None] = []
     stack = Stack([_ModelSeen(seen)])
 
@@ -387,5 +387,6 @@ def test_decorator_model_wins_and_functions_without_model_get_none() -> None:
         return prompt
 
     ask("hi")
+    ask("hi", model="sent")  # what the function actually sends wins over the default
     plain("hi")
-    assert seen == ["fixed", None]
+    assert seen == ["fixed", "sent", None]

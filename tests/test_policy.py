@@ -185,3 +185,21 @@ def test_custom_conditions_cannot_be_written() -> None:
     engine = PolicyEngine([Rule("custom", lambda facts: True, warn("x"))])
     with pytest.raises(TypeError, match="cannot be written"):
         engine.to_dict()
+
+
+def test_string_thresholds_compare_as_numbers_against_numeric_facts() -> None:
+    from decimal import Decimal
+
+    rule = Rule("costly", fact("cost_usd") > "0.015", [warn("over")])
+    engine = PolicyEngine([rule])
+    assert [a.kind for a in engine.evaluate({"cost_usd": Decimal("0.02")})] == ["warn"]
+    assert engine.evaluate({"cost_usd": 0.01}) == []
+
+
+def test_incomparable_types_never_match_and_warn_once(caplog: pytest.LogCaptureFixture) -> None:
+    engine = PolicyEngine([Rule("odd", fact("model") > 3, [warn("x")])])
+    with caplog.at_level("WARNING", logger="agentmw.policy"):
+        assert engine.evaluate({"model": "gpt-4o"}) == []
+        assert engine.evaluate({"model": "gpt-4o"}) == []
+    warnings = [r for r in caplog.records if "never matches" in r.getMessage()]
+    assert len(warnings) == 1
