@@ -44,7 +44,7 @@ class _Totals:
         self.cost = _ZERO
         self.counts = [0, 0, 0, 0, 0, 0]
 
-    def add(self, usage: Usage, cost: Decimal) -> None:
+    def add(self, usage: Usage, cost: Decimal, calls: int = 1) -> None:
         c = self.counts
         c[0] += usage.input_tokens
         c[1] += usage.output_tokens
@@ -52,7 +52,7 @@ class _Totals:
         c[3] += usage.cache_write_tokens
         c[4] += usage.reasoning_tokens
         c[5] += usage.tool_calls
-        self.calls += 1
+        self.calls += calls
         self.cost += cost
 
     def usage(self) -> Usage:
@@ -68,6 +68,8 @@ class UsageTracker:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._models: dict[str, _Totals] = {}
+        # Kept up to date on record: budgets and limits read the totals on every call.
+        self._all = _Totals()
 
     def record(self, model: str | None, usage: Usage, cost_usd: Decimal = _ZERO) -> None:
         """Add one call's usage and cost under `model` ("unknown" when None)."""
@@ -77,39 +79,29 @@ class UsageTracker:
             if totals is None:
                 totals = self._models[key] = _Totals()
             totals.add(usage, cost_usd)
-
-    def _total(self) -> _Totals:
-        # Summed on read: recording stays one update, and sessions use few models.
-        total = _Totals()
-        for t in self._models.values():
-            total.counts = [a + b for a, b in zip(total.counts, t.counts, strict=True)]
-            total.calls += t.calls
-            total.cost += t.cost
-        return total
+            self._all.add(usage, cost_usd)
 
     @property
     def usage(self) -> Usage:
         """Total usage across models."""
         with self._lock:
-            return self._total().usage()
+            return self._all.usage()
 
     @property
     def cost_usd(self) -> Decimal:
         """Total cost across models."""
-        with self._lock:
-            return sum((t.cost for t in self._models.values()), _ZERO)
+        return self._all.cost  # one attribute read of an immutable Decimal: no lock needed
 
     @property
     def calls(self) -> int:
         """Recorded calls across models."""
-        with self._lock:
-            return sum(t.calls for t in self._models.values())
+        return self._all.calls
 
     def summary(self) -> dict[str, Any]:
         """Totals and per-model totals, with `cost_usd` (Decimal) and `cost` (formatted)."""
         models = self.per_model()
         with self._lock:
-            total = self._total()
+            total = self._all
             usage, cost, calls = total.usage(), total.cost, total.calls
         return {
             "calls": calls,
@@ -130,9 +122,10 @@ class UsageTracker:
     def restore(self, models: dict[str, ModelTotals]) -> None:
         """Replace every total with `models` (used when resuming a durable session)."""
         fresh: dict[str, _Totals] = {}
+        total = _Totals()
         for name, m in models.items():
-            acc = fresh[name] = _Totals()
-            acc.counts = list(m.usage.as_dict().values())
-            acc.calls, acc.cost = m.calls, m.cost_usd
+            fresh[name] = _Totals()
+            fresh[name].add(m.usage, m.cost_usd, m.calls)
+            total.add(m.usage, m.cost_usd, m.calls)
         with self._lock:
-            self._models = fresh
+            self._models, self._all = fresh, total

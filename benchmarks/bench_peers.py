@@ -62,6 +62,35 @@ async def _aours_turns(agent: Agent, skip: int, timed: int) -> float:
         return (time.perf_counter() - start) / timed * 1e6
 
 
+def _ours_deep(agent: Agent, upto: int, windows: int = 20) -> float:
+    """Median over `windows` consecutive 10-turn windows ending at turn `upto` of one session
+    (one window alone is at the mercy of a single scheduler hiccup)."""
+    with agent.session() as s:
+        for _ in range(upto - windows * 10):
+            s.run_turn(_fn, model=MODEL, usage=USAGE)
+        samples = []
+        for _ in range(windows):
+            start = time.perf_counter()
+            for _ in range(10):
+                s.run_turn(_fn, model=MODEL, usage=USAGE)
+            samples.append((time.perf_counter() - start) / 10 * 1e6)
+        return statistics.median(samples)
+
+
+async def _aours_deep(agent: Agent, upto: int, windows: int = 20) -> float:
+    """Async twin of `_ours_deep`."""
+    async with agent.session() as s:
+        for _ in range(upto - windows * 10):
+            await s.arun_turn(_afn, model=MODEL, usage=USAGE)
+        samples = []
+        for _ in range(windows):
+            start = time.perf_counter()
+            for _ in range(10):
+                await s.arun_turn(_afn, model=MODEL, usage=USAGE)
+            samples.append((time.perf_counter() - start) / 10 * 1e6)
+        return statistics.median(samples)
+
+
 def _first_ten(measure: Callable[[], float], sessions: int = SESSIONS) -> float:
     """Median over fresh sessions of the mean cost of turns 6-10 (turn 10's neighbourhood)."""
     return statistics.median(measure() for _ in range(sessions))
@@ -170,8 +199,8 @@ def run() -> str:
     async10 = statistics.median(
         asyncio.run(_many(lambda: _aours_turns(agent, 5, 5), SESSIONS)) or [0.0]
     )
-    sync_deep = _ours_turns(agent, 9_990, 10)
-    async_deep = asyncio.run(_aours_turns(agent, 9_990, 10))
+    sync_deep = _ours_deep(agent, 10_000)
+    async_deep = asyncio.run(_aours_deep(agent, 10_000))
 
     orchestrator, peer_usage, _ = _peer()
     peer10 = statistics.median(_peer_turns(orchestrator, peer_usage, 5, 5) for _ in range(40))

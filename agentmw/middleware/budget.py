@@ -77,7 +77,10 @@ class Budget(Middleware):
         """The cost the precheck expects `call` to have."""
         value = self.estimate(call) if self.estimate is not None else None
         if value is None:
-            value = call.estimate or estimate_usage(call.args, call.kwargs)
+            value = call.estimate
+            if value is None:
+                # `call.estimate` is the call's shared estimate: RateLimit below reuses it.
+                value = call.estimate = estimate_usage(call.args, call.kwargs)
         if isinstance(value, Usage):
             return table_for(call).cost(call.model, value)
         return _usd(value)

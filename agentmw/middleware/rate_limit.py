@@ -238,7 +238,8 @@ class RateLimit(Middleware):
 
     def _estimate_of(self, call: Call) -> Usage:
         if self.estimate is None:
-            found = estimate_usage(call.args, call.kwargs)
+            # An outer layer (Budget's precheck) may already have estimated this call.
+            found = call.estimate or estimate_usage(call.args, call.kwargs)
         else:
             value = self.estimate(call)
             found = value if isinstance(value, Usage) else Usage(input_tokens=int(value))

@@ -231,3 +231,26 @@ async def test_reconciles_with_real_usage_in_a_session(mode: str) -> None:
         for _ in range(3):  # each reserves 800 by max_tokens but really uses 100
             await turn(mode, s, model, max_tokens=800)
     assert clock.sleeps == []
+
+
+def test_budget_and_rate_limit_share_one_estimate_per_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import agentmw.middleware.budget as budget_module
+    import agentmw.middleware.rate_limit as rate_limit_module
+    from agentmw import Agent, Stack, Usage
+    from agentmw._usage import estimate_usage
+    from agentmw.middleware import Budget
+
+    calls: list[int] = []
+
+    def counting(args: Any, kwargs: Any) -> Usage:
+        calls.append(1)
+        return estimate_usage(args, kwargs)
+
+    monkeypatch.setattr(budget_module, "estimate_usage", counting)
+    monkeypatch.setattr(rate_limit_module, "estimate_usage", counting)
+    stack = Stack([Budget(100, enforce=True), RateLimit(rpm=10_000, tpm=10_000_000)])
+    with Agent("w", stack=stack).session() as session:
+        session.run_turn(lambda prompt: "ok", "x" * 400, model="m", usage=Usage(100, 5))
+    assert len(calls) == 1
