@@ -6,6 +6,7 @@ import contextlib
 import inspect
 import logging
 import operator
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -16,12 +17,12 @@ __all__: list[str] = []  # public through `agentmw.policy`
 Facts = Mapping[str, Any]
 
 
-class Condition:
+class Condition(ABC):
     """A test on facts. Combine with `all_of`, `any_of`, `not_`, `&`, `|` and `~`."""
 
+    @abstractmethod
     def check(self, facts: Facts) -> bool:
         """Evaluate synchronously (an async condition raises `TypeError`)."""
-        raise NotImplementedError
 
     async def acheck(self, facts: Facts) -> bool:
         """Evaluate, awaiting async conditions at any depth."""
