@@ -36,6 +36,15 @@ def _positive(label: str, value: Any) -> float:
     return float(value)
 
 
+def optional_ttl(ttl: Any) -> float | None:
+    """Validate a store's `ttl` option: a number of seconds > 0, or None."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0:
+        raise ValueError(f"ttl must be a number > 0 or None, got {ttl!r}")
+    return float(ttl)
+
+
 class Connection:
     """One store's view of Redis: its clients, its registered scripts and whether Redis is up.
 

@@ -8,7 +8,7 @@ from typing import Any
 from ..._breaker import OPEN, BreakerConfig, BreakerState, Outcome, Permit
 from ..breaker import InMemoryBreakerStore
 from ._breaker_lua import ACQUIRE, RECORD, STATE
-from ._conn import Connection
+from ._conn import Connection, optional_ttl
 
 __all__ = ["RedisBreakerStore"]
 
@@ -62,10 +62,7 @@ class RedisBreakerStore:
             socket_connect_timeout=socket_connect_timeout,
             retry_interval=retry_interval,
         )
-        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
-            raise ValueError(f"ttl must be a number > 0 or None, got {ttl!r}")
-        if ttl is not None and not ttl > 0:
-            raise ValueError(f"ttl must be a number > 0 or None, got {ttl!r}")
+        ttl = optional_ttl(ttl)
         self.ttl = ttl
         self.local = InMemoryBreakerStore()
 

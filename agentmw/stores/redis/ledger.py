@@ -7,7 +7,7 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from ..ledger import LedgerResult
-from ._conn import Connection
+from ._conn import Connection, optional_ttl
 
 __all__ = ["RedisLedger"]
 
@@ -83,10 +83,7 @@ class RedisLedger:
             socket_connect_timeout=socket_connect_timeout,
             retry_interval=retry_interval,
         )
-        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
-            raise ValueError(f"ttl must be a number > 0 or None, got {ttl!r}")
-        if ttl is not None and not ttl > 0:
-            raise ValueError(f"ttl must be a number > 0 or None, got {ttl!r}")
+        ttl = optional_ttl(ttl)
         self._ttl = "" if ttl is None else str(int(ttl * 1000))
         self._lock = threading.Lock()
         self._seen: dict[str, int] = {}  # the last total Redis reported, per key
