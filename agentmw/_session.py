@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 import itertools
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Mapping
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,17 +16,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _events
-from ._call import Call
-from ._classify import classify_exception
-from ._errors import ControlFlowError, SessionClosedError, SessionStateError
-from ._events import Event, UsageRecord, has_listeners, notify_listeners
+from ._calls import CallRunner, exception_type
+from ._events import Event, has_listeners, notify_listeners
 from ._handoff import Handoff
+from ._human_input import HumanInput
 from ._ledger import UsageTracker
 from ._lifecycle import AgentState, check_transition
-from ._middleware import aclose
-from ._pricing import call_cost, format_cost
+from ._pricing import format_cost
 from ._stack import Stack
-from ._usage import ZERO_USAGE, Usage
+from ._usage import Usage
 
 if TYPE_CHECKING:
     from ._agent import Agent
@@ -47,19 +43,7 @@ def current_session() -> Session | None:
     return _current.get()
 
 
-def exception_type(exc: BaseException) -> str:
-    """The qualified type name events and spans carry instead of the message."""
-    cls = type(exc)
-    module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
-
-
-def failure_class(exc: BaseException) -> str:
-    """The failure class events carry: the scenario `classify_exception` assigns."""
-    return classify_exception(exc).scenario.value
-
-
-class Session:
+class Session(CallRunner, HumanInput):
     """One run of an agent: use as `with agent.session() as s:` or `async with ...`.
 
     Attributes:
@@ -327,256 +311,6 @@ class Session:
                     "layer.close_failed", detail=layer.name, failure_class=exception_type(exc)
                 )
 
-    # -- the call runner (shared by decorators and run_* methods) ---------------------------
-    def _begin(self, call: Call) -> None:
-        state = self._state
-        if state is not AgentState.RUNNING:
-            if state.terminal:
-                raise SessionClosedError(self.id, state)
-            raise SessionStateError(
-                self.id, state, f"session {self.id} is {state.value}; calls need a running session"
-            )
-        step = call.step = next(self._steps)
-        agent = self.agent
-        if call.kind == "turn":
-            event = Event(
-                "turn.started", self.id, agent.role, agent.phase, agent.project_id, step,
-                call.model,
-            )  # fmt: skip
-        else:
-            event = Event(
-                "tool.called", self.id, agent.role, agent.phase, agent.project_id, step, None,
-                call.name,
-            )  # fmt: skip
-        self._publish(event)
-
-    def _completed(self, call: Call) -> None:
-        agent = self.agent
-        usage = call.usage or ZERO_USAGE
-        cost = call_cost(call) if call.kind == "turn" else _ZERO
-        with self._lock:
-            if call.kind == "turn":
-                self._iterations += 1
-            else:
-                self._tool_calls += 1
-        if call.kind == "turn":
-            self.ledger.record(call.model, usage, cost)
-            sink = agent.usage_sink
-            if sink is not None:
-                record = UsageRecord(
-                    self.id,
-                    self.agent.role,
-                    call.model,
-                    call.kind,
-                    call.name,
-                    call.step,
-                    usage,
-                    cost,
-                    self.agent.project_id,
-                )
-                first_error = self.agent._isolation.call(sink, sink.record, record)
-                if first_error is not None:
-                    self._sink_failed(sink, first_error)
-            data = {"usage": usage.as_dict(), "attempts": call.attempt, "cost_usd": str(cost)}
-            event = Event(
-                "turn.completed", self.id, agent.role, agent.phase, agent.project_id, call.step,
-                call.model, None, None, None, data,
-            )  # fmt: skip
-        else:
-            event = Event(
-                "tool.completed", self.id, agent.role, agent.phase, agent.project_id, call.step,
-                None, call.name,
-            )  # fmt: skip
-        self._publish(event)
-
-    def _failed(self, call: Call, exc: BaseException) -> None:
-        if not isinstance(exc, ControlFlowError):
-            with self._lock:
-                if call.kind == "turn":
-                    self._iterations += 1
-                else:
-                    self._tool_calls += 1
-        self.emit(
-            "turn.failed" if call.kind == "turn" else "tool.failed",
-            step=call.step,
-            model=call.model if call.kind == "turn" else None,
-            tool=call.name if call.kind == "tool" else None,
-            failure_class=failure_class(exc),
-            detail=exception_type(exc),
-        )
-
-    def run_chain(self, call: Call, chain: Callable[[Call], Any]) -> Any:
-        self._begin(call)
-        try:
-            result = chain(call)
-        except BaseException as exc:
-            self._failed(call, exc)
-            raise
-        self._completed(call)
-        return result
-
-    async def arun_chain(self, call: Call, chain: Callable[[Call], Any]) -> Any:
-        self._begin(call)
-        try:
-            result = await chain(call)
-        except BaseException as exc:
-            self._failed(call, exc)
-            raise
-        self._completed(call)
-        return result
-
-    def run_stream(self, call: Call, chain: Callable[[Call], Iterator[Any]]) -> Iterator[Any]:
-        self._begin(call)
-        try:
-            yield from chain(call)
-        except GeneratorExit:
-            self._completed(call)  # the consumer stopped early: what it got was a success
-            raise
-        except BaseException as exc:
-            self._failed(call, exc)
-            raise
-        self._completed(call)
-
-    async def arun_stream(
-        self, call: Call, chain: Callable[[Call], AsyncIterator[Any]]
-    ) -> AsyncIterator[Any]:
-        self._begin(call)
-        agen = chain(call)
-        try:
-            async for chunk in agen:
-                yield chunk
-        except GeneratorExit:
-            self._completed(call)
-            raise
-        except BaseException as exc:
-            self._failed(call, exc)
-            raise
-        finally:
-            await aclose(agen)
-        self._completed(call)
-
-    # -- imperative twins ------------------------------------------------------------------
-    def _call(
-        self,
-        kind: str,
-        name: str,
-        fn: Callable[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        model: str | None,
-        usage: Usage | Callable[[Any], Usage | None] | None,
-    ) -> Call:
-        if not callable(fn):
-            raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-        if code_flags(fn) & _GENERATOR_FLAGS:
-            raise TypeError("run_turn/run_tool take plain functions; decorate generators instead")
-        if usage is None or callable(usage):
-            usage_fn = usage
-        elif isinstance(usage, Usage):
-            fixed = usage
-            usage_fn = lambda _result: fixed  # noqa: E731
-        else:
-            raise TypeError(f"usage must be a Usage or a callable, got {type(usage).__name__}")
-        return Call(
-            kind,  # type: ignore[arg-type]
-            name,
-            fn,
-            model,
-            args,
-            kwargs,
-            session=self,
-            agent=self.agent,
-            usage_fn=usage_fn,
-        )
-
-    def _chain(self, kind: str, mode: str, timeout: float | None) -> Callable[[Call], Any]:
-        stack = self.stack if timeout is None else self.stack.with_timeout(timeout)
-        return stack.chain(kind, mode)  # type: ignore[arg-type]
-
-    def run_turn(
-        self,
-        fn: Callable[..., Any],
-        *args: Any,
-        model: str | None = None,
-        usage: Usage | Callable[[Any], Usage | None] | None = None,
-        timeout: float | None = None,
-        **kwargs: Any,
-    ) -> tuple[Any, Usage]:
-        """Run one model turn through the session's stack; returns (result, usage)."""
-        if code_flags(fn) & inspect.CO_COROUTINE:
-            raise TypeError("run_turn got an async function; use `await session.arun_turn(...)`")
-        call = self._call("turn", _name_of(fn), fn, args, kwargs, model, usage)
-        result = self.run_chain(call, self._chain("turn", "sync", timeout))
-        return result, call.usage or ZERO_USAGE
-
-    async def arun_turn(
-        self,
-        fn: Callable[..., Any],
-        *args: Any,
-        model: str | None = None,
-        usage: Usage | Callable[[Any], Usage | None] | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 (the contract: same options as run_turn)
-        **kwargs: Any,
-    ) -> tuple[Any, Usage]:
-        """Async twin of `run_turn`: `fn` may be async or return an awaitable."""
-        call = self._call("turn", _name_of(fn), _awaitable(fn), args, kwargs, model, usage)
-        result = await self.arun_chain(call, self._chain("turn", "async", timeout))
-        return result, call.usage or ZERO_USAGE
-
-    def run_tool(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run one tool call named `name` through the session's stack."""
-        if code_flags(fn) & inspect.CO_COROUTINE:
-            raise TypeError("run_tool got an async function; use `await session.arun_tool(...)`")
-        call = self._call("tool", _check_name(name), fn, args, kwargs, None, None)
-        return self.run_chain(call, self.stack.chain("tool", "sync"))
-
-    async def arun_tool(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Async twin of `run_tool`: `fn` may be async or return an awaitable."""
-        call = self._call("tool", _check_name(name), _awaitable(fn), args, kwargs, None, None)
-        return await self.arun_chain(call, self.stack.chain("tool", "async"))
-
-    # -- human in the loop -------------------------------------------------------------------
-    async def wait_for_input(self, prompt: str) -> Any:
-        """Wait (state WAITING_FOR_INPUT) until `provide_input(value)`; returns the value."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if self._waiter is not None:
-                raise SessionStateError(self.id, self._state, "already waiting for input")
-            check_transitions = self._state
-        check_transition(check_transitions, AgentState.WAITING_FOR_INPUT)
-        future: asyncio.Future[Any] = loop.create_future()
-        with self._lock:
-            self._waiter, self._waiter_loop = future, loop
-        self._transition(AgentState.WAITING_FOR_INPUT)
-        self.pending_prompt = prompt
-        self.emit("agent.waiting_for_input")
-        try:
-            value = await future
-        finally:
-            with self._lock:
-                self._waiter = self._waiter_loop = None
-            self.pending_prompt = None
-        self._transition(AgentState.RUNNING)
-        self.emit("agent.input_received")
-        return value
-
-    def provide_input(self, value: Any) -> None:
-        """Answer a pending `wait_for_input` (callable from any thread).
-
-        Raises:
-            SessionStateError: the session is not waiting for input.
-        """
-        with self._lock:
-            future, loop = self._waiter, self._waiter_loop
-        if future is None or loop is None:
-            raise SessionStateError(self.id, self._state, "the session is not waiting for input")
-
-        def _set() -> None:
-            if not future.done():
-                future.set_result(value)
-
-        loop.call_soon_threadsafe(_set)
-
     # -- handoff and summary -----------------------------------------------------------------
     def handoff_to(
         self, target: Agent | str, *, reason: str, context: Mapping[str, Any] | None = None
@@ -627,49 +361,3 @@ class Session:
             "recoveries": list(self.recoveries),
             "elapsed_s": round(self.elapsed_s, 6),
         }
-
-
-def _awaitable(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """`fn` itself when it is async; else an async adapter (the async chain awaits `fn(...)`)."""
-    if not callable(fn) or code_flags(fn) & inspect.CO_COROUTINE:
-        return fn
-
-    @functools.wraps(fn)
-    async def adapter(*args: Any, **kwargs: Any) -> Any:
-        result = fn(*args, **kwargs)
-        return await result if inspect.isawaitable(result) else result
-
-    return adapter
-
-
-_GENERATOR_FLAGS = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
-
-
-def code_flags(fn: Any) -> int:
-    """The code flags that say whether `fn` is a coroutine or generator function.
-
-    Reads `__code__` directly (functions, bound methods, wrapt proxies): `inspect`'s three
-    predicates cost several microseconds per `run_turn` together. Other callables (partials,
-    objects with `__call__`) go through `inspect`, which unwraps them.
-    """
-    code = getattr(fn, "__code__", None)
-    if code is not None:
-        return int(code.co_flags)
-    flags = 0
-    if inspect.iscoroutinefunction(fn):
-        flags |= inspect.CO_COROUTINE
-    if inspect.isgeneratorfunction(fn):
-        flags |= inspect.CO_GENERATOR
-    if inspect.isasyncgenfunction(fn):
-        flags |= inspect.CO_ASYNC_GENERATOR
-    return flags
-
-
-def _name_of(fn: Callable[..., Any]) -> str:
-    return getattr(fn, "__name__", None) or type(fn).__name__
-
-
-def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"tool name must be a non-blank string, got {name!r}")
-    return name

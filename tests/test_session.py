@@ -448,7 +448,7 @@ def test_code_flags_see_through_methods_partials_and_callables() -> None:
     import functools
     import inspect
 
-    from agentmw._session import code_flags
+    from agentmw._calls import code_flags
 
     async def coro() -> None:
         return None

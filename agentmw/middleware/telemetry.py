@@ -17,11 +17,11 @@ from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, Statu
 
 from .. import _semconv as sc
 from .._call import EVENT_OBSERVERS, Call
+from .._calls import exception_type
 from .._events import Event
 from .._genai import end_attributes, event_attributes, start_attributes
 from .._middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
 from .._pricing import call_cost, table_for
-from .._session import exception_type
 from ._otel_providers import Instruments, resolve
 
 if TYPE_CHECKING:

@@ -9,8 +9,9 @@ import weakref
 from types import ModuleType
 from typing import Any, Literal
 
+from ..._calls import exception_type
 from ..._events import emit_global
-from ..._session import current_session, exception_type
+from ..._session import current_session
 
 OnUnavailable = Literal["allow", "deny"]
 
