@@ -7,7 +7,6 @@ Each batch is written with one `write` and flushed to the operating system, so a
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -115,7 +114,3 @@ class JsonlEventSink(BatchedSink[Event]):
         if skipped:
             log.warning("%s: skipped %d unreadable line(s)", self.path, skipped)
         return events
-
-    async def areplay(self, session_id: str | None = None) -> list[Event]:
-        """`replay` without blocking the event loop."""
-        return await asyncio.to_thread(self.replay, session_id)

@@ -76,20 +76,21 @@ def _usage_row(r: UsageRecord) -> tuple[Any, ...]:
 
 
 class _PostgresSink(BatchedSink[Any]):
+    # Set by each subclass: its table's component name, columns, placeholders and row builder.
     _component = ""
+    _columns = ""
+    _values = ""
+    _to_row: Callable[[Any], tuple[Any, ...]]
 
     def __init__(
         self,
         conninfo: str,
         *,
-        table_prefix: str,
-        batch_size: int,
-        flush_interval: float,
-        max_queue: int,
-        put_timeout: float,
-        columns: str,
-        values: str,
-        to_row: Callable[[Any], tuple[Any, ...]],
+        table_prefix: str = "agentmw",
+        batch_size: int = 500,
+        flush_interval: float = 0.5,
+        max_queue: int = 10_000,
+        put_timeout: float = 0.05,
     ) -> None:
         require_psycopg()
         if not isinstance(conninfo, str):
@@ -99,9 +100,8 @@ class _PostgresSink(BatchedSink[Any]):
         self.table = f"{table_prefix}_{self._component}"
         self._ready = False
         self._ready_lock = threading.Lock()
-        self._columns = columns
-        backend = _PostgresBackend(self, f"INSERT INTO {self.table} ({columns}) VALUES ({values})")
-        self._to_row = to_row
+        insert = f"INSERT INTO {self.table} ({self._columns}) VALUES ({self._values})"
+        backend = _PostgresBackend(self, insert)
         super().__init__(
             backend,
             name=f"postgres-{self._component}",
@@ -185,28 +185,9 @@ class PostgresEventSink(_PostgresSink):
     """
 
     _component = "events"
-
-    def __init__(
-        self,
-        conninfo: str,
-        *,
-        table_prefix: str = "agentmw",
-        batch_size: int = 500,
-        flush_interval: float = 0.5,
-        max_queue: int = 10_000,
-        put_timeout: float = 0.05,
-    ) -> None:
-        super().__init__(
-            conninfo,
-            table_prefix=table_prefix,
-            batch_size=batch_size,
-            flush_interval=flush_interval,
-            max_queue=max_queue,
-            put_timeout=put_timeout,
-            columns=_EVENT_COLUMNS,
-            values=_EVENT_VALUES,
-            to_row=_event_row,
-        )
+    _columns = _EVENT_COLUMNS
+    _values = _EVENT_VALUES
+    _to_row = staticmethod(_event_row)
 
     def emit(self, event: Event) -> None:
         """Queue `event` for writing (never raises on a full queue; see `dropped`)."""
@@ -216,10 +197,6 @@ class PostgresEventSink(_PostgresSink):
         """The stored events in write order, all or those of one session."""
         return [event_from_mapping(row) for row in self._select(session_id)]
 
-    async def areplay(self, session_id: str | None = None) -> list[Event]:
-        """`replay` without blocking the event loop."""
-        return await asyncio.to_thread(self.replay, session_id)
-
 
 class PostgresUsageSink(_PostgresSink):
     """Writes usage records to `{table_prefix}_usage` (cost as exact NUMERIC).
@@ -228,28 +205,9 @@ class PostgresUsageSink(_PostgresSink):
     """
 
     _component = "usage"
-
-    def __init__(
-        self,
-        conninfo: str,
-        *,
-        table_prefix: str = "agentmw",
-        batch_size: int = 500,
-        flush_interval: float = 0.5,
-        max_queue: int = 10_000,
-        put_timeout: float = 0.05,
-    ) -> None:
-        super().__init__(
-            conninfo,
-            table_prefix=table_prefix,
-            batch_size=batch_size,
-            flush_interval=flush_interval,
-            max_queue=max_queue,
-            put_timeout=put_timeout,
-            columns=_USAGE_COLUMNS,
-            values=_USAGE_VALUES,
-            to_row=_usage_row,
-        )
+    _columns = _USAGE_COLUMNS
+    _values = _USAGE_VALUES
+    _to_row = staticmethod(_usage_row)
 
     def record(self, record: UsageRecord) -> None:
         """Queue `record` for writing (never raises on a full queue; see `dropped`)."""
@@ -258,10 +216,6 @@ class PostgresUsageSink(_PostgresSink):
     def replay(self, session_id: str | None = None) -> list[UsageRecord]:
         """The stored usage records in write order, all or those of one session."""
         return [usage_from_mapping(row) for row in self._select(session_id)]
-
-    async def areplay(self, session_id: str | None = None) -> list[UsageRecord]:
-        """`replay` without blocking the event loop."""
-        return await asyncio.to_thread(self.replay, session_id)
 
     def totals(self) -> dict[str, UsageTotals]:
         """Per model: turns, input/output/total tokens and exact `Decimal` cost."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from decimal import Decimal
 from types import TracebackType
 from typing import Generic, Self, TypedDict, TypeVar
@@ -35,12 +36,20 @@ class UsageTotals(TypedDict):
     cost_usd: Decimal
 
 
-class BatchedSink(Generic[T]):
+class BatchedSink(ABC, Generic[T]):
     """Base of every durable sink: items go through a `BatchWriter` (see `agentmw.stores._batch`).
 
     Subclasses supply the backend and the read side (`replay`, `totals`). Usable as a context
     manager (sync or async); `close()` also runs at interpreter exit.
     """
+
+    @abstractmethod
+    def replay(self, session_id: str | None = None) -> list[T]:
+        """The stored items in write order, all or those of one session."""
+
+    async def areplay(self, session_id: str | None = None) -> list[T]:
+        """`replay` without blocking the event loop."""
+        return await asyncio.to_thread(self.replay, session_id)
 
     def __init__(
         self,

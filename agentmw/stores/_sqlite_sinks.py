@@ -141,18 +141,19 @@ def read_usage_totals(conn: sqlite3.Connection) -> dict[str, UsageTotals]:
 
 
 class _SqliteSink(BatchedSink[Any]):
+    # Set by each subclass: its table's component name, INSERT statement and row builder.
     _component = ""
+    _sql = ""
+    _to_row: Callable[[Any], tuple[Any, ...]]
 
     def __init__(
         self,
         path: str | os.PathLike[str],
         *,
-        batch_size: int,
-        flush_interval: float,
-        max_queue: int,
-        put_timeout: float,
-        sql: str,
-        to_row: Any,
+        batch_size: int = 500,
+        flush_interval: float = 0.5,
+        max_queue: int = 10_000,
+        put_timeout: float = 0.05,
     ) -> None:
         self.path = os.fspath(path)
         if self.path == ":memory:" or self.path.startswith("file:"):
@@ -160,7 +161,7 @@ class _SqliteSink(BatchedSink[Any]):
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         ensure_schema(self.path, self._component)
         super().__init__(
-            _SqliteBackend(self.path, sql, to_row),
+            _SqliteBackend(self.path, self._sql, self._to_row),
             name=f"sqlite-{self._component}",
             batch_size=batch_size,
             flush_interval=flush_interval,
@@ -197,25 +198,8 @@ class SqliteEventSink(_SqliteSink):
     """
 
     _component = "events"
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        batch_size: int = 500,
-        flush_interval: float = 0.5,
-        max_queue: int = 10_000,
-        put_timeout: float = 0.05,
-    ) -> None:
-        super().__init__(
-            path,
-            batch_size=batch_size,
-            flush_interval=flush_interval,
-            max_queue=max_queue,
-            put_timeout=put_timeout,
-            sql=f"INSERT INTO agentmw_events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 12)})",
-            to_row=_event_row,
-        )
+    _sql = f"INSERT INTO agentmw_events ({_EVENT_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+    _to_row = staticmethod(_event_row)
 
     def emit(self, event: Event) -> None:
         """Queue `event` for writing (never raises on a full queue; see `dropped`)."""
@@ -224,10 +208,6 @@ class SqliteEventSink(_SqliteSink):
     def replay(self, session_id: str | None = None) -> list[Event]:
         """The stored events in write order, all or those of one session."""
         return self._query(lambda conn: read_events(conn, session_id))
-
-    async def areplay(self, session_id: str | None = None) -> list[Event]:
-        """`replay` without blocking the event loop."""
-        return await asyncio.to_thread(self.replay, session_id)
 
 
 class SqliteUsageSink(_SqliteSink):
@@ -238,25 +218,8 @@ class SqliteUsageSink(_SqliteSink):
     """
 
     _component = "usage"
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        batch_size: int = 500,
-        flush_interval: float = 0.5,
-        max_queue: int = 10_000,
-        put_timeout: float = 0.05,
-    ) -> None:
-        super().__init__(
-            path,
-            batch_size=batch_size,
-            flush_interval=flush_interval,
-            max_queue=max_queue,
-            put_timeout=put_timeout,
-            sql=f"INSERT INTO agentmw_usage ({_USAGE_COLUMNS}) VALUES ({', '.join('?' * 15)})",
-            to_row=_usage_row,
-        )
+    _sql = f"INSERT INTO agentmw_usage ({_USAGE_COLUMNS}) VALUES ({', '.join('?' * 15)})"
+    _to_row = staticmethod(_usage_row)
 
     def record(self, record: UsageRecord) -> None:
         """Queue `record` for writing (never raises on a full queue; see `dropped`)."""
@@ -265,10 +228,6 @@ class SqliteUsageSink(_SqliteSink):
     def replay(self, session_id: str | None = None) -> list[UsageRecord]:
         """The stored usage records in write order, all or those of one session."""
         return self._query(lambda conn: read_usage(conn, session_id))
-
-    async def areplay(self, session_id: str | None = None) -> list[UsageRecord]:
-        """`replay` without blocking the event loop."""
-        return await asyncio.to_thread(self.replay, session_id)
 
     def totals(self) -> dict[str, UsageTotals]:
         """Per model: turns, input/output/total tokens and exact `Decimal` cost."""
