@@ -8,7 +8,7 @@ from typing import Any
 
 __all__ = ["Usage", "extract_usage"]
 
-_FIELDS = (
+USAGE_FIELDS = (
     "input_tokens",
     "output_tokens",
     "cache_read_tokens",
@@ -43,7 +43,7 @@ class Usage:
             and a >= 0 and b >= 0 and c >= 0 and d >= 0 and e >= 0 and f >= 0
         ):  # fmt: skip
             return
-        for name in _FIELDS:
+        for name in USAGE_FIELDS:
             value = getattr(self, name)
             # bool is an int subclass, and a float token count is always a bug upstream.
             if type(value) is not int:
@@ -87,10 +87,10 @@ class Usage:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Usage:
         """Build from `as_dict()` output; unknown keys raise `ValueError` naming them."""
-        unknown = set(data) - set(_FIELDS)
+        unknown = set(data) - set(USAGE_FIELDS)
         if unknown:
             raise ValueError(
-                f"unknown Usage field(s) {sorted(unknown)}; allowed: {', '.join(_FIELDS)}"
+                f"unknown Usage field(s) {sorted(unknown)}; allowed: {', '.join(USAGE_FIELDS)}"
             )
         return cls(**data)
 

@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._events import Event, UsageRecord
+from .._usage import USAGE_FIELDS
 from ._postgres_schema import check_prefix, ensure_schema, require_psycopg
 from ._sink import BatchedSink, UsageTotals
 from ._sink_codec import (
-    USAGE_TOKEN_FIELDS,
     dump_json,
     event_from_mapping,
     totals_from_groups,
@@ -33,7 +33,7 @@ _EVENT_COLUMNS = (
 _EVENT_VALUES = "%s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s, %s::jsonb"
 _USAGE_COLUMNS = (
     "at, session_id, role, project_id, model, kind, name, step, "
-    + ", ".join(USAGE_TOKEN_FIELDS)
+    + ", ".join(USAGE_FIELDS)
     + ", cost_usd"
 )
 _USAGE_VALUES = "%s, %s, %s, %s::jsonb, " + ", ".join(["%s"] * 11)
@@ -70,7 +70,7 @@ def _usage_row(r: UsageRecord) -> tuple[Any, ...]:
         r.kind,
         r.name,
         r.step,
-        *(getattr(r.usage, f) for f in USAGE_TOKEN_FIELDS),
+        *(getattr(r.usage, f) for f in USAGE_FIELDS),
         r.cost_usd,
     )
 

@@ -9,17 +9,8 @@ from decimal import Decimal
 from typing import Any
 
 from .._events import Event, UsageRecord
-from .._usage import Usage
+from .._usage import USAGE_FIELDS, Usage
 from ._sink import UsageTotals
-
-USAGE_TOKEN_FIELDS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "tool_calls",
-)
 
 
 def utc(at: datetime) -> datetime:
@@ -77,7 +68,7 @@ def usage_from_mapping(row: Mapping[str, Any]) -> UsageRecord:
         kind=row["kind"],
         name=row["name"],
         step=row["step"],
-        usage=Usage(**{f: int(row[f]) for f in USAGE_TOKEN_FIELDS}),
+        usage=Usage(**{f: int(row[f]) for f in USAGE_FIELDS}),
         cost_usd=Decimal(row["cost_usd"]),
         project_id=row["project_id"],
         at=parse_at(row["at"]),

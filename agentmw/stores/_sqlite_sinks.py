@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .._events import Event, UsageRecord
+from .._usage import USAGE_FIELDS
 from ._sink import BatchedSink, UsageTotals
 from ._sink_codec import (
-    USAGE_TOKEN_FIELDS,
     dump_json,
     event_from_mapping,
     totals_from_groups,
@@ -33,7 +33,7 @@ _EVENT_COLUMNS = (
 )
 _USAGE_COLUMNS = (
     "at, session_id, role, project_id, model, kind, name, step, "
-    + ", ".join(USAGE_TOKEN_FIELDS)
+    + ", ".join(USAGE_FIELDS)
     + ", cost_usd"
 )
 
@@ -87,7 +87,7 @@ def _usage_row(r: UsageRecord) -> tuple[Any, ...]:
         r.kind,
         r.name,
         r.step,
-        *(getattr(u, f) for f in USAGE_TOKEN_FIELDS),
+        *(getattr(u, f) for f in USAGE_FIELDS),
         str(r.cost_usd),
     )
 
