@@ -237,7 +237,13 @@ def instrument_client(
     stack: Stack | None,
     model_from_kwargs: bool,
 ) -> list[str]:
-    """Instrument each `resources` path ("chat.completions" -> turn name) the client has."""
+    """Instrument each `resources` path ("chat.completions" -> turn name) the client has.
+
+    Raises:
+        TypeError: `stack` is neither a `Stack` nor None.
+    """
+    if stack is not None and not isinstance(stack, Stack):
+        raise TypeError(f"stack must be a Stack or None, got {type(stack).__name__}")
     warner = _RetryWarning(client)
     done = []
     for path, name in resources.items():

@@ -49,8 +49,6 @@ def instrument(client: C, *, stack: Stack | None = None, model_from_kwargs: bool
     Raises:
         TypeError: the client has no `messages.create`.
     """
-    if stack is not None and not isinstance(stack, Stack):
-        raise TypeError(f"stack must be a Stack or None, got {type(stack).__name__}")
     done = instrument_client(
         client,
         _RESOURCES,
