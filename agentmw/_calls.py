@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
@@ -65,18 +65,6 @@ class CallRunner:
         def _publish(self, event: Event) -> Event: ...
 
         def _sink_failed(self, sink: object, exc: BaseException) -> None: ...
-
-        def emit(
-            self,
-            name: str,
-            *,
-            step: int | None = None,
-            model: str | None = None,
-            tool: str | None = None,
-            failure_class: str | None = None,
-            detail: str | None = None,
-            data: Mapping[str, Any] | None = None,
-        ) -> Event: ...
 
     # -- the call runner (shared by decorators and run_* methods) ---------------------------
     def _begin(self, call: Call) -> None:
@@ -147,13 +135,20 @@ class CallRunner:
                     self._iterations += 1
                 else:
                     self._tool_calls += 1
-        self.emit(
-            "turn.failed" if call.kind == "turn" else "tool.failed",
-            step=call.step,
-            model=call.model if call.kind == "turn" else None,
-            tool=call.name if call.kind == "tool" else None,
-            failure_class=failure_class(exc),
-            detail=exception_type(exc),
+        agent, turn = self.agent, call.kind == "turn"
+        self._publish(
+            Event(
+                "turn.failed" if turn else "tool.failed",
+                self.id,
+                agent.role,
+                agent.phase,
+                agent.project_id,
+                call.step,
+                call.model if turn else None,
+                None if turn else call.name,
+                failure_class(exc),
+                exception_type(exc),
+            )
         )
 
     def run_chain(self, call: Call, chain: Callable[[Call], Any]) -> Any:

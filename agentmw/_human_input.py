@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._errors import SessionStateError
@@ -31,17 +30,7 @@ class HumanInput:
 
         def _transition(self, target: AgentState) -> bool: ...
 
-        def emit(
-            self,
-            name: str,
-            *,
-            step: int | None = None,
-            model: str | None = None,
-            tool: str | None = None,
-            failure_class: str | None = None,
-            detail: str | None = None,
-            data: Mapping[str, Any] | None = None,
-        ) -> Event: ...
+        def emit(self, name: str) -> Event: ...
 
     # -- human in the loop -------------------------------------------------------------------
     async def wait_for_input(self, prompt: str) -> Any:
