@@ -115,27 +115,30 @@ class Limits(Middleware):
 
     def before(self, call: Call) -> None:
         counts = self._counts(call)
-        if counts is None:
+        session = call.session
+        if counts is None or session is None:
             return
         if call.kind == "tool":
             if self.max_tool_calls is not None:
                 with counts.lock:
-                    if counts.tools + 1 > self.max_tool_calls:
+                    # Replayed steps (Checkpoint sits outside this layer) are counted by the
+                    # session but never admitted here: start from whichever count is higher.
+                    current = max(counts.tools, session.tool_calls)
+                    if current + 1 > self.max_tool_calls:
                         error = LimitExceededError(
-                            "max_tool_calls", counts.tools + 1, self.max_tool_calls
+                            "max_tool_calls", current + 1, self.max_tool_calls
                         )
                         raise self._refuse(call, error)
-                    counts.tools += 1
+                    counts.tools = current + 1
             return
         self._check_usage(call)
         if self.max_turns is not None:
             with counts.lock:
-                if counts.turns + 1 > self.max_turns:
-                    error = MaxIterationsExceededError(
-                        "max_turns", counts.turns + 1, self.max_turns
-                    )
+                current = max(counts.turns, session.iterations)
+                if current + 1 > self.max_turns:
+                    error = MaxIterationsExceededError("max_turns", current + 1, self.max_turns)
                     raise self._refuse(call, error)
-                counts.turns += 1
+                counts.turns = current + 1
 
     def _check_usage(self, call: Call) -> None:
         if not self._usage_limited:

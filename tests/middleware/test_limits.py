@@ -96,3 +96,52 @@ def test_counts_are_per_session() -> None:
 def test_options_validated() -> None:
     with pytest.raises(ValueError, match="max_turns must be a non-negative int"):
         Limits(max_turns=-1)
+
+
+async def test_turn_and_tool_limits_continue_after_a_checkpoint_resume(mode: str) -> None:
+    # Replayed steps never pass through Limits (Checkpoint sits outside it), yet they count.
+    from agentmw import Session, Stack
+    from agentmw.middleware import Checkpoint
+    from agentmw.stores import InMemorySaver
+
+    saver = InMemorySaver()
+    agent = Agent("writer", stack=Stack([Checkpoint(saver), Limits(max_turns=3, max_tool_calls=1)]))
+
+    def answer(prompt: str) -> str:
+        return f"re: {prompt}"
+
+    def lookup(key: str) -> str:
+        return key.upper()
+
+    async def run(session: Session, prompt: str) -> None:
+        if mode == "sync":
+            session.run_turn(answer, prompt, model="m")
+        else:
+            await session.arun_turn(answer, prompt, model="m")
+
+    async def use_tool(session: Session) -> None:
+        if mode == "sync":
+            session.run_tool("lookup", lookup, "k")
+        else:
+            await session.arun_tool("lookup", lookup, "k")
+
+    async def first_run() -> None:
+        with agent.session("thread-1") as first:
+            await run(first, "a")
+            await use_tool(first)
+            await run(first, "b")
+            raise RuntimeError("crash")
+
+    with pytest.raises(RuntimeError, match="crash"):
+        await first_run()
+
+    with agent.session("thread-1") as resumed:
+        await run(resumed, "a")  # replayed
+        await use_tool(resumed)  # replayed
+        await run(resumed, "b")  # replayed
+        await run(resumed, "c")  # live: the third turn
+        with pytest.raises(MaxIterationsExceededError):
+            await run(resumed, "d")
+        with pytest.raises(LimitExceededError):
+            await use_tool(resumed)
+    assert (resumed.iterations, resumed.tool_calls) == (3, 1)
