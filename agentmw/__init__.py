@@ -1,168 +1,179 @@
-"""agentmw: a production runtime for multi-step LLM agent loops, as ordered middleware."""
+"""agentmw: a production runtime for multi-step LLM agent loops, as ordered middleware.
 
-from ._agent import Agent, AgentRegistry, default_registry
-from ._backoff import backoff_delay
-from ._breaker import BreakerState
-from ._call import Call, CallKind
-from ._classify import Failure, FailureScenario, classify_exception, parse_retry_after
-from ._decorators import agent_tool, agent_turn
-from ._documents import DocumentError
-from ._errors import (
+The root holds what every program needs; the rest lives in domain modules: `agentmw.errors`,
+`agentmw.events`, `agentmw.pricing`, `agentmw.usage`, `agentmw.classify`, `agentmw.core`,
+`agentmw.middleware`, `agentmw.stores`, `agentmw.guardrails`, `agentmw.policy`,
+`agentmw.permissions`, `agentmw.quality`, `agentmw.integrations` and `agentmw.testing`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from typing import Any
+
+from agentmw import presets as _presets  # registers Stack.default and run_turn(timeout=)
+from agentmw._version import __version__
+from agentmw.core import (
+    Agent,
+    AgentState,
+    Call,
+    Handoff,
+    Middleware,
+    Session,
+    Stack,
+    agent_tool,
+    agent_turn,
+    current_session,
+)
+from agentmw.core.config import configure
+from agentmw.errors import (
     AgentMWError,
+    ApprovalRequiredError,
     BudgetExceededError,
     CircuitOpenError,
     ControlFlowError,
-    InvalidTransitionError,
-    RateLimitedError,
-    SessionClosedError,
-    SessionStateError,
-    TurnTimeoutError,
-)
-from ._events import (
-    Event,
-    EventSink,
-    FanoutEventSink,
-    LoggingEventSink,
-    RingBufferEventSink,
-    RingBufferUsageSink,
-    UsageRecord,
-    UsageSink,
-    add_listener,
-    remove_listener,
-)
-from ._governance_errors import (
-    ApprovalRequiredError,
     GuardrailViolation,
     HandoffRequested,
-    OutputValidationError,
+    LimitExceededError,
+    MaxIterationsExceededError,
     PermissionDeniedError,
     PolicyViolationError,
+    RateLimitedError,
+    ReplayDivergedError,
+    SessionClosedError,
+    TurnTimeoutError,
 )
-from ._handoff import Handoff
-from ._ledger import ModelTotals, UsageTracker
-from ._lifecycle import AgentState
-from ._middleware import Middleware
-from ._pricing import (
-    ModelPricing,
-    PricingTable,
-    call_cost,
-    default_pricing,
-    format_cost,
-    has_pricing,
-    load_pricing_from_file,
-    pricing_for,
-    register_pricing,
-)
-from ._session import Session, current_session
-from ._stack import Stack, get_default_stack, set_default_stack
-from ._usage import Usage, estimate_usage, extract_usage, usage_from_payload
-from .guardrails import (
-    AllowAll,
-    DenyPatterns,
-    Guardrail,
-    MaxLength,
-    OutputSchema,
-    PIIRedactor,
-    PromptInjectionGuard,
-    TextGuardrail,
-    Verdict,
-)
-from .middleware.checkpoint import ReplayDivergedError
-from .middleware.limits import LimitExceededError, MaxIterationsExceededError
-from .otel_sink import OpenTelemetryEventSink
-from .permissions import PermissionDecision, PermissionMode, PermissionPolicy, RolePermissions
-from .policy import Action, PolicyEngine, Rule
-from .quality import GateOutcome, QualityGate, QualityLevel
-from .stores._checkpoint_records import CheckpointCorruptError
-
-__version__ = "0.1.0"
+from agentmw.events import Event
+from agentmw.pricing import ModelPricing, register_pricing
+from agentmw.usage import Usage
 
 __all__ = [
-    "Action",
     "Agent",
     "AgentMWError",
-    "AgentRegistry",
     "AgentState",
-    "AllowAll",
     "ApprovalRequiredError",
-    "BreakerState",
     "BudgetExceededError",
     "Call",
-    "CallKind",
-    "CheckpointCorruptError",
     "CircuitOpenError",
     "ControlFlowError",
-    "DenyPatterns",
-    "DocumentError",
     "Event",
-    "EventSink",
-    "Failure",
-    "FailureScenario",
-    "FanoutEventSink",
-    "GateOutcome",
-    "Guardrail",
     "GuardrailViolation",
     "Handoff",
     "HandoffRequested",
-    "InvalidTransitionError",
     "LimitExceededError",
-    "LoggingEventSink",
     "MaxIterationsExceededError",
-    "MaxLength",
     "Middleware",
     "ModelPricing",
-    "ModelTotals",
-    "OpenTelemetryEventSink",
-    "OutputSchema",
-    "OutputValidationError",
-    "PIIRedactor",
-    "PermissionDecision",
     "PermissionDeniedError",
-    "PermissionMode",
-    "PermissionPolicy",
-    "PolicyEngine",
     "PolicyViolationError",
-    "PricingTable",
-    "PromptInjectionGuard",
-    "QualityGate",
-    "QualityLevel",
     "RateLimitedError",
     "ReplayDivergedError",
-    "RingBufferEventSink",
-    "RingBufferUsageSink",
-    "RolePermissions",
-    "Rule",
     "Session",
     "SessionClosedError",
-    "SessionStateError",
     "Stack",
-    "TextGuardrail",
     "TurnTimeoutError",
     "Usage",
-    "UsageRecord",
-    "UsageSink",
-    "UsageTracker",
-    "Verdict",
     "__version__",
-    "add_listener",
     "agent_tool",
     "agent_turn",
-    "backoff_delay",
-    "call_cost",
-    "classify_exception",
+    "configure",
     "current_session",
-    "default_pricing",
-    "default_registry",
-    "estimate_usage",
-    "extract_usage",
-    "format_cost",
-    "get_default_stack",
-    "has_pricing",
-    "load_pricing_from_file",
-    "parse_retry_after",
-    "pricing_for",
     "register_pricing",
-    "remove_listener",
-    "set_default_stack",
-    "usage_from_payload",
 ]
+
+del _presets
+
+# Names that left the root in 0.2: they still import from here for one release, with a
+# DeprecationWarning naming their new home.
+_MOVED: dict[str, str] = {
+    **dict.fromkeys(("Action", "PolicyEngine", "Rule"), "agentmw.policy"),
+    **dict.fromkeys(
+        (
+            "AgentRegistry",
+            "CallKind",
+            "ModelTotals",
+            "UsageTracker",
+            "default_registry",
+            "get_default_stack",
+            "set_default_stack",
+        ),
+        "agentmw.core",
+    ),
+    **dict.fromkeys(
+        (
+            "AllowAll",
+            "DenyPatterns",
+            "Guardrail",
+            "MaxLength",
+            "OutputSchema",
+            "PIIRedactor",
+            "PromptInjectionGuard",
+            "TextGuardrail",
+            "Verdict",
+        ),
+        "agentmw.guardrails",
+    ),
+    **dict.fromkeys(
+        ("BreakerState", "OpenTelemetryEventSink", "backoff_delay"), "agentmw.middleware"
+    ),
+    **dict.fromkeys(
+        (
+            "CheckpointCorruptError",
+            "DocumentError",
+            "InvalidTransitionError",
+            "OutputValidationError",
+            "SessionStateError",
+        ),
+        "agentmw.errors",
+    ),
+    **dict.fromkeys(
+        (
+            "EventSink",
+            "FanoutEventSink",
+            "LoggingEventSink",
+            "RingBufferEventSink",
+            "RingBufferUsageSink",
+            "UsageRecord",
+            "UsageSink",
+            "add_listener",
+            "remove_listener",
+        ),
+        "agentmw.events",
+    ),
+    **dict.fromkeys(
+        ("Failure", "FailureScenario", "classify_exception", "parse_retry_after"),
+        "agentmw.classify",
+    ),
+    **dict.fromkeys(("GateOutcome", "QualityGate", "QualityLevel"), "agentmw.quality"),
+    **dict.fromkeys(
+        ("PermissionDecision", "PermissionMode", "PermissionPolicy", "RolePermissions"),
+        "agentmw.permissions",
+    ),
+    **dict.fromkeys(
+        (
+            "PricingTable",
+            "call_cost",
+            "default_pricing",
+            "format_cost",
+            "has_pricing",
+            "load_pricing_from_file",
+            "pricing_for",
+        ),
+        "agentmw.pricing",
+    ),
+    **dict.fromkeys(("estimate_usage", "extract_usage", "usage_from_payload"), "agentmw.usage"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentmw' has no attribute {name!r}")
+    warnings.warn(
+        f"agentmw.{name} has moved: import it from {module} (the old path goes away in the "
+        "next release)",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(importlib.import_module(module), name)

@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ._documents import load_document, validate_document
+from agentmw.documents import load_document, validate_document
 
 __all__ = [
     "PermissionDecision",

@@ -7,7 +7,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._session import Session
+    from agentmw.core.session.session import Session
 
 __all__ = ["GateOutcome", "QualityGate", "QualityLevel"]
 

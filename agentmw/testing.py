@@ -10,11 +10,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._call import Call
-from ._errors import AgentMWError
-from ._events import Event, add_listener, remove_listener
-from ._middleware import AsyncNext, Middleware, Next
-from ._usage import Usage
+from agentmw.core.call import Call
+from agentmw.core.middleware import AsyncNext, Middleware, Next
+from agentmw.errors import ScriptExhaustedError
+from agentmw.events import Event, add_listener, remove_listener
+from agentmw.usage import Usage
 
 __all__ = [
     "CapturedEvents",
@@ -26,10 +26,6 @@ __all__ = [
     "ScriptedModel",
     "capture_events",
 ]
-
-
-class ScriptExhaustedError(AgentMWError):
-    """A `ScriptedModel` was called more times than it has entries."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from agentmw import Agent, Call, Middleware, Stack, agent_turn
-from agentmw._middleware import AsyncNext, Next
+from agentmw.core.middleware import AsyncNext, Next
 
 from ._timing import aper_call_us, per_call_us, table
 

@@ -6,8 +6,9 @@ import asyncio
 import time
 from typing import Any
 
-from agentmw import Agent, ModelPricing, PricingTable, Usage
+from agentmw import Agent, ModelPricing, Usage
 from agentmw.middleware import Budget, Limits, RateLimit
+from agentmw.pricing import PricingTable
 
 from ._timing import aper_call_us, per_call_us, table
 

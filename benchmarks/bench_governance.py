@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from agentmw import (
-    Agent,
-    PermissionPolicy,
-    PIIRedactor,
-    PolicyEngine,
-    RolePermissions,
-    Rule,
-    Stack,
-)
+from agentmw import Agent, Stack
+from agentmw.guardrails import PIIRedactor
 from agentmw.middleware import Guardrails, Permissions, Policy
-from agentmw.policy import deny, fact, warn
+from agentmw.permissions import PermissionPolicy, RolePermissions
+from agentmw.policy import PolicyEngine, Rule, deny, fact, warn
 
 from ._timing import aper_call_us, per_call_us, table
 

@@ -33,9 +33,9 @@ def run() -> str:
         return head + "Skipped: Redis is not reachable at 127.0.0.1:6379.\n"
     import redis
 
-    from agentmw._breaker import BreakerConfig
-    from agentmw._gcra import Rate
     from agentmw.stores import RedisBreakerStore, RedisLedger, RedisRateLimitStore
+    from agentmw.stores.circuit import BreakerConfig
+    from agentmw.stores.gcra import Rate
 
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     client = redis.Redis.from_url(URL)

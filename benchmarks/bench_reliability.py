@@ -96,8 +96,13 @@ def _breaker_rows() -> tuple[list[list[Any]], str]:
     if pybreaker is None:
         rows = [
             ["`call` overhead (µs)", f"{ours_us:.3f}", "skipped", "", ""],
-            [f"{THREADS} threads x {IO_SECONDS * 1000:g} ms calls (calls/s)",
-             f"{total / ours_s:.0f}", "skipped", "", ""],
+            [
+                f"{THREADS} threads x {IO_SECONDS * 1000:g} ms calls (calls/s)",
+                f"{total / ours_s:.0f}",
+                "skipped",
+                "",
+                "",
+            ],
         ]
         return rows, "pybreaker is not installed (`pip install -e '.[bench]'`): rows skipped."
     theirs = pybreaker.CircuitBreaker(fail_max=5, reset_timeout=30)

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from agentmw import (
-    Agent,
-    BudgetExceededError,
-    ModelPricing,
-    PricingTable,
-    Usage,
-    format_cost,
-)
+from agentmw import Agent, BudgetExceededError, ModelPricing, Usage
 from agentmw.middleware import Budget, Limits, RateLimit
+from agentmw.pricing import PricingTable, format_cost
 from agentmw.testing import FakeClock, Reply, ScriptedModel
 
 prices = PricingTable(

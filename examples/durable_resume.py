@@ -8,7 +8,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from agentmw import Agent, Usage, add_listener, remove_listener
+from agentmw import Agent, Usage
+from agentmw.events import add_listener, remove_listener
 from agentmw.middleware import Checkpoint
 from agentmw.stores import SqliteSaver
 

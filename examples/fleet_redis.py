@@ -20,15 +20,14 @@ def main() -> None:
         print("skipped: Redis not reachable at 127.0.0.1:6379")
         return
 
-    from agentmw import Agent, BudgetExceededError, ModelPricing, PricingTable
+    from agentmw import Agent, BudgetExceededError, ModelPricing
     from agentmw.middleware import Budget, CircuitBreaker, RateLimit
+    from agentmw.pricing import PricingTable
     from agentmw.stores import RedisBreakerStore, RedisLedger, RedisRateLimitStore
     from agentmw.testing import ScriptedModel
 
     prefix = f"example-{uuid.uuid4().hex[:8]}"  # one fleet namespace (normally your app's name)
-    budget = Budget(
-        "0.00002", enforce=True, precheck=False, ledger=RedisLedger(URL, prefix=prefix)
-    )
+    budget = Budget("0.00002", enforce=True, precheck=False, ledger=RedisLedger(URL, prefix=prefix))
     prices = PricingTable({"small": ModelPricing(input_per_million="1", output_per_million="4")})
     agent = Agent(
         "fleet",

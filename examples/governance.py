@@ -7,23 +7,12 @@ from __future__ import annotations
 
 import asyncio
 
-from agentmw import (
-    Agent,
-    GuardrailViolation,
-    PermissionDeniedError,
-    PermissionPolicy,
-    PIIRedactor,
-    PolicyEngine,
-    PromptInjectionGuard,
-    QualityGate,
-    QualityLevel,
-    RolePermissions,
-    Rule,
-    Stack,
-    agent_turn,
-)
+from agentmw import Agent, GuardrailViolation, PermissionDeniedError, Stack, agent_turn
+from agentmw.guardrails import PIIRedactor, PromptInjectionGuard
 from agentmw.middleware import Guardrails, Permissions, Policy
-from agentmw.policy import fact, require_approval, switch_model, warn
+from agentmw.permissions import PermissionPolicy, RolePermissions
+from agentmw.policy import PolicyEngine, Rule, fact, require_approval, switch_model, warn
+from agentmw.quality import QualityGate, QualityLevel
 from agentmw.testing import Reply, ScriptedModel, capture_events
 
 engine = PolicyEngine(

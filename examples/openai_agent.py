@@ -15,7 +15,8 @@ from typing import Any
 
 import openai
 
-from agentmw import Agent, ModelPricing, PIIRedactor, Stack, agent_tool, register_pricing
+from agentmw import Agent, ModelPricing, Stack, agent_tool, register_pricing
+from agentmw.guardrails import PIIRedactor
 from agentmw.integrations import instrument
 from agentmw.middleware import Guardrails, Retry
 

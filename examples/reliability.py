@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentmw import Agent, BreakerState, Stack, agent_turn
-from agentmw.middleware import CircuitBreaker, Fallback, Retry
+from agentmw import Agent, Stack, agent_turn
+from agentmw.middleware import BreakerState, CircuitBreaker, Fallback, Retry
 from agentmw.testing import ScriptedModel, capture_events
 
 

@@ -13,8 +13,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from agentmw import Agent, Call, Middleware, OpenTelemetryEventSink, Usage
-from agentmw.middleware import Telemetry
+from agentmw import Agent, Call, Middleware, Usage
+from agentmw.middleware import OpenTelemetryEventSink, Telemetry
 from agentmw.testing import Reply, ScriptedModel
 
 

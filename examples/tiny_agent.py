@@ -22,20 +22,16 @@ from agentmw import (
     GuardrailViolation,
     ModelPricing,
     PermissionDeniedError,
-    PermissionPolicy,
-    PIIRedactor,
-    PolicyEngine,
-    PromptInjectionGuard,
-    RolePermissions,
-    Rule,
     Stack,
     Usage,
     agent_turn,
-    format_cost,
     register_pricing,
 )
+from agentmw.guardrails import PIIRedactor, PromptInjectionGuard
 from agentmw.middleware import CircuitBreaker, Fallback, Retry, Telemetry
-from agentmw.policy import fact, switch_model
+from agentmw.permissions import PermissionPolicy, RolePermissions
+from agentmw.policy import PolicyEngine, Rule, fact, switch_model
+from agentmw.pricing import format_cost
 from agentmw.stores import SqliteSaver
 from agentmw.testing import Reply, ScriptedModel, capture_events
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 import agentmw
-from agentmw import default_registry, set_default_stack
+from agentmw.core import default_registry, set_default_stack
 
 REQUIRE_SERVICES = os.environ.get("AGENTMW_REQUIRE_SERVICES") == "1"
 REDIS_URL = os.environ.get("AGENTMW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

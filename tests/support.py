@@ -8,7 +8,7 @@ from contextlib import aclosing
 from typing import Any
 
 from agentmw import Call, Middleware, Session, Stack, agent_turn
-from agentmw._middleware import AsyncNext, Next
+from agentmw.core.middleware import AsyncNext, Next
 
 PATHS = ["sync", "async", "stream", "astream"]
 

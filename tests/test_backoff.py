@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from agentmw import backoff_delay
+from agentmw.middleware import backoff_delay
 
 
 @pytest.mark.parametrize(("attempt", "expected"), [(1, 0.5), (2, 1.0), (3, 2.0), (7, 30.0)])

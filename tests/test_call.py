@@ -41,4 +41,3 @@ def test_set_model_rewrites_a_positional_model_argument() -> None:
     assert call.args == ("hi", "b")
     assert call.kwargs == {}
     assert call.fn(*call.args, **call.kwargs) == "hi@b"
-

@@ -9,15 +9,8 @@ from typing import Any
 
 import pytest
 
-from agentmw import (
-    CircuitOpenError,
-    ControlFlowError,
-    Failure,
-    FailureScenario,
-    TurnTimeoutError,
-    classify_exception,
-    parse_retry_after,
-)
+from agentmw import CircuitOpenError, ControlFlowError, TurnTimeoutError
+from agentmw.classify import Failure, FailureScenario, classify_exception, parse_retry_after
 from tests.errors import FakeHTTPError, http
 
 S = FailureScenario

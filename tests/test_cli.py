@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from agentmw import Agent, PricingTable, Usage
+from agentmw import Agent, Usage
 from agentmw.cli import main
 from agentmw.middleware import Checkpoint
+from agentmw.pricing import PricingTable
 from agentmw.stores import SqliteEventSink, SqliteSaver, SqliteUsageSink
 from agentmw.stores._sqlite_saver import read_steps
 

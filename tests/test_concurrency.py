@@ -6,8 +6,9 @@ import asyncio
 import threading
 from typing import Any
 
-from agentmw import Agent, AgentRegistry, Call, Middleware, Usage, agent_tool, agent_turn
-from agentmw._middleware import AsyncNext, Next
+from agentmw import Agent, Call, Middleware, Usage, agent_tool, agent_turn
+from agentmw.core import AgentRegistry
+from agentmw.core.middleware import AsyncNext, Next
 
 
 class Counter(Middleware):

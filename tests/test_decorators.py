@@ -9,18 +9,9 @@ from typing import Any
 
 import pytest
 
-from agentmw import (
-    Agent,
-    Call,
-    Middleware,
-    Stack,
-    Usage,
-    agent_tool,
-    agent_turn,
-    current_session,
-    set_default_stack,
-)
-from agentmw._middleware import AsyncNext, Next
+from agentmw import Agent, Call, Middleware, Stack, Usage, agent_tool, agent_turn, current_session
+from agentmw.core import set_default_stack
+from agentmw.core.middleware import AsyncNext, Next
 
 from .support import PATHS, Hooks, consume, make_fn
 

@@ -7,19 +7,8 @@ from typing import Any
 
 import pytest
 
-from agentmw import (
-    Agent,
-    BudgetExceededError,
-    ModelPricing,
-    PermissionDeniedError,
-    PermissionPolicy,
-    PIIRedactor,
-    PolicyEngine,
-    PricingTable,
-    RolePermissions,
-    Stack,
-    Usage,
-)
+from agentmw import Agent, BudgetExceededError, ModelPricing, PermissionDeniedError, Stack, Usage
+from agentmw.guardrails import PIIRedactor
 from agentmw.middleware import (
     Budget,
     Checkpoint,
@@ -33,6 +22,9 @@ from agentmw.middleware import (
     Retry,
     Telemetry,
 )
+from agentmw.permissions import PermissionPolicy, RolePermissions
+from agentmw.policy import PolicyEngine
+from agentmw.pricing import PricingTable
 from agentmw.stores import InMemorySaver
 from agentmw.testing import Reply, ScriptedModel, capture_events
 

@@ -7,16 +7,13 @@ from datetime import UTC
 
 import pytest
 
-from agentmw import (
-    Agent,
-    Call,
-    Event,
+from agentmw import Agent, Call, Event, Usage
+from agentmw.events import (
     EventSink,
     FanoutEventSink,
     LoggingEventSink,
     RingBufferEventSink,
     RingBufferUsageSink,
-    Usage,
     UsageRecord,
     UsageSink,
     add_listener,

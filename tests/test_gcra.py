@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentmw._gcra import GCRA, Rate
+from agentmw.stores.gcra import GCRA, Rate
 
 RATE = Rate("tpm", per_second=10.0, burst=50.0)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 from decimal import Decimal
 
-from agentmw import Usage, UsageTracker
+from agentmw import Usage
+from agentmw.core import UsageTracker
 
 
 def test_sixteen_threads_ten_thousand_records_each_exact() -> None:

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
-from agentmw import DocumentError, PolicyEngine, Rule
+from agentmw.errors import DocumentError
 from agentmw.policy import (
     Action,
+    PolicyEngine,
+    Rule,
     abort,
     all_of,
     any_of,

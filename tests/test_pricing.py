@@ -10,20 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from agentmw import (
-    Agent,
-    ModelPricing,
+from agentmw import Agent, ModelPricing, Usage, register_pricing
+from agentmw.pricing import (
     PricingTable,
-    Usage,
+    _reset_warnings,
     call_cost,
+    check_pricing_file,
     default_pricing,
     format_cost,
     has_pricing,
     load_pricing_from_file,
     pricing_for,
-    register_pricing,
+    read_pricing_file,
 )
-from agentmw._pricing import _reset_warnings, check_pricing_file, read_pricing_file
 from agentmw.testing import Reply, ScriptedModel
 
 PRICE = ModelPricing(input_per_million="2.50", output_per_million="10")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agentmw import Agent, AgentRegistry, default_registry
+from agentmw import Agent
+from agentmw.core import AgentRegistry, default_registry
 
 
 def test_lookups() -> None:

@@ -13,19 +13,18 @@ from agentmw import (
     Agent,
     AgentState,
     Call,
-    InvalidTransitionError,
     Middleware,
     Session,
     SessionClosedError,
-    SessionStateError,
     Stack,
     TurnTimeoutError,
     Usage,
     agent_turn,
     current_session,
 )
-from agentmw._lifecycle import TRANSITIONS, check_transition
-from agentmw._middleware import Next
+from agentmw.core.middleware import Next
+from agentmw.core.session.lifecycle import TRANSITIONS, check_transition
+from agentmw.errors import InvalidTransitionError, SessionStateError
 from agentmw.middleware import Timeout
 from agentmw.testing import ScriptedModel
 
@@ -448,7 +447,7 @@ def test_code_flags_see_through_methods_partials_and_callables() -> None:
     import functools
     import inspect
 
-    from agentmw._calls import code_flags
+    from agentmw.core.session.runner import code_flags
 
     async def coro() -> None:
         return None

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from agentmw import Call, Middleware, Stack, agent_tool, get_default_stack, set_default_stack
+from agentmw import Call, Middleware, Stack, agent_tool
+from agentmw.core import get_default_stack, set_default_stack
 from agentmw.middleware import Timeout
 from agentmw.testing import RecordingMiddleware
 
@@ -232,7 +233,7 @@ def test_describe() -> None:
 
 
 def test_chain_is_compiled_once_and_cached(monkeypatch: pytest.MonkeyPatch) -> None:
-    from agentmw import _stack
+    from agentmw.core import stack as _stack
 
     compiled: list[tuple[str, str]] = []
     original = _stack.compile_chain

@@ -7,14 +7,8 @@ import threading
 import pytest
 
 from agentmw import Agent, Usage
-from agentmw.testing import (
-    Chunk,
-    FakeClock,
-    Reply,
-    ScriptedModel,
-    ScriptExhaustedError,
-    capture_events,
-)
+from agentmw.errors import ScriptExhaustedError
+from agentmw.testing import Chunk, FakeClock, Reply, ScriptedModel, capture_events
 
 
 async def call(scripted: ScriptedModel, mode: str, *args: object, **kwargs: object) -> Reply:

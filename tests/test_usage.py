@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentmw import Usage, extract_usage
-from agentmw._usage import usage_from_payload
+from agentmw import Usage
+from agentmw.usage import extract_usage, usage_from_payload
 
 FIELDS = [
     "input_tokens",

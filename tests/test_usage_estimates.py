@@ -5,8 +5,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from agentmw import Agent, Usage, agent_turn, estimate_usage, extract_usage
+from agentmw import Agent, Usage, agent_turn
 from agentmw.testing import Chunk
+from agentmw.usage import estimate_usage, extract_usage
 
 
 def test_openai_chat_shape() -> None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from .._stack import Stack
-from . import anthropic, openai
-from ._wrap import AsyncTurnStream, TurnStream
+from agentmw.core.stack import Stack
+from agentmw.integrations import anthropic, openai
+from agentmw.integrations._wrap import AsyncTurnStream, TurnStream
 
 __all__ = ["AsyncTurnStream", "TurnStream", "instrument"]
 

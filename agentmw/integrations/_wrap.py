@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 from typing import Any
 
-from .._decorators import _build
-from .._middleware import aclose
-from .._session import _current
-from .._stack import Stack, get_default_stack
+from agentmw.core.context import _current
+from agentmw.core.decorators import _build
+from agentmw.core.middleware import aclose
+from agentmw.core.stack import Stack, get_default_stack
 
 __all__ = ["AsyncTurnStream", "TurnStream", "instrument_method"]
 
@@ -125,7 +125,7 @@ class _RetryWarning:
         retries = getattr(self._client, "max_retries", 0)
         if not isinstance(retries, int) or retries <= 0:
             return
-        from ..middleware.retry import Retry
+        from agentmw.middleware.retry.layer import Retry
 
         session = _current.get()
         stack = fixed or (session.stack if session is not None else get_default_stack())

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from .._stack import Stack
-from ._wrap import instrument_client
+from agentmw.core.stack import Stack
+from agentmw.integrations._wrap import instrument_client
 
 __all__ = ["instrument", "provider_name"]
 

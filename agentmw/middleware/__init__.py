@@ -1,21 +1,23 @@
 """The built-in layers. Canonical order (outermost first): see `docs/concepts.md`."""
 
-from .._middleware import Middleware
-from .budget import Budget
-from .checkpoint import Checkpoint, ReplayDivergedError
-from .circuit_breaker import CircuitBreaker
-from .fallback import Fallback
-from .guardrails import Guardrails
-from .limits import LimitExceededError, Limits, MaxIterationsExceededError
-from .permissions import Permissions
-from .policy import Policy
-from .rate_limit import RateLimit
-from .reservation import Reservation
-from .retry import Retry
-from .telemetry import Telemetry
-from .timeout import Timeout
+from agentmw.core.middleware import Middleware
+from agentmw.errors import LimitExceededError, MaxIterationsExceededError, ReplayDivergedError
+from agentmw.middleware.budget import Budget
+from agentmw.middleware.checkpoint import Checkpoint
+from agentmw.middleware.circuit_breaker import CircuitBreaker
+from agentmw.middleware.fallback import Fallback
+from agentmw.middleware.guardrails import Guardrails
+from agentmw.middleware.limits import Limits
+from agentmw.middleware.permissions import Permissions
+from agentmw.middleware.policy import Policy
+from agentmw.middleware.rate_limit import RateLimit, Reservation
+from agentmw.middleware.retry import Retry, backoff_delay
+from agentmw.middleware.telemetry import OpenTelemetryEventSink, Telemetry
+from agentmw.middleware.timeout import Timeout
+from agentmw.stores.circuit import BreakerState
 
 __all__ = [
+    "BreakerState",
     "Budget",
     "Checkpoint",
     "CircuitBreaker",
@@ -25,6 +27,7 @@ __all__ = [
     "Limits",
     "MaxIterationsExceededError",
     "Middleware",
+    "OpenTelemetryEventSink",
     "Permissions",
     "Policy",
     "RateLimit",
@@ -33,4 +36,5 @@ __all__ = [
     "Retry",
     "Telemetry",
     "Timeout",
+    "backoff_delay",
 ]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .._call import Call
-from .._session import current_session
+from agentmw.core.call import Call
+from agentmw.core.context import current_session
 
 
 def standalone_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:

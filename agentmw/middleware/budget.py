@@ -8,12 +8,12 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .._call import Call
-from .._errors import BudgetExceededError
-from .._middleware import AsyncNext, Middleware
-from .._pricing import call_cost, table_for
-from .._usage import Usage, estimate_usage
-from ..stores.ledger import InMemoryLedger, Ledger
+from agentmw.core.call import Call
+from agentmw.core.middleware import AsyncNext, Middleware
+from agentmw.errors import BudgetExceededError
+from agentmw.pricing import call_cost, table_for
+from agentmw.stores.ledger import InMemoryLedger, Ledger
+from agentmw.usage import Usage, estimate_usage
 
 Estimate = Callable[[Call], "Usage | Decimal | float | int | None"]
 _ZERO = Decimal(0)

@@ -8,15 +8,15 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
-from .._breaker import BreakerConfig, BreakerState, Outcome, Permit
-from .._call import Call
-from .._classify import Failure, FailureScenario, classify_exception, scenario_predicate
-from .._errors import CircuitOpenError
-from .._events import emit_global
-from .._middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
-from .._session import current_session
-from ..stores.breaker import BreakerStore, InMemoryBreakerStore
-from ._standalone import arun_fn, run_fn, standalone_call
+from agentmw.classify import Failure, FailureScenario, classify_exception, scenario_predicate
+from agentmw.core.call import Call
+from agentmw.core.context import current_session
+from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
+from agentmw.errors import CircuitOpenError
+from agentmw.events import emit_global
+from agentmw.middleware._standalone import arun_fn, run_fn, standalone_call
+from agentmw.stores.breaker import BreakerStore, InMemoryBreakerStore
+from agentmw.stores.circuit import BreakerConfig, BreakerState, Outcome, Permit
 
 S = FailureScenario
 COUNTED = frozenset({S.TIMEOUT, S.CONNECTION, S.SERVER_ERROR, S.OVERLOADED})

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
-from .._call import Call
-from .._classify import Failure, FailureScenario, classify_exception, scenario_predicate
-from .._errors import CircuitOpenError
-from .._middleware import (
+from agentmw.classify import Failure, FailureScenario, classify_exception, scenario_predicate
+from agentmw.core.call import Call
+from agentmw.core.middleware import (
     AsyncNext,
     AsyncStreamNext,
     Middleware,
@@ -18,6 +17,7 @@ from .._middleware import (
     arestartable_stream,
     restartable_stream,
 )
+from agentmw.errors import CircuitOpenError
 
 
 class Fallback(Middleware):

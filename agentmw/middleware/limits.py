@@ -6,30 +6,10 @@ import threading
 from decimal import Decimal
 from typing import Any
 
-from .._call import Call
-from .._errors import ControlFlowError
-from .._middleware import Middleware
-from .budget import _usd
-
-
-class LimitExceededError(ControlFlowError):
-    """A session limit refused a call.
-
-    Attributes:
-        limit: the limit's name ("max_tool_calls", "max_total_tokens"...).
-        observed: the count the call would reach (turns, tools) or the amount already used.
-        ceiling: the configured limit.
-    """
-
-    def __init__(self, limit: str, observed: Any, ceiling: Any) -> None:
-        self.limit = limit
-        self.observed = observed
-        self.ceiling = ceiling
-        super().__init__(f"{limit} reached: {observed} > {ceiling}")
-
-
-class MaxIterationsExceededError(LimitExceededError):
-    """`max_turns` refused another turn."""
+from agentmw.core.call import Call
+from agentmw.core.middleware import Middleware
+from agentmw.errors import LimitExceededError, MaxIterationsExceededError
+from agentmw.middleware.budget import _usd
 
 
 def _count(name: str, value: Any) -> int | None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .._call import Call
-from .._governance_errors import PermissionDeniedError
-from .._middleware import Middleware
-from ..permissions import PermissionPolicy
+from agentmw.core.call import Call
+from agentmw.core.middleware import Middleware
+from agentmw.errors import PermissionDeniedError
+from agentmw.permissions import PermissionPolicy
 
 __all__ = ["Permissions"]
 

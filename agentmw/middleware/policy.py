@@ -6,18 +6,22 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._call import Call
-from .._classify import classify_exception
-from .._errors import ControlFlowError
-from .._governance_errors import ApprovalRequiredError, HandoffRequested, PolicyViolationError
-from .._handoff import Handoff
-from .._lifecycle import AgentState
-from .._middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
-from ..policy import Action, PolicyEngine
-from ..quality import LEVEL_KEY, SCORE_KEY, QualityGate
+from agentmw.classify import classify_exception
+from agentmw.core.call import Call
+from agentmw.core.handoff import Handoff
+from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
+from agentmw.core.session.lifecycle import AgentState
+from agentmw.errors import (
+    ApprovalRequiredError,
+    ControlFlowError,
+    HandoffRequested,
+    PolicyViolationError,
+)
+from agentmw.policy import Action, PolicyEngine
+from agentmw.quality import LEVEL_KEY, SCORE_KEY, QualityGate
 
 if TYPE_CHECKING:
-    from .._session import Session
+    from agentmw.core.session.session import Session
 
 __all__ = ["Policy"]
 

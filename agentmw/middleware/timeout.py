@@ -11,9 +11,9 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from .._call import Call
-from .._errors import TurnTimeoutError
-from .._middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
+from agentmw.core.call import Call
+from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
+from agentmw.errors import TurnTimeoutError
 
 _DONE = object()
 

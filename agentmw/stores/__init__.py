@@ -1,23 +1,19 @@
 """State stores: in-memory defaults, SQLite (embedded), Redis and PostgreSQL (fleet)."""
 
-from .._breaker import BreakerConfig, Permit
-from ._checkpoint_records import (
-    CheckpointCorruptError,
-    CheckpointSaver,
-    SessionSnapshot,
-    StepRecord,
-)
-from ._jsonl_sink import JsonlEventSink
-from ._memory_saver import InMemorySaver
-from ._postgres_saver import PostgresSaver
-from ._postgres_sinks import PostgresEventSink, PostgresUsageSink
-from ._sink import BatchedSink, SinkSchemaError, UsageTotals
-from ._sqlite_saver import CheckpointSchemaError, SqliteSaver
-from ._sqlite_sinks import SqliteEventSink, SqliteUsageSink
-from .breaker import BreakerStore, InMemoryBreakerStore
-from .ledger import InMemoryLedger, Ledger, LedgerResult
-from .limiter import InMemoryLimiterStore, LimiterStore
-from .redis import RedisBreakerStore, RedisLedger, RedisRateLimitStore
+from agentmw.errors import CheckpointCorruptError, CheckpointSchemaError, SinkSchemaError
+from agentmw.stores._checkpoint_records import CheckpointSaver, SessionSnapshot, StepRecord
+from agentmw.stores._jsonl_sink import JsonlEventSink
+from agentmw.stores._memory_saver import InMemorySaver
+from agentmw.stores._postgres_saver import PostgresSaver
+from agentmw.stores._postgres_sinks import PostgresEventSink, PostgresUsageSink
+from agentmw.stores._sink import BatchedSink, UsageTotals
+from agentmw.stores._sqlite_saver import SqliteSaver
+from agentmw.stores._sqlite_sinks import SqliteEventSink, SqliteUsageSink
+from agentmw.stores.breaker import BreakerStore, InMemoryBreakerStore
+from agentmw.stores.circuit import BreakerConfig, Permit
+from agentmw.stores.ledger import InMemoryLedger, Ledger, LedgerResult
+from agentmw.stores.limiter import InMemoryLimiterStore, LimiterStore
+from agentmw.stores.redis import RedisBreakerStore, RedisLedger, RedisRateLimitStore
 
 __all__ = [
     "BatchedSink",

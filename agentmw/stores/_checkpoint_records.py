@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from .._errors import AgentMWError
-from .._usage import Usage
+from agentmw.errors import CheckpointCorruptError
+from agentmw.usage import Usage
 
 __all__ = [
     "CheckpointCorruptError",
@@ -21,23 +21,6 @@ __all__ = [
 
 StepStatus = Literal["completed", "failed"]
 STATUSES = frozenset({"completed", "failed"})
-
-
-class CheckpointCorruptError(AgentMWError):
-    """A stored checkpoint record cannot be read back.
-
-    Attributes:
-        thread_id: the thread holding the record.
-        step: the record's step number (None for the session snapshot).
-        reason: what is wrong (a type or field name, never stored content).
-    """
-
-    def __init__(self, thread_id: str, step: int | None, reason: str) -> None:
-        self.thread_id = thread_id
-        self.step = step
-        self.reason = reason
-        where = f"step {step}" if step is not None else "the session snapshot"
-        super().__init__(f"checkpoint of thread {thread_id!r}, {where}, is corrupt: {reason}")
 
 
 @dataclass(frozen=True, slots=True)

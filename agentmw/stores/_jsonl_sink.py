@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from .._events import Event
-from ._sink import BatchedSink
-from ._sink_codec import dump_json, event_from_mapping, event_record
+from agentmw.events import Event
+from agentmw.stores._sink import BatchedSink
+from agentmw.stores._sink_codec import dump_json, event_from_mapping, event_record
 
 log = logging.getLogger("agentmw.sinks")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from ._checkpoint_records import SessionSnapshot, StepRecord
+from agentmw.stores._checkpoint_records import SessionSnapshot, StepRecord
 
 __all__ = ["InMemorySaver"]
 

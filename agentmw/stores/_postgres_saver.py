@@ -14,8 +14,14 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from ._checkpoint_records import SessionSnapshot, StepRecord, snapshot_from_row, step_from_row
-from ._sqlite_saver import SCHEMA_VERSION, CheckpointSchemaError
+from agentmw.errors import CheckpointSchemaError
+from agentmw.stores._checkpoint_records import (
+    SessionSnapshot,
+    StepRecord,
+    snapshot_from_row,
+    step_from_row,
+)
+from agentmw.stores._sqlite_saver import SCHEMA_VERSION
 
 __all__ = ["PostgresSaver"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from ._sink import SinkSchemaError
+from agentmw.errors import SinkSchemaError
 
 if TYPE_CHECKING:
     import psycopg

@@ -12,17 +12,17 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._events import Event, UsageRecord
-from .._usage import USAGE_FIELDS
-from ._postgres_schema import check_prefix, ensure_schema, require_psycopg
-from ._sink import BatchedSink, UsageTotals
-from ._sink_codec import (
+from agentmw.events import Event, UsageRecord
+from agentmw.stores._postgres_schema import check_prefix, ensure_schema, require_psycopg
+from agentmw.stores._sink import BatchedSink, UsageTotals
+from agentmw.stores._sink_codec import (
     dump_json,
     event_from_mapping,
     totals_from_groups,
     usage_from_mapping,
     utc,
 )
+from agentmw.usage import USAGE_FIELDS
 
 if TYPE_CHECKING:
     import psycopg

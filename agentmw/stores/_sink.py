@@ -8,22 +8,9 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Generic, Self, TypedDict, TypeVar
 
-from .._errors import AgentMWError
-from ._batch import Backend, BatchWriter
+from agentmw.stores._batch import Backend, BatchWriter
 
 T = TypeVar("T")
-
-
-class SinkSchemaError(AgentMWError):
-    """The store holds something other than this version of agentmw's sink tables.
-
-    Attributes:
-        location: the file path or table prefix that was checked.
-    """
-
-    def __init__(self, location: str, reason: str) -> None:
-        self.location = location
-        super().__init__(f"{location}: {reason}")
 
 
 class UsageTotals(TypedDict):

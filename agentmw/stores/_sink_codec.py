@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from .._events import Event, UsageRecord
-from .._usage import USAGE_FIELDS, Usage
-from ._sink import UsageTotals
+from agentmw.events import Event, UsageRecord
+from agentmw.stores._sink import UsageTotals
+from agentmw.usage import USAGE_FIELDS, Usage
 
 
 def utc(at: datetime) -> datetime:

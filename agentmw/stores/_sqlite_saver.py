@@ -15,8 +15,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from .._errors import AgentMWError
-from ._checkpoint_records import (
+from agentmw.errors import CheckpointSchemaError
+from agentmw.stores._checkpoint_records import (
     SessionSnapshot,
     StepRecord,
     snapshot_from_row,
@@ -49,15 +49,6 @@ _STEP_COLUMNS = (
     " started_at, finished_at"
 )
 _SNAPSHOT_COLUMNS = "session_id, state, iterations, tool_calls, usage, cost_usd, models, updated_at"
-
-
-class CheckpointSchemaError(AgentMWError):
-    """A checkpoint database has another schema version, or is not an agentmw database."""
-
-    def __init__(self, where: str, reason: str) -> None:
-        self.where = where
-        self.reason = reason
-        super().__init__(f"checkpoint store {where}: {reason}")
 
 
 def step_row(r: StepRecord) -> tuple[Any, ...]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from ._sink import SinkSchemaError
+from agentmw.errors import SinkSchemaError
 
 SCHEMA_VERSION = 1
 _BUSY_TIMEOUT_S = 5.0

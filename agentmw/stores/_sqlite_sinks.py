@@ -15,17 +15,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .._events import Event, UsageRecord
-from .._usage import USAGE_FIELDS
-from ._sink import BatchedSink, UsageTotals
-from ._sink_codec import (
+from agentmw.events import Event, UsageRecord
+from agentmw.stores._sink import BatchedSink, UsageTotals
+from agentmw.stores._sink_codec import (
     dump_json,
     event_from_mapping,
     totals_from_groups,
     usage_from_mapping,
     utc,
 )
-from ._sqlite_schema import connect, ensure_schema
+from agentmw.stores._sqlite_schema import connect, ensure_schema
+from agentmw.usage import USAGE_FIELDS
 
 _T = TypeVar("_T")
 _EVENT_COLUMNS = (

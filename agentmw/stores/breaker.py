@@ -5,7 +5,14 @@ from __future__ import annotations
 import threading
 from typing import Protocol, runtime_checkable
 
-from .._breaker import CLOSED, BreakerConfig, BreakerState, CircuitState, Outcome, Permit
+from agentmw.stores.circuit import (
+    CLOSED,
+    BreakerConfig,
+    BreakerState,
+    CircuitState,
+    Outcome,
+    Permit,
+)
 
 __all__ = ["BreakerStore", "InMemoryBreakerStore"]
 

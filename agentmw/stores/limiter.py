@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from .._gcra import GCRA, Demand
+from agentmw.stores.gcra import GCRA, Demand
 
 
 @runtime_checkable

@@ -6,7 +6,7 @@ import inspect
 from typing import Any
 
 from agentmw import Middleware
-from agentmw._call import Call
+from agentmw.core.call import Call
 
 
 class Spy(Middleware):

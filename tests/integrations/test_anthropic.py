@@ -7,7 +7,9 @@ from typing import Any
 import anthropic
 import pytest
 
-from agentmw import FailureScenario, PIIRedactor, Stack, Usage, classify_exception
+from agentmw import Stack, Usage
+from agentmw.classify import FailureScenario, classify_exception
+from agentmw.guardrails import PIIRedactor
 from agentmw.integrations import instrument
 from agentmw.integrations.anthropic import provider_name
 from agentmw.middleware import Guardrails, Retry

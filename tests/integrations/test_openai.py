@@ -8,16 +8,9 @@ from typing import Any
 import openai
 import pytest
 
-from agentmw import (
-    Agent,
-    FailureScenario,
-    GuardrailViolation,
-    PIIRedactor,
-    Stack,
-    Usage,
-    agent_tool,
-    classify_exception,
-)
+from agentmw import Agent, GuardrailViolation, Stack, Usage, agent_tool
+from agentmw.classify import FailureScenario, classify_exception
+from agentmw.guardrails import PIIRedactor
 from agentmw.integrations import AsyncTurnStream, TurnStream, instrument
 from agentmw.integrations.openai import provider_name
 from agentmw.middleware import Guardrails, RateLimit, Retry

@@ -6,16 +6,10 @@ from decimal import Decimal
 
 import pytest
 
-from agentmw import (
-    Agent,
-    BudgetExceededError,
-    ControlFlowError,
-    ModelPricing,
-    PricingTable,
-    RingBufferUsageSink,
-    Usage,
-)
+from agentmw import Agent, BudgetExceededError, ControlFlowError, ModelPricing, Usage
+from agentmw.events import RingBufferUsageSink
 from agentmw.middleware import Budget
+from agentmw.pricing import PricingTable
 from agentmw.stores import InMemoryLedger
 from agentmw.testing import Reply, ScriptedModel, capture_events
 

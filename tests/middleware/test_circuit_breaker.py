@@ -10,8 +10,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from agentmw import BreakerState, CircuitOpenError, ControlFlowError, FailureScenario
-from agentmw.middleware import CircuitBreaker, Retry
+from agentmw import CircuitOpenError, ControlFlowError
+from agentmw.classify import FailureScenario
+from agentmw.middleware import BreakerState, CircuitBreaker, Retry
 from agentmw.stores import BreakerStore, InMemoryBreakerStore
 from agentmw.testing import FakeClock, ScriptedModel, capture_events
 from tests.errors import http

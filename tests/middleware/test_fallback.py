@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from agentmw import Agent, ControlFlowError, FailureScenario, agent_turn
+from agentmw import Agent, ControlFlowError, agent_turn
+from agentmw.classify import FailureScenario
 from agentmw.middleware import CircuitBreaker, Fallback, Retry
 from agentmw.testing import FakeClock, ScriptedModel, capture_events
 from tests.errors import http

@@ -11,19 +11,15 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from agentmw import (
-    Agent,
-    Call,
+from agentmw import Agent, Call, GuardrailViolation, Stack, agent_turn
+from agentmw.errors import OutputValidationError
+from agentmw.guardrails import (
     DenyPatterns,
-    GuardrailViolation,
     MaxLength,
     OutputSchema,
-    OutputValidationError,
     PIIRedactor,
     PromptInjectionGuard,
-    Stack,
     Verdict,
-    agent_turn,
 )
 from agentmw.middleware import Guardrails
 from agentmw.testing import Chunk, Reply, ScriptedModel, capture_events

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agentmw import (
-    Agent,
-    LimitExceededError,
-    MaxIterationsExceededError,
-    ModelPricing,
-    PricingTable,
-    Usage,
-)
+from agentmw import Agent, LimitExceededError, MaxIterationsExceededError, ModelPricing, Usage
 from agentmw.middleware import Limits
+from agentmw.pricing import PricingTable
 from agentmw.testing import Reply, ScriptedModel, capture_events
 
 from ._helpers import tool, turn

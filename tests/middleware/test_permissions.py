@@ -7,16 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agentmw import (
-    Agent,
-    DocumentError,
-    PermissionDeniedError,
-    PermissionMode,
-    PermissionPolicy,
-    RolePermissions,
-    Stack,
-)
+from agentmw import Agent, PermissionDeniedError, Stack
+from agentmw.errors import DocumentError
 from agentmw.middleware import Permissions
+from agentmw.permissions import PermissionMode, PermissionPolicy, RolePermissions
 from agentmw.testing import capture_events
 
 FULL = PermissionMode.FULL_ACCESS

@@ -12,21 +12,28 @@ from agentmw import (
     Agent,
     AgentState,
     ApprovalRequiredError,
-    GateOutcome,
     Handoff,
     HandoffRequested,
-    PolicyEngine,
     PolicyViolationError,
-    QualityGate,
-    QualityLevel,
-    Rule,
     SessionClosedError,
     Stack,
     Usage,
     agent_turn,
 )
 from agentmw.middleware import Policy
-from agentmw.policy import abort, deny, emit, fact, handoff, require_approval, switch_model, warn
+from agentmw.policy import (
+    PolicyEngine,
+    Rule,
+    abort,
+    deny,
+    emit,
+    fact,
+    handoff,
+    require_approval,
+    switch_model,
+    warn,
+)
+from agentmw.quality import GateOutcome, QualityGate, QualityLevel
 from agentmw.testing import FakeClock, ScriptedModel, capture_events
 
 

@@ -237,10 +237,10 @@ def test_budget_and_rate_limit_share_one_estimate_per_call(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import agentmw.middleware.budget as budget_module
-    import agentmw.middleware.rate_limit as rate_limit_module
+    import agentmw.middleware.rate_limit.layer as rate_limit_module
     from agentmw import Agent, Stack, Usage
-    from agentmw._usage import estimate_usage
     from agentmw.middleware import Budget
+    from agentmw.usage import estimate_usage
 
     calls: list[int] = []
 

@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from agentmw import Call, ControlFlowError, Failure, FailureScenario, Middleware, agent_turn
+from agentmw import Call, ControlFlowError, Middleware, agent_turn
+from agentmw.classify import Failure, FailureScenario
 from agentmw.middleware import Retry
 from agentmw.testing import FakeClock, ScriptedModel, capture_events
 from tests.errors import http

@@ -19,8 +19,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NoOpTracerProvider, SpanKind, StatusCode
 
 import agentmw
-from agentmw import Agent, Middleware, OpenTelemetryEventSink, Usage, _semconv
-from agentmw.middleware import Telemetry, Timeout
+from agentmw import Agent, Middleware, Usage
+from agentmw.middleware import OpenTelemetryEventSink, Telemetry, Timeout
+from agentmw.middleware.telemetry import semconv as _semconv
 from agentmw.testing import Reply, ScriptedModel
 
 pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
@@ -595,7 +596,7 @@ def test_options_are_validated() -> None:
 def test_global_providers_are_looked_up_again_at_session_start(
     otel: Otel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agentmw.middleware import telemetry as module
+    from agentmw.middleware.telemetry import layer as module
 
     layer = Telemetry()  # no global SDK in the test process: proxies, fast path
     assert layer._on is False

@@ -189,5 +189,5 @@ def test_timeouts_inside_a_session_fail_the_turn() -> None:
     finally:
         release.set()
     failed = [e for e in session.events if e.name == "turn.failed"]
-    assert failed[0].detail == "agentmw._errors.TurnTimeoutError"
+    assert failed[0].detail == "agentmw.errors.TurnTimeoutError"
     assert session.iterations == 1

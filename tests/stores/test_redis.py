@@ -21,11 +21,11 @@ import redis
 from redis.crc import key_slot
 
 from agentmw import BudgetExceededError, RateLimitedError
-from agentmw._breaker import BreakerConfig, BreakerState
-from agentmw._gcra import Rate
 from agentmw.middleware import Budget, CircuitBreaker, RateLimit
 from agentmw.stores import LimiterStore, RedisBreakerStore, RedisLedger, RedisRateLimitStore
 from agentmw.stores.breaker import BreakerStore
+from agentmw.stores.circuit import BreakerConfig, BreakerState
+from agentmw.stores.gcra import Rate
 from agentmw.stores.ledger import Ledger
 from agentmw.testing import capture_events
 

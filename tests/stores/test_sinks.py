@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from agentmw import Agent, Event, Usage, UsageRecord
+from agentmw import Agent, Event, Usage
+from agentmw.events import UsageRecord
 from agentmw.stores import JsonlEventSink, SinkSchemaError, SqliteEventSink, SqliteUsageSink
 from agentmw.stores._batch import BatchWriter
 from agentmw.testing import ScriptedModel

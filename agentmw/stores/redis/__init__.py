@@ -3,8 +3,8 @@
 redis-py is imported only when a store is constructed, so importing this package never needs it.
 """
 
-from .breaker import RedisBreakerStore
-from .ledger import RedisLedger
-from .limiter import RedisRateLimitStore
+from agentmw.stores.redis.breaker import RedisBreakerStore
+from agentmw.stores.redis.ledger import RedisLedger
+from agentmw.stores.redis.limiter import RedisRateLimitStore
 
 __all__ = ["RedisBreakerStore", "RedisLedger", "RedisRateLimitStore"]

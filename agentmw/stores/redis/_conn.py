@@ -9,9 +9,9 @@ import weakref
 from types import ModuleType
 from typing import Any, Literal
 
-from ..._calls import exception_type
-from ..._events import emit_global
-from ..._session import current_session
+from agentmw.classify import exception_type
+from agentmw.core.context import current_session
+from agentmw.events import emit_global
 
 OnUnavailable = Literal["allow", "deny"]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..._breaker import OPEN, BreakerConfig, BreakerState, Outcome, Permit
-from ..breaker import InMemoryBreakerStore
-from ._breaker_lua import ACQUIRE, RECORD, STATE
-from ._conn import Connection, optional_ttl
+from agentmw.stores.breaker import InMemoryBreakerStore
+from agentmw.stores.circuit import OPEN, BreakerConfig, BreakerState, Outcome, Permit
+from agentmw.stores.redis._breaker_lua import ACQUIRE, RECORD, STATE
+from agentmw.stores.redis._conn import Connection, optional_ttl
 
 __all__ = ["RedisBreakerStore"]
 

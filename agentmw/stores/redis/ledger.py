@@ -6,8 +6,8 @@ import threading
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-from ..ledger import LedgerResult
-from ._conn import Connection, optional_ttl
+from agentmw.stores.ledger import LedgerResult
+from agentmw.stores.redis._conn import Connection, optional_ttl
 
 __all__ = ["RedisLedger"]
 

@@ -6,11 +6,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..._errors import RateLimitedError
-from ..._gcra import Demand
-from ..limiter import InMemoryLimiterStore
-from ._conn import Connection
-from ._limiter_lua import ADJUST, COOLDOWN, RESERVE
+from agentmw.errors import RateLimitedError
+from agentmw.stores.gcra import Demand
+from agentmw.stores.limiter import InMemoryLimiterStore
+from agentmw.stores.redis._conn import Connection
+from agentmw.stores.redis._limiter_lua import ADJUST, COOLDOWN, RESERVE
 
 __all__ = ["RedisRateLimitStore"]
 

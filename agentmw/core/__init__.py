@@ -1,0 +1,34 @@
+"""The core: `Call`, `Middleware`, `Stack`, the decorators, `Agent` and `Session`.
+
+A leaf of the package: nothing here imports a layer, a store, an integration or the presets
+(checked by import-linter in `make lint`).
+"""
+
+from agentmw.core.agent import Agent, AgentRegistry, default_registry
+from agentmw.core.call import Call, CallKind
+from agentmw.core.context import current_session
+from agentmw.core.decorators import agent_tool, agent_turn
+from agentmw.core.handoff import Handoff
+from agentmw.core.middleware import Middleware
+from agentmw.core.session import AgentState, ModelTotals, Session, UsageTracker
+from agentmw.core.stack import Stack, get_default_stack, set_default_stack
+
+__all__ = [
+    "Agent",
+    "AgentRegistry",
+    "AgentState",
+    "Call",
+    "CallKind",
+    "Handoff",
+    "Middleware",
+    "ModelTotals",
+    "Session",
+    "Stack",
+    "UsageTracker",
+    "agent_tool",
+    "agent_turn",
+    "current_session",
+    "default_registry",
+    "get_default_stack",
+    "set_default_stack",
+]

@@ -1,0 +1,120 @@
+"""`Call`: the one object that flows through a middleware chain."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from agentmw.events import _EMPTY, Event, has_listeners, notify_listeners
+from agentmw.usage import Usage
+
+if TYPE_CHECKING:
+    from agentmw.core.agent import Agent
+    from agentmw.core.session.session import Session
+
+__all__ = ["Call", "CallKind"]
+
+CallKind = Literal["turn", "tool"]
+
+# `call.meta` key of a list of callables that also receive every event emitted through
+# `Call.emit` (a per-call hook: cheaper than a process listener, and scoped to one call).
+EVENT_OBSERVERS = "agentmw.event_observers"
+
+
+@dataclass(slots=True, eq=False)
+class Call:
+    """One logical model turn or tool call on its way through the stack.
+
+    Layers read and may rewrite it: Fallback changes `model` (and the `model` keyword), Retry
+    bumps `attempt`, Policy may switch the model, Guardrails may replace `args`/`kwargs`.
+
+    Attributes:
+        kind: "turn" for a model call, "tool" for a tool call.
+        name: the function or tool name.
+        fn: the wrapped callable (layers may read its return annotation).
+        model: the model of a turn (from the decorator, `run_turn(model=)` or a `model=` kwarg).
+        args: positional arguments for `fn`.
+        kwargs: keyword arguments for `fn`.
+        attempt: 1-based attempt number; Retry increments it.
+        step: sequence number inside the session (0 outside a session).
+        usage: the call's usage, filled after `fn` returns.
+        estimate: the usage estimated before the call (rate limits, budget pre-checks).
+        session: the session running the call, if any.
+        agent: the session's agent, if any.
+        meta: per-layer scratch space for this call.
+        stream: True when `fn` is a generator function (the call streams chunks).
+        usage_fn: how to read usage from the result (None: built-in extraction).
+    """
+
+    kind: CallKind
+    name: str
+    fn: Callable[..., Any]
+    model: str | None = None
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    attempt: int = 1
+    step: int = 0
+    usage: Usage | None = None
+    estimate: Usage | None = None
+    session: Session | None = None
+    agent: Agent | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    stream: bool = False
+    usage_fn: Callable[[Any], Usage | None] | None = None
+
+    def set_model(self, model: str) -> None:
+        """Switch the model: updates `model` and, when the function takes one, the `model` kwarg."""
+        self.model = model
+        if "model" in self.kwargs:
+            self.kwargs["model"] = model
+            return
+        # A defaulted `model` parameter must follow a switch too; if the caller passed it
+        # positionally, rewrite that argument rather than adding a clashing keyword.
+        slot = _model_slot(self.fn)
+        if isinstance(slot, int) and slot < len(self.args):
+            self.args = (*self.args[:slot], model, *self.args[slot + 1 :])
+        elif slot is not None:
+            self.kwargs["model"] = model
+
+    def emit(self, name: str, *, detail: str | None = None, **data: Any) -> None:
+        """Emit an event about this call on its session (process listeners only outside one).
+
+        Observers registered under `meta[EVENT_OBSERVERS]` (e.g. Telemetry's span) see it too.
+        """
+        session = self.session
+        observers = self.meta.get(EVENT_OBSERVERS)
+        if session is not None:
+            event = session.emit(
+                name,
+                step=self.step,
+                model=self.model if self.kind == "turn" else None,
+                tool=self.name if self.kind == "tool" else None,
+                detail=detail,
+                data=data or None,
+            )
+        elif observers or has_listeners():
+            event = Event(
+                name, step=self.step, model=self.model, detail=detail, data=data or _EMPTY
+            )
+            notify_listeners(event)
+        else:
+            return
+        if observers:
+            for observer in tuple(observers):
+                observer(event)
+
+
+def _model_slot(fn: Callable[..., Any]) -> int | str | None:
+    """Where `fn` takes its `model`: a positional index, "kw" for keyword-only, or None."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # builtins and some C callables have no signature
+        return None
+    for index, param in enumerate(params):
+        if param.name == "model":
+            if param.kind is param.POSITIONAL_OR_KEYWORD:
+                return index
+            return "kw" if param.kind is param.KEYWORD_ONLY else None
+    return None

@@ -1,0 +1,254 @@
+"""`@agent_turn` and `@agent_tool`: run any callable through a stack (built on wrapt)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar, overload
+
+import wrapt
+
+from agentmw.core import stack as _stack
+from agentmw.core.call import Call, CallKind
+from agentmw.core.context import _current
+from agentmw.core.middleware import Middleware, aclose
+from agentmw.core.stack import Stack
+from agentmw.usage import Usage
+
+__all__ = ["agent_tool", "agent_turn"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _mode_of(fn: Any) -> str:
+    inner = fn.__func__ if isinstance(fn, (classmethod, staticmethod)) else fn
+    if inspect.isasyncgenfunction(inner):
+        return "astream"
+    if inspect.iscoroutinefunction(inner):
+        return "async"
+    if inspect.isgeneratorfunction(inner):
+        return "stream"
+    if not callable(inner):
+        raise TypeError(f"agent_turn/agent_tool need a callable, got {type(fn).__name__}")
+    return "sync"
+
+
+ModelGetter = Callable[[tuple[Any, ...], Any], "str | None"]
+
+
+def _model_getter(fn: Any) -> ModelGetter | None:
+    """How to read a turn's model from the function's own `model` parameter, decided once.
+
+    Returns None when the function has no `model` parameter (the common, free case). Otherwise
+    the getter reads a positionally passed model, else the parameter's string default.
+    """
+    inner = fn.__func__ if isinstance(fn, (classmethod, staticmethod)) else fn
+    try:
+        params = list(inspect.signature(inner).parameters.values())
+    except (TypeError, ValueError):  # builtins and some C callables have no signature
+        return None
+    found = next(((i, p) for i, p in enumerate(params) if p.name == "model"), None)
+    if found is None or found[1].kind is inspect.Parameter.VAR_KEYWORD:
+        return None
+    index, param = found
+    default = param.default if isinstance(param.default, str) else None
+    positional = param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD)
+    # A bound method's `self`/`cls` is not in `args` (wrapt passes it as `instance`).
+    skip = int(
+        not isinstance(fn, staticmethod) and bool(params) and params[0].name in ("self", "cls")
+    )
+
+    def get(args: tuple[Any, ...], instance: Any) -> str | None:
+        if positional:
+            pos = index - (skip if instance is not None else 0)
+            value = args[pos] if 0 <= pos < len(args) else None
+            if isinstance(value, str):
+                return value
+        return default
+
+    return get
+
+
+def _build(
+    fn: Any,
+    kind: CallKind,
+    name: str | None,
+    model: str | None,
+    stack: Stack | Iterable[Middleware] | None,
+    usage: Callable[[Any], Usage | None] | None,
+    *,
+    meta: Mapping[str, Any] | None = None,
+    model_from_kwargs: bool = True,
+) -> Any:
+    # Everything is decided here, once: the mode, the name, the fixed stack. `meta` seeds each
+    # call's `meta` (integrations set `provider`); `model_from_kwargs=False` ignores `model=`.
+    mode = _mode_of(fn)
+    inner = fn.__func__ if isinstance(fn, (classmethod, staticmethod)) else fn
+    call_name = name or getattr(inner, "__name__", None) or type(inner).__name__
+    fixed = stack if stack is None or isinstance(stack, Stack) else Stack(stack)
+    if usage is not None and not callable(usage):
+        raise TypeError(f"usage must be a callable result -> Usage, got {type(usage).__name__}")
+    get_session = _current.get
+    is_turn = kind == "turn" and model_from_kwargs
+    fixed_model = model if kind == "turn" else None
+    seed = dict(meta) if meta else None
+    stream = mode in ("stream", "astream")
+    key = (kind, mode)
+    model_of = _model_getter(fn) if is_turn and model is None else None
+
+    def make_call(
+        wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        # The hot path: positional Call construction and a direct chain-cache lookup.
+        session = get_session()
+        if fixed is not None:
+            st = fixed
+        elif session is not None:
+            st = session.stack
+        else:
+            st = _stack._default_stack
+        chain = st._chains.get(key) or st.chain(kind, mode)  # type: ignore[arg-type]
+        call_model = (
+            (kwargs.get("model") or model or (model_of and model_of(args, instance)))
+            if is_turn
+            else fixed_model
+        )
+        agent = session.agent if session is not None else None
+        # fmt: off
+        call = Call(
+            kind, call_name, wrapped, call_model, args, kwargs, 1, 0, None, None,
+            session, agent, {} if seed is None else seed.copy(), stream, usage,
+        )
+        # fmt: on
+        return call, chain, session
+
+    # The sync and async wrappers inline `make_call`: they are the per-call hot path.
+    if mode == "sync":
+
+        def sync_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            session = get_session()
+            st = fixed or (session.stack if session is not None else _stack._default_stack)
+            chain = st._chains.get(key) or st.chain(kind, mode)  # type: ignore[arg-type]
+            # fmt: off
+            call = Call(
+                kind, call_name, wrapped,
+                (kwargs.get("model") or model or (model_of and model_of(args, instance)))
+                if is_turn else fixed_model,
+                args, kwargs, 1, 0, None, None, session,
+                session.agent if session is not None else None,
+                {} if seed is None else seed.copy(), False, usage,
+            )
+            # fmt: on
+            if session is None:
+                return chain(call)
+            return session.run_chain(call, chain)
+
+        return wrapt.FunctionWrapper(fn, sync_wrapper)
+
+    if mode == "async":
+
+        async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+            session = get_session()
+            st = fixed or (session.stack if session is not None else _stack._default_stack)
+            chain = st._chains.get(key) or st.chain(kind, mode)  # type: ignore[arg-type]
+            # fmt: off
+            call = Call(
+                kind, call_name, wrapped,
+                (kwargs.get("model") or model or (model_of and model_of(args, instance)))
+                if is_turn else fixed_model,
+                args, kwargs, 1, 0, None, None, session,
+                session.agent if session is not None else None,
+                {} if seed is None else seed.copy(), False, usage,
+            )
+            # fmt: on
+            if session is None:
+                return await chain(call)
+            return await session.arun_chain(call, chain)
+
+        return wrapt.FunctionWrapper(fn, async_wrapper)
+
+    if mode == "stream":
+
+        def stream_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Iterator[Any]:
+            call, chain, session = make_call(wrapped, instance, args, kwargs)
+            if session is None:
+                yield from chain(call)
+            else:
+                yield from session.run_stream(call, chain)
+
+        return wrapt.FunctionWrapper(fn, stream_wrapper)
+
+    async def astream_wrapper(
+        wrapped: Any, instance: Any, args: Any, kwargs: Any
+    ) -> AsyncIterator[Any]:
+        call, chain, session = make_call(wrapped, instance, args, kwargs)
+        agen = chain(call) if session is None else session.arun_stream(call, chain)
+        try:
+            async for chunk in agen:
+                yield chunk
+        finally:
+            await aclose(agen)
+
+    return wrapt.FunctionWrapper(fn, astream_wrapper)
+
+
+@overload
+def agent_turn(fn: F, /) -> F: ...
+@overload
+def agent_turn(
+    *,
+    model: str | None = None,
+    name: str | None = None,
+    stack: Stack | Iterable[Middleware] | None = None,
+    usage: Callable[[Any], Usage | None] | None = None,
+) -> Callable[[F], F]: ...
+def agent_turn(
+    fn: Any = None,
+    /,
+    *,
+    model: str | None = None,
+    name: str | None = None,
+    stack: Stack | Iterable[Middleware] | None = None,
+    usage: Callable[[Any], Usage | None] | None = None,
+) -> Any:
+    """Run a model-call function as a turn through the stack.
+
+    Usable bare (`@agent_turn`) or with options. Works on sync and async functions, sync and async
+    generator functions (streaming), methods, classmethods and staticmethods. The stack is the
+    decorator's `stack=`, else the current session's agent stack, else the process default.
+
+    Args:
+        model: the default model name. A `model=` keyword passed at call time (what the
+            function actually sends) takes precedence; with neither, the function's own
+            `model` parameter (a positional argument or its default) is used.
+        name: the turn's name (default: the function's `__name__`).
+        stack: a fixed stack for this function.
+        usage: result -> Usage; default: built-in extraction (`Usage`, or a `usage` field).
+    """
+    if fn is not None:
+        return _build(fn, "turn", None, None, None, None)
+    return lambda f: _build(f, "turn", name, model, stack, usage)
+
+
+@overload
+def agent_tool(fn: F, /) -> F: ...
+@overload
+def agent_tool(
+    *, name: str | None = None, stack: Stack | Iterable[Middleware] | None = None
+) -> Callable[[F], F]: ...
+def agent_tool(
+    fn: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    stack: Stack | Iterable[Middleware] | None = None,
+) -> Any:
+    """Run a tool function as a tool call through the stack (see `agent_turn`).
+
+    Args:
+        name: the tool's name (default: the function's `__name__`); permissions match on it.
+        stack: a fixed stack for this function.
+    """
+    if fn is not None:
+        return _build(fn, "tool", None, None, None, None)
+    return lambda f: _build(f, "tool", name, None, stack, None)

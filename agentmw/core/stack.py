@@ -1,0 +1,380 @@
+"""`Stack`: an immutable ordered tuple of middleware, compiled once into call chains."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any, Literal
+
+from agentmw.core.call import Call
+from agentmw.core.middleware import Middleware, aclose, overrides
+from agentmw.usage import chunk_chars, combine_stream_usage, estimate_stream_usage, extract_usage
+
+__all__ = ["Stack", "get_default_stack", "set_default_stack"]
+
+Mode = Literal["sync", "async", "stream", "astream"]
+Target = type[Middleware] | str
+
+
+# -- terminals: the innermost step, which calls the user's function ---------------------------
+def _terminal(call: Call) -> Any:
+    result = call.fn(*call.args, **call.kwargs)
+    ufn = call.usage_fn
+    call.usage = ufn(result) if ufn is not None else extract_usage(result)
+    return result
+
+
+async def _aterminal(call: Call) -> Any:
+    result = await call.fn(*call.args, **call.kwargs)
+    ufn = call.usage_fn
+    call.usage = ufn(result) if ufn is not None else extract_usage(result)
+    return result
+
+
+def _terminal_stream(call: Call) -> Iterator[Any]:
+    gen = call.fn(*call.args, **call.kwargs)
+    ufn = call.usage_fn or extract_usage
+    chars = 0
+    try:
+        for chunk in gen:
+            usage = ufn(chunk)
+            if usage is not None:
+                call.usage = combine_stream_usage(call.usage, usage)
+            chars += chunk_chars(chunk)
+            yield chunk
+    finally:
+        close = getattr(gen, "close", None)
+        if close is not None:
+            close()
+        _settle_stream_usage(call, chars)
+
+
+async def _aterminal_stream(call: Call) -> AsyncIterator[Any]:
+    agen = call.fn(*call.args, **call.kwargs)
+    ufn = call.usage_fn or extract_usage
+    chars = 0
+    try:
+        async for chunk in agen:
+            usage = ufn(chunk)
+            if usage is not None:
+                call.usage = combine_stream_usage(call.usage, usage)
+            chars += chunk_chars(chunk)
+            yield chunk
+    finally:
+        await aclose(agen)
+        _settle_stream_usage(call, chars)
+
+
+def _settle_stream_usage(call: Call, chars: int) -> None:
+    # A stream that never reported usage still spent tokens: estimate them, and say so.
+    if call.usage is None:
+        call.usage = estimate_stream_usage(call.args, call.kwargs, chars)
+        call.meta["usage_estimated"] = True
+
+
+_TERMINALS: dict[str, Callable[[Call], Any]] = {
+    "sync": _terminal,
+    "async": _aterminal,
+    "stream": _terminal_stream,
+    "astream": _aterminal_stream,
+}
+_METHODS = {
+    "sync": "handle",
+    "async": "ahandle",
+    "stream": "handle_stream",
+    "astream": "ahandle_stream",
+}
+
+
+def _link(layer: Middleware, mode: str, nxt: Callable[[Call], Any]) -> Callable[[Call], Any]:
+    """One link of a chain. Hook-only layers get a specialized closure that skips no-op hooks."""
+    if mode == "sync" and not overrides(layer, "handle"):
+        before, after, on_error = layer.before, layer.after, layer.on_error
+        has_after, has_error = overrides(layer, "after"), overrides(layer, "on_error")
+        if not has_after and not has_error and not overrides(layer, "before"):
+            return nxt  # overrides nothing: a no-op layer costs nothing
+        if not has_after and not has_error:
+
+            def before_only(call: Call) -> Any:
+                before(call)
+                return nxt(call)
+
+            return before_only
+
+        def hooks(call: Call) -> Any:
+            before(call)
+            try:
+                result = nxt(call)
+            except BaseException as exc:
+                on_error(call, exc)
+                raise
+            return after(call, result)
+
+        return hooks
+    if (
+        mode == "async"
+        and not overrides(layer, "ahandle")
+        and not any(overrides(layer, h) for h in ("before", "after", "on_error"))
+    ):
+        return nxt
+    handle = getattr(layer, _METHODS[mode])
+
+    # A plain function returning what `handle` returns (a value, coroutine or iterator): no extra
+    # coroutine frame per layer on the async path.
+    def link(call: Call) -> Any:
+        return handle(call, nxt)
+
+    return link
+
+
+def compile_chain(layers: Iterable[Middleware], kind: str, mode: str) -> Callable[[Call], Any]:
+    """Fold `layers` (first = outermost) around the terminal for one kind and mode."""
+    nxt = _TERMINALS[mode]
+    for layer in reversed([x for x in layers if kind in x.kinds]):
+        nxt = _link(layer, mode, nxt)
+    return nxt
+
+
+class Stack:
+    """An immutable ordered stack of middleware. The first layer is the outermost.
+
+    Edits return new stacks. Each (kind, mode) chain is compiled once, on first use, and cached.
+    """
+
+    __slots__ = ("__weakref__", "_chains", "_layers", "_lock", "_timeouts")
+
+    def __init__(self, layers: Iterable[Middleware] = ()) -> None:
+        """Build a stack from `layers`, outermost first.
+
+        Raises:
+            TypeError: an entry is not a `Middleware` instance.
+            ValueError: two layers share a name (give one of them `name=`).
+        """
+        items = tuple(layers)
+        seen: dict[str, int] = {}
+        for index, layer in enumerate(items):
+            if not isinstance(layer, Middleware):
+                raise TypeError(
+                    f"stack entry {index} must be a Middleware instance, got {type(layer).__name__}"
+                )
+            if layer.name in seen:
+                raise ValueError(
+                    f"layers {seen[layer.name]} and {index} are both named {layer.name!r}; "
+                    "pass name= to one of them"
+                )
+            seen[layer.name] = index
+        self._layers = items
+        self._chains: dict[tuple[str, str], Callable[[Call], Any]] = {}
+        self._timeouts: dict[float, Stack] = {}
+        self._lock = threading.Lock()
+
+    # -- sequence protocol -------------------------------------------------------------------
+    @property
+    def layers(self) -> tuple[Middleware, ...]:
+        return self._layers
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __iter__(self) -> Iterator[Middleware]:
+        return iter(self._layers)
+
+    def __getitem__(self, index: int) -> Middleware:
+        return self._layers[index]
+
+    def __add__(self, other: Stack | Iterable[Middleware]) -> Stack:
+        if isinstance(other, Stack):
+            return Stack(self._layers + other._layers)
+        if isinstance(other, (list, tuple)):
+            return Stack(self._layers + tuple(other))
+        return NotImplemented
+
+    def __radd__(self, other: Iterable[Middleware]) -> Stack:
+        if isinstance(other, (list, tuple)):
+            return Stack(tuple(other) + self._layers)
+        return NotImplemented
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Stack) and self._layers == other._layers
+
+    def __hash__(self) -> int:
+        return hash(self._layers)
+
+    def __repr__(self) -> str:
+        return f"Stack([{', '.join(x.name for x in self._layers)}])"
+
+    # -- edits ---------------------------------------------------------------------------------
+    def index(self, target: Target) -> int:
+        """Position of the one layer matching `target` (a class or a layer name).
+
+        Raises:
+            ValueError: nothing matches, or more than one layer does; the message lists the layers.
+        """
+        if isinstance(target, str):
+            hits = [i for i, x in enumerate(self._layers) if x.name == target]
+            label = repr(target)
+        elif isinstance(target, type) and issubclass(target, Middleware):
+            hits = [i for i, x in enumerate(self._layers) if isinstance(x, target)]
+            label = target.__name__
+        else:
+            raise TypeError(f"target must be a Middleware class or a layer name, got {target!r}")
+        names = ", ".join(x.name for x in self._layers) or "(empty stack)"
+        if not hits:
+            raise ValueError(f"no layer matches {label}; layers: {names}")
+        if len(hits) > 1:
+            which = ", ".join(self._layers[i].name for i in hits)
+            raise ValueError(f"{label} matches several layers ({which}); target one by name")
+        return hits[0]
+
+    def __contains__(self, target: object) -> bool:
+        try:
+            self.index(target)  # type: ignore[arg-type]
+        except (ValueError, TypeError):
+            return False
+        return True
+
+    def get(self, target: Target) -> Middleware:
+        """The one layer matching `target` (see `index`)."""
+        return self._layers[self.index(target)]
+
+    def replace(self, target: Target, new: Middleware) -> Stack:
+        """A copy with the layer matching `target` replaced by `new`."""
+        i = self.index(target)
+        return Stack((*self._layers[:i], new, *self._layers[i + 1 :]))
+
+    def without(self, target: Target) -> Stack:
+        """A copy without the layer matching `target`."""
+        i = self.index(target)
+        return Stack(self._layers[:i] + self._layers[i + 1 :])
+
+    def insert_before(self, target: Target, new: Middleware) -> Stack:
+        """A copy with `new` just outside (before) the layer matching `target`."""
+        i = self.index(target)
+        return Stack((*self._layers[:i], new, *self._layers[i:]))
+
+    def insert_after(self, target: Target, new: Middleware) -> Stack:
+        """A copy with `new` just inside (after) the layer matching `target`."""
+        i = self.index(target) + 1
+        return Stack((*self._layers[:i], new, *self._layers[i:]))
+
+    def describe(self) -> str:
+        """One line per layer, outermost first."""
+        if not self._layers:
+            return "(empty stack: calls go straight to the function)"
+        lines = []
+        for i, layer in enumerate(self._layers, 1):
+            kinds = "turn, tool" if len(layer.kinds) == 2 else next(iter(layer.kinds))
+            cls = type(layer).__name__
+            label = layer.name if layer.name == cls else f"{layer.name} ({cls})"
+            lines.append(f"{i:>2}. {label}  [{kinds}]")
+        return "\n".join(lines)
+
+    @classmethod
+    def default(
+        cls,
+        *,
+        budget_usd: Any = None,
+        enforce_budget: bool = False,
+        max_iterations: Any = 25,
+        retry: Any = True,
+        breaker: Any = True,
+        rate_limit: Any = None,
+        guardrails: Any = (),
+        permissions: Any = None,
+        policy: Any = None,
+        saver: Any = None,
+        telemetry: Any = True,
+    ) -> Stack:
+        """The canonical order (Telemetry, Checkpoint, Policy, Permissions, Guardrails, Budget,
+        Limits, Retry, CircuitBreaker, RateLimit) with the layers the arguments ask for.
+
+        Each argument takes `None`/`False` to leave its layer out, or a configured layer
+        instance to use as is; otherwise:
+
+        Args:
+            budget_usd: an amount in USD: `Budget(budget_usd, enforce=enforce_budget)`.
+            enforce_budget: the default Budget raises `BudgetExceededError` instead of warning.
+            max_iterations: an int: `Limits(max_turns=max_iterations)`.
+            retry: True: `Retry()` (3 attempts, full-jitter backoff).
+            breaker: True: `CircuitBreaker("breaker")` (one circuit per model, per tool).
+            rate_limit: a dict of `RateLimit` options: `RateLimit(**rate_limit)`.
+            guardrails: a list of guardrails: `Guardrails(guardrails)` (empty: none).
+            permissions: a `PermissionPolicy`: `Permissions(permissions)`.
+            policy: a `PolicyEngine`: `Policy(policy)`.
+            saver: a checkpoint saver: `Checkpoint(saver)`.
+            telemetry: True: `Telemetry()` on the global OpenTelemetry providers.
+
+        Raises:
+            TypeError: an argument has a type it does not accept (the message says which).
+        """
+        layers = _preset("default")(
+            budget_usd=budget_usd,
+            enforce_budget=enforce_budget,
+            max_iterations=max_iterations,
+            retry=retry,
+            breaker=breaker,
+            rate_limit=rate_limit,
+            guardrails=guardrails,
+            permissions=permissions,
+            policy=policy,
+            saver=saver,
+            telemetry=telemetry,
+        )
+        return cls(layers)
+
+    # -- compiled chains -----------------------------------------------------------------------
+    def chain(self, kind: str, mode: Mode) -> Callable[[Call], Any]:
+        """The compiled chain for `kind` ("turn"/"tool") and `mode`, cached after the first use."""
+        try:
+            return self._chains[kind, mode]
+        except KeyError:
+            compiled = compile_chain(self._layers, kind, mode)
+            with self._lock:
+                return self._chains.setdefault((kind, mode), compiled)
+
+    def with_timeout(self, seconds: float) -> Stack:
+        """This stack plus an innermost `Timeout(seconds)` layer (cached per value)."""
+        try:
+            return self._timeouts[seconds]
+        except KeyError:
+            timeout = _preset("timeout")(seconds, name="run_turn.timeout")
+            extended = Stack((*self._layers, timeout))
+            with self._lock:
+                if len(self._timeouts) >= 64:
+                    self._timeouts.clear()
+                return self._timeouts.setdefault(seconds, extended)
+
+
+# Builders registered by `agentmw.presets` (which the package root imports), so that the core
+# offers `Stack.default` and `run_turn(timeout=)` without importing a single layer.
+_presets: dict[str, Callable[..., Any]] = {}
+
+
+def register_preset(name: str, build: Callable[..., Any]) -> None:
+    """Register a builder the core calls by name ("default", "timeout"); internal."""
+    _presets[name] = build
+
+
+def _preset(name: str) -> Callable[..., Any]:
+    try:
+        return _presets[name]
+    except KeyError:  # pragma: no cover - `import agentmw` always registers them
+        raise RuntimeError(f"agentmw.presets did not register {name!r}; import agentmw") from None
+
+
+_default_stack = Stack()
+_default_lock = threading.Lock()
+
+
+def set_default_stack(stack: Stack | Iterable[Middleware]) -> Stack:
+    """Set the process default stack (used outside sessions); returns the previous one."""
+    global _default_stack
+    new = stack if isinstance(stack, Stack) else Stack(stack)
+    with _default_lock:
+        previous, _default_stack = _default_stack, new
+    return previous
+
+
+def get_default_stack() -> Stack:
+    """The process default stack (initially empty)."""
+    return _default_stack

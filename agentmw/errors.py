@@ -1,0 +1,338 @@
+"""Every public exception of agentmw: one base, and a marker for control flow.
+
+`ControlFlowError` subclasses steer the loop (a budget, a permission, a limit, an open circuit):
+Retry never retries them, circuit breakers never count them and sessions never count them as
+turns or tool calls. Each error carries structured fields, never prompt text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agentmw.core.handoff import Handoff
+
+__all__ = [
+    "AgentMWError",
+    "ApprovalRequiredError",
+    "BudgetExceededError",
+    "CheckpointCorruptError",
+    "CheckpointSchemaError",
+    "CircuitOpenError",
+    "ControlFlowError",
+    "DocumentError",
+    "GuardrailViolation",
+    "HandoffRequested",
+    "InvalidTransitionError",
+    "LimitExceededError",
+    "MaxIterationsExceededError",
+    "OutputValidationError",
+    "PermissionDeniedError",
+    "PolicyViolationError",
+    "RateLimitedError",
+    "ReplayDivergedError",
+    "ScriptExhaustedError",
+    "SessionClosedError",
+    "SessionStateError",
+    "SinkSchemaError",
+    "TurnTimeoutError",
+]
+
+
+class AgentMWError(Exception):
+    """Base class of every error agentmw raises."""
+
+
+class ControlFlowError(AgentMWError):
+    """Marker base for errors that steer the loop rather than report a broken call.
+
+    Budget exceeded, permission denied, guardrail violation, policy violation, an open circuit,
+    max iterations, replay divergence: retry never retries these and circuit breakers never count
+    them.
+    """
+
+
+class InvalidTransitionError(AgentMWError):
+    """A lifecycle transition that the state machine does not allow."""
+
+    def __init__(self, current: Any, target: Any) -> None:
+        self.current = current
+        self.target = target
+        super().__init__(f"cannot move a session from {current.value} to {target.value}")
+
+
+class SessionStateError(AgentMWError):
+    """A turn or tool call on a session that is not running."""
+
+    def __init__(self, session_id: str, state: Any, message: str | None = None) -> None:
+        self.session_id = session_id
+        self.state = state
+        super().__init__(message or f"session {session_id} is {state.value}")
+
+
+class SessionClosedError(SessionStateError, ControlFlowError):
+    """A turn or tool call on a session that has already finished."""
+
+    def __init__(self, session_id: str, state: Any) -> None:
+        super().__init__(
+            session_id, state, f"session {session_id} is {state.value}; open a new session"
+        )
+
+
+class TurnTimeoutError(AgentMWError, TimeoutError):
+    """One attempt ran past its deadline (raised by the `Timeout` layer)."""
+
+    def __init__(self, seconds: float, name: str | None = None) -> None:
+        self.seconds = seconds
+        self.name = name
+        what = f"{name!r}" if name else "call"
+        super().__init__(f"{what} did not finish within {seconds:g}s")
+
+
+class BudgetExceededError(ControlFlowError):
+    """A call was refused because the budget is spent (or the call would overspend it)."""
+
+    def __init__(self, budget_usd: Any, spent_usd: Any, *, estimate_usd: Any = None) -> None:
+        self.budget_usd = budget_usd
+        self.spent_usd = spent_usd
+        self.estimate_usd = estimate_usd
+        if estimate_usd is None:
+            message = f"budget of ${budget_usd} is spent (${spent_usd} so far)"
+        else:
+            message = (
+                f"a call estimated at ${estimate_usd} would overspend the budget of ${budget_usd}"
+                f" (${spent_usd} spent so far)"
+            )
+        super().__init__(message)
+
+
+class RateLimitedError(ControlFlowError):
+    """A rate-limit reservation could not be granted in time.
+
+    Attributes:
+        retry_after: seconds until the reservation could be granted, or None when it never can
+            (a request larger than the burst).
+    """
+
+    def __init__(self, retry_after: float | None, message: str | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(
+            message or f"rate limit: the reservation needs a wait of {retry_after:.3f}s"
+        )
+
+
+class CircuitOpenError(ControlFlowError):
+    """A circuit breaker refused the call without making it.
+
+    Attributes:
+        name: the breaker's name.
+        key: the state key (usually the model, or the tool name).
+        retry_after: seconds until the breaker lets a probe through (0 when probes are busy).
+    """
+
+    def __init__(self, name: str, key: str, retry_after: float) -> None:
+        self.name = name
+        self.key = key
+        self.retry_after = retry_after
+        super().__init__(f"circuit {name!r} is open for {key!r}; retry after {retry_after:.3g}s")
+
+
+class PermissionDeniedError(ControlFlowError):
+    """A role may not call a tool (raised by `Permissions` before the tool runs).
+
+    Attributes:
+        role: the calling agent's role (None outside a session).
+        tool: the tool that was refused.
+        reason: why, e.g. "denied by pattern 'fs.*'".
+    """
+
+    def __init__(self, role: str | None, tool: str, reason: str) -> None:
+        self.role = role
+        self.tool = tool
+        self.reason = reason
+        super().__init__(f"role {role!r} may not call tool {tool!r}: {reason}")
+
+
+class GuardrailViolation(ControlFlowError):
+    """One or more guards blocked a call's input or output.
+
+    Attributes:
+        stage: "input" or "output".
+        violations: one `(guard name, reason)` pair per blocking guard, in guard order.
+        tool: the tool name for tool calls, else None.
+    """
+
+    def __init__(
+        self, stage: str, violations: Sequence[tuple[str, str]], tool: str | None = None
+    ) -> None:
+        self.stage = stage
+        self.violations: tuple[tuple[str, str], ...] = tuple(violations)
+        self.tool = tool
+        names = ", ".join(name for name, _ in self.violations)
+        where = f" of tool {tool!r}" if tool else ""
+        super().__init__(f"{stage}{where} blocked by {names}")
+
+    @property
+    def guards(self) -> list[str]:
+        """The names of the blocking guards."""
+        return [name for name, _ in self.violations]
+
+
+class PolicyViolationError(ControlFlowError):
+    """A policy rule denied or aborted the call.
+
+    Attributes:
+        rule: the name of the rule whose action fired.
+        reason: the reason the rule gives.
+        action: "deny" or "abort".
+    """
+
+    def __init__(self, rule: str, reason: str, action: str = "deny") -> None:
+        self.rule = rule
+        self.reason = reason
+        self.action = action
+        super().__init__(f"policy rule {rule!r} ({action}): {reason}")
+
+
+class ApprovalRequiredError(ControlFlowError):
+    """A rule requires human approval and the call runs synchronously (it cannot wait).
+
+    Async calls wait in WAITING_FOR_INPUT instead; a refused approval raises this too.
+
+    Attributes:
+        rule: the rule requiring approval.
+        prompt: the question put to the human.
+        refused: True when a human answered no (async), False when nobody could be asked.
+    """
+
+    def __init__(self, rule: str, prompt: str, *, refused: bool = False) -> None:
+        self.rule = rule
+        self.prompt = prompt
+        self.refused = refused
+        verb = "was refused" if refused else "requires approval (run the call async to wait)"
+        super().__init__(f"policy rule {rule!r} {verb}")
+
+
+class HandoffRequested(ControlFlowError):
+    """A policy rule hands the work to another role; the agent loop catches this.
+
+    Attributes:
+        handoff: the `Handoff` to pass on.
+        rule: the rule that asked for it.
+    """
+
+    def __init__(self, handoff: Handoff, rule: str) -> None:
+        self.handoff = handoff
+        self.rule = rule
+        super().__init__(f"policy rule {rule!r} hands off to {handoff.target_role!r}")
+
+
+class OutputValidationError(AgentMWError):
+    """A call's output did not parse or validate (classified `output_invalid`, so Retry re-asks).
+
+    Not a control-flow error on purpose: asking the model again is the usual fix.
+
+    Attributes:
+        target: the name of the expected type.
+        errors: the validation error count (details stay out of events).
+    """
+
+    def __init__(self, target: str, errors: int = 1, detail: Any = None) -> None:
+        self.target = target
+        self.errors = errors
+        self.detail = detail
+        super().__init__(f"output does not validate as {target} ({errors} error(s))")
+
+
+class DocumentError(AgentMWError, ValueError):
+    """A configuration document is malformed.
+
+    Attributes:
+        path: where the first problem is, e.g. `rules[0].then[1].reason` ("" for the whole file).
+        problems: every `(path, message)` pair found.
+    """
+
+    def __init__(self, what: str, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        self.path = problems[0][0] if problems else ""
+        lines = "; ".join(f"{p or '<document>'}: {m}" for p, m in problems)
+        super().__init__(f"invalid {what}: {lines}")
+
+
+class LimitExceededError(ControlFlowError):
+    """A session limit refused a call.
+
+    Attributes:
+        limit: the limit's name ("max_tool_calls", "max_total_tokens"...).
+        observed: the count the call would reach (turns, tools) or the amount already used.
+        ceiling: the configured limit.
+    """
+
+    def __init__(self, limit: str, observed: Any, ceiling: Any) -> None:
+        self.limit = limit
+        self.observed = observed
+        self.ceiling = ceiling
+        super().__init__(f"{limit} reached: {observed} > {ceiling}")
+
+
+class MaxIterationsExceededError(LimitExceededError):
+    """`max_turns` refused another turn."""
+
+
+class ReplayDivergedError(ControlFlowError):
+    """A resumed session issued a call that its checkpoint does not have where it should.
+
+    Attributes:
+        step: the recorded step that was expected.
+        expected: "kind name #fingerprint" of that record.
+        got: the same description of the call that arrived.
+    """
+
+    def __init__(self, step: int, expected: str, got: str) -> None:
+        self.step = step
+        self.expected = expected
+        self.got = got
+        super().__init__(f"replay diverged at step {step}: expected {expected}, got {got}")
+
+
+class CheckpointCorruptError(AgentMWError):
+    """A stored checkpoint record cannot be read back.
+
+    Attributes:
+        thread_id: the thread holding the record.
+        step: the record's step number (None for the session snapshot).
+        reason: what is wrong (a type or field name, never stored content).
+    """
+
+    def __init__(self, thread_id: str, step: int | None, reason: str) -> None:
+        self.thread_id = thread_id
+        self.step = step
+        self.reason = reason
+        where = f"step {step}" if step is not None else "the session snapshot"
+        super().__init__(f"checkpoint of thread {thread_id!r}, {where}, is corrupt: {reason}")
+
+
+class CheckpointSchemaError(AgentMWError):
+    """A checkpoint database has another schema version, or is not an agentmw database."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        self.reason = reason
+        super().__init__(f"checkpoint store {where}: {reason}")
+
+
+class SinkSchemaError(AgentMWError):
+    """The store holds something other than this version of agentmw's sink tables.
+
+    Attributes:
+        location: the file path or table prefix that was checked.
+    """
+
+    def __init__(self, location: str, reason: str) -> None:
+        self.location = location
+        super().__init__(f"{location}: {reason}")
+
+
+class ScriptExhaustedError(AgentMWError):
+    """A `ScriptedModel` was called more times than it has entries."""

@@ -1,0 +1,335 @@
+"""Events and the sinks that receive them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+from agentmw.usage import Usage
+
+__all__ = [
+    "Event",
+    "EventSink",
+    "FanoutEventSink",
+    "LoggingEventSink",
+    "RingBufferEventSink",
+    "RingBufferUsageSink",
+    "UsageRecord",
+    "UsageSink",
+    "add_listener",
+    "remove_listener",
+]
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+_UNSET_AT = datetime.min.replace(tzinfo=UTC)
+
+
+class _EventFields(NamedTuple):
+    name: str
+    session_id: str | None = None
+    role: str | None = None
+    phase: str | None = None
+    project_id: str | int | None = None
+    step: int | None = None
+    model: str | None = None
+    tool: str | None = None
+    failure_class: str | None = None
+    detail: str | None = None
+    data: Mapping[str, Any] = _EMPTY
+    at: datetime = _UNSET_AT
+
+
+class Event(_EventFields):
+    """Something that happened in a session, e.g. `turn.completed` or `breaker.opened`.
+
+    Immutable. `at` is the UTC time of creation unless given. Events carry an exception's type
+    (in `detail` or `failure_class`), never its message: messages can hold prompt text or
+    secrets.
+
+    A typed named tuple rather than a frozen dataclass: every turn creates two events, and a
+    frozen dataclass costs several times more to build (see docs/development.md).
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        name: str,
+        session_id: str | None = None,
+        role: str | None = None,
+        phase: str | None = None,
+        project_id: str | int | None = None,
+        step: int | None = None,
+        model: str | None = None,
+        tool: str | None = None,
+        failure_class: str | None = None,
+        detail: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> Event:
+        return tuple.__new__(
+            cls,
+            (
+                name,
+                session_id,
+                role,
+                phase,
+                project_id,
+                step,
+                model,
+                tool,
+                failure_class,
+                detail,
+                _EMPTY if data is None else data,
+                datetime.now(UTC) if at is None else at,
+            ),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict (`at` as ISO 8601)."""
+        return {
+            "name": self.name,
+            "session_id": self.session_id,
+            "role": self.role,
+            "phase": self.phase,
+            "project_id": self.project_id,
+            "step": self.step,
+            "model": self.model,
+            "tool": self.tool,
+            "failure_class": self.failure_class,
+            "detail": self.detail,
+            "data": dict(self.data),
+            "at": self.at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """The usage and cost of one successful call, as sent to a `UsageSink`."""
+
+    session_id: str | None
+    role: str | None
+    model: str | None
+    kind: str
+    name: str
+    step: int
+    usage: Usage
+    cost_usd: Decimal = Decimal(0)
+    project_id: str | int | None = None
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@runtime_checkable
+class EventSink(Protocol):
+    """Receives every event of the sessions it is attached to."""
+
+    def emit(self, event: Event) -> None: ...
+
+
+@runtime_checkable
+class UsageSink(Protocol):
+    """Receives one `UsageRecord` per successful call."""
+
+    def record(self, record: UsageRecord) -> None: ...
+
+
+class RingBufferEventSink:
+    """Keeps the most recent `capacity` events in memory (the default sink)."""
+
+    def __init__(self, capacity: int = 1000) -> None:
+        if type(capacity) is not int or capacity < 1:
+            raise ValueError(f"capacity must be a positive int, got {capacity!r}")
+        self.capacity = capacity
+        self._events: deque[Event] = deque(maxlen=capacity)
+
+    def emit(self, event: Event) -> None:
+        self._events.append(event)  # deque.append is atomic under the GIL
+
+    @property
+    def events(self) -> list[Event]:
+        """A snapshot, oldest first."""
+        return list(self._events)
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(list(self._events))
+
+    def clear(self) -> None:
+        self._events.clear()
+
+
+class RingBufferUsageSink:
+    """Keeps the most recent `capacity` usage records in memory."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        if type(capacity) is not int or capacity < 1:
+            raise ValueError(f"capacity must be a positive int, got {capacity!r}")
+        self.capacity = capacity
+        self._records: deque[UsageRecord] = deque(maxlen=capacity)
+
+    def record(self, record: UsageRecord) -> None:
+        self._records.append(record)
+
+    @property
+    def records(self) -> list[UsageRecord]:
+        """A snapshot, oldest first."""
+        return list(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+
+class LoggingEventSink:
+    """Writes each event as one structured log line (logger `agentmw.events` by default)."""
+
+    def __init__(self, logger: logging.Logger | str = "agentmw.events", level: int = logging.INFO):
+        self.logger = logging.getLogger(logger) if isinstance(logger, str) else logger
+        self.level = level
+
+    def emit(self, event: Event) -> None:
+        if self.logger.isEnabledFor(self.level):
+            self.logger.log(
+                self.level,
+                "%s session=%s role=%s step=%s model=%s tool=%s failure=%s detail=%s",
+                event.name,
+                event.session_id,
+                event.role,
+                event.step,
+                event.model,
+                event.tool,
+                event.failure_class,
+                event.detail,
+                extra={"agentmw_event": event.as_dict()},
+            )
+
+
+class FanoutEventSink:
+    """Sends each event to several sinks; one failing sink does not stop the others."""
+
+    def __init__(self, *sinks: EventSink) -> None:
+        self.sinks: tuple[EventSink, ...] = tuple(sinks)
+        self._isolation = SinkIsolation()
+
+    def emit(self, event: Event) -> None:
+        for sink in self.sinks:
+            self._isolation.call(sink, sink.emit, event)
+
+    @property
+    def errors(self) -> dict[str, int]:
+        """Failures counted per sink type."""
+        return self._isolation.counts()
+
+
+class SinkIsolation:
+    """Calls sinks so that a failing one never breaks the caller; counts failures per sink."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._errors: dict[int, tuple[str, int]] = {}
+
+    def call(self, sink: object, method: Callable[[Any], None], item: Any) -> Exception | None:
+        """Call `method(item)`; returns the exception if this was the sink's first failure.
+
+        The caller reports that first failure (once) where it belongs, e.g. on its session.
+        """
+        try:
+            method(item)
+        except Exception as exc:  # a sink must never break a session
+            return exc if self.failed(sink, exc) else None
+        return None
+
+    def failed(self, sink: object, exc: Exception) -> bool:
+        """Count a failure of `sink`; True (and one warning, by type) for its first failure."""
+        with self._lock:
+            label, count = self._errors.get(id(sink), (type(sink).__qualname__, 0))
+            self._errors[id(sink)] = (label, count + 1)
+        if count:
+            return False
+        log.warning(
+            "event sink %s failed with %s; further failures are counted silently",
+            type(sink).__qualname__,
+            type(exc).__qualname__,
+        )
+        return True
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            out: dict[str, int] = {}
+            for label, count in self._errors.values():
+                out[label] = out.get(label, 0) + count
+            return out
+
+
+log = logging.getLogger("agentmw")
+
+# Process-wide listeners (agentmw.testing.capture_events, OpenTelemetry bridges). A tuple that is
+# replaced, never mutated, so emitters read it without a lock.
+_listeners: tuple[Callable[[Event], None], ...] = ()
+_listeners_lock = threading.Lock()
+
+
+def add_listener(listener: Callable[[Event], None]) -> None:
+    """Receive every event emitted in this process (sessions and standalone layers)."""
+    global _listeners
+    with _listeners_lock:
+        _listeners = (*_listeners, listener)
+
+
+def remove_listener(listener: Callable[[Event], None]) -> None:
+    """Stop a listener added with `add_listener` (no error if absent)."""
+    global _listeners
+    with _listeners_lock:
+        # Equality, not identity: each `obj.method` access makes a new (but equal) bound method.
+        _listeners = tuple(x for x in _listeners if x != listener)
+
+
+def notify_listeners(event: Event) -> None:
+    for listener in _listeners:
+        try:
+            listener(event)
+        except Exception as exc:  # listeners are observers; they never break the caller
+            log.warning("event listener failed with %s", type(exc).__qualname__)
+
+
+def emit_global(
+    name: str,
+    *,
+    step: int | None = None,
+    model: str | None = None,
+    tool: str | None = None,
+    failure_class: str | None = None,
+    detail: str | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> None:
+    """Emit an event outside any session (standalone layers); only listeners see it."""
+    if _listeners:
+        notify_listeners(
+            Event(
+                name,
+                step=step,
+                model=model,
+                tool=tool,
+                failure_class=failure_class,
+                detail=detail,
+                data=data if data is not None else _EMPTY,
+            )
+        )
+
+
+def has_listeners() -> bool:
+    return bool(_listeners)
+
+
+def event_names(events: Iterable[Event]) -> list[str]:
+    """The names of `events`, in order (handy in tests)."""
+    return [e.name for e in events]

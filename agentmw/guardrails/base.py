@@ -1,0 +1,116 @@
+"""The guard protocol, verdicts and `TextGuardrail`, the base of the text-checking guards."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
+
+from agentmw.core.call import Call
+from agentmw.guardrails.text import _walk, input_texts
+
+__all__ = ["STAGES", "Guardrail", "TextGuardrail", "Verdict"]
+
+STAGES = ("input", "output")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A guard's answer: allow, block (with a reason) or replace (redact) the value.
+
+    An input replacement is a list of strings, one per slot of the call's input text, or one
+    string when the call has a single slot. An output replacement is the new text (the result is
+    rebuilt around it) or any other value, which becomes the result itself.
+    """
+
+    action: Literal["allow", "block", "replace"]
+    reason: str | None = None
+    value: Any = None
+
+    @classmethod
+    def allow(cls) -> Verdict:
+        return _ALLOW
+
+    @classmethod
+    def block(cls, reason: str) -> Verdict:
+        return cls("block", reason)
+
+    @classmethod
+    def replace(cls, new_value: Any) -> Verdict:
+        return cls("replace", None, new_value)
+
+
+_ALLOW = Verdict("allow")
+
+
+@runtime_checkable
+class Guardrail(Protocol):
+    """A check on a call's input and output. May add `acheck_input` / `acheck_output` twins."""
+
+    name: str
+
+    def check_input(self, call: Call) -> Verdict: ...
+
+    def check_output(self, call: Call, value: Any) -> Verdict: ...
+
+
+def _check_stages(stages: Iterable[str]) -> frozenset[str]:
+    chosen = frozenset([stages] if isinstance(stages, str) else stages)
+    if not chosen or not chosen <= set(STAGES):
+        raise ValueError(f"stages must be a non-empty subset of input, output; got {stages!r}")
+    return chosen
+
+
+class TextGuardrail:
+    """Base for guards that look at text: implement `check_text(text, stage, call)`.
+
+    Input checks run on each text slot; output checks on the output text, or on each string
+    leaf of a structured (dict/list) output. Replacements are mapped back slot by slot.
+    """
+
+    name: ClassVar[str] = "TextGuardrail"
+    stages: frozenset[str] = frozenset(STAGES)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = cls.__name__
+
+    def check_text(self, text: str, stage: str, call: Call) -> Verdict:
+        """The verdict on one piece of text."""
+        return _ALLOW
+
+    def _texts(self, texts: list[str], stage: str, call: Call) -> Verdict:
+        new: list[str] | None = None
+        for index, text in enumerate(texts):
+            verdict = self.check_text(text, stage, call)
+            if verdict.action == "block":
+                return verdict
+            if verdict.action == "replace" and verdict.value != text:
+                new = list(texts) if new is None else new
+                new[index] = verdict.value
+        return _ALLOW if new is None else Verdict.replace(new)
+
+    def check_input(self, call: Call) -> Verdict:
+        if "input" not in self.stages:
+            return _ALLOW
+        return self._texts(input_texts(call), "input", call)
+
+    def check_output(self, call: Call, value: Any) -> Verdict:
+        if "output" not in self.stages:
+            return _ALLOW
+        if isinstance(value, str):
+            verdict = self.check_text(value, "output", call)
+            return verdict if verdict.action != "replace" or verdict.value != value else _ALLOW
+        leaves: list[str] = []
+
+        def collect(text: str) -> str:
+            leaves.append(text)
+            return text
+
+        _walk(value, collect)
+        verdict = self._texts(leaves, "output", call)
+        if verdict.action != "replace":
+            return verdict
+        feed = iter(verdict.value)
+        return Verdict.replace(_walk(value, lambda t: next(feed, t)))

@@ -1,0 +1,141 @@
+"""`PIIRedactor`: finds personal data in text and redacts, masks, hashes or blocks it."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from agentmw.core.call import Call
+from agentmw.guardrails.base import STAGES, TextGuardrail, Verdict, _check_stages
+
+__all__ = ["PIIRedactor"]
+
+STRATEGIES = ("redact", "mask", "hash", "block")
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn checksum that every real payment card number satisfies."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _card_ok(match: str) -> bool:
+    digits = re.sub(r"\D", "", match)
+    return 13 <= len(digits) <= 19 and luhn_valid(digits)
+
+
+def _iban_ok(match: str) -> bool:
+    code = match.replace(" ", "").upper()
+    moved = code[4:] + code[:4]
+    return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
+
+
+# Checked in this order, so a card number is never half-eaten by the phone pattern.
+_KINDS: dict[str, tuple[str, Callable[[str], bool] | None]] = {
+    "iban": (r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", _iban_ok),
+    "email": (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}", None),
+    "credit_card": (r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)", _card_ok),
+    "ssn": (r"(?<!\d)(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?!\d)", None),
+    "phone": (
+        r"(?<![\w+])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]?\d{3,4}[ .-]?"
+        r"\d{3,4}(?!\w)(?![ .-]\d)",
+        None,
+    ),
+    "ipv4": (
+        r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}"
+        r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?!\.?\d)",
+        None,
+    ),
+}
+KINDS = tuple(_KINDS)
+
+
+def _mask(text: str) -> str:
+    # Long values keep their last four characters (enough to recognise a card); short ones
+    # keep a quarter, so a mask always hides most of the value.
+    total = sum(c.isalnum() for c in text)
+    keep = 4 if total >= 12 else total // 4
+    chars = list(text)
+    seen = 0
+    for index in range(len(chars) - 1, -1, -1):
+        if chars[index].isalnum():
+            seen += 1
+            if seen > keep:
+                chars[index] = "*"
+    return "".join(chars)
+
+
+class PIIRedactor(TextGuardrail):
+    """Finds e-mails, phone numbers, card numbers (Luhn-checked), SSNs, IPv4s and IBANs.
+
+    Args:
+        kinds: which kinds of personal data to look for.
+        strategy: "redact" (`[REDACTED:email]`), "mask" (all but the last four characters
+            starred), "hash" (`[email:1f2e3d4c5b]`, a stable SHA-256 prefix) or "block".
+        stages: where to look ("input", "output" or both).
+    """
+
+    def __init__(
+        self,
+        kinds: Iterable[str] = KINDS,
+        *,
+        strategy: str = "redact",
+        stages: Iterable[str] = STAGES,
+    ) -> None:
+        chosen = tuple([kinds] if isinstance(kinds, str) else kinds)
+        unknown = [k for k in chosen if k not in _KINDS]
+        if unknown or not chosen:
+            raise ValueError(
+                f"kinds must be a non-empty subset of {', '.join(KINDS)}; got {kinds!r}"
+            )
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
+        self.kinds = tuple(k for k in KINDS if k in chosen)
+        self.strategy = strategy
+        self.stages = _check_stages(stages)
+        self._rx = [(k, re.compile(_KINDS[k][0]), _KINDS[k][1]) for k in self.kinds]
+
+    def find(self, text: str) -> list[tuple[str, str]]:
+        """Every `(kind, matched text)` in `text`, kind by kind."""
+        found = []
+        for kind, rx, valid in self._rx:
+            found += [
+                (kind, m.group()) for m in rx.finditer(text) if valid is None or valid(m.group())
+            ]
+        return found
+
+    def _substitute(self, kind: str, value: str) -> str:
+        if self.strategy == "mask":
+            return _mask(value)
+        if self.strategy == "hash":
+            return f"[{kind}:{hashlib.sha256(value.encode()).hexdigest()[:10]}]"
+        return f"[REDACTED:{kind}]"
+
+    def redact(self, text: str) -> str:
+        """`text` with every finding replaced according to the strategy (never "block")."""
+        for kind, rx, valid in self._rx:
+
+            def sub(match: re.Match[str], kind: str = kind, valid: Any = valid) -> str:
+                value = match.group()
+                if valid is not None and not valid(value):
+                    return value
+                return self._substitute(kind, value)
+
+            text = rx.sub(sub, text)
+        return text
+
+    def check_text(self, text: str, stage: str, call: Call) -> Verdict:
+        if self.strategy == "block":
+            found = self.find(text)
+            if found:
+                return Verdict.block("pii: " + ", ".join(sorted({k for k, _ in found})))
+            return Verdict.allow()
+        new = self.redact(text)
+        return Verdict.allow() if new == text else Verdict.replace(new)

@@ -1,0 +1,147 @@
+"""Replay bookkeeping for `Checkpoint`: argument fingerprints, result codec, step matching.
+
+Pure and synchronous: one lock-protected object per session decides replay or live.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import json
+import threading
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import to_jsonable_python
+
+from agentmw.errors import CheckpointCorruptError
+from agentmw.stores._checkpoint_records import StepRecord
+
+_ANY: TypeAdapter[Any] = TypeAdapter(Any)
+_adapters: dict[Any, TypeAdapter[Any]] = {}
+
+
+def _type_name(obj: Any) -> str:
+    # A stable stand-in for values JSON cannot express (never repr: it may hold an address).
+    return f"<{type(obj).__module__}.{type(obj).__qualname__}>"
+
+
+def fingerprint(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """A stable hash of the JSON-normalized arguments (key order never matters)."""
+    data = to_jsonable_python([list(args), kwargs], fallback=_type_name)
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def return_annotation(fn: Any) -> Any:
+    """The declared return type of `fn` (through wrapt proxies), or Any when undeclared."""
+    target = getattr(fn, "__wrapped__", fn)
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # unresolvable forward references: fall back to the raw annotation
+        hints = {}
+    if "return" in hints:
+        return hints["return"]
+    try:
+        raw = inspect.signature(target).return_annotation
+    except (TypeError, ValueError):
+        return Any
+    return Any if raw is inspect.Signature.empty or isinstance(raw, str) else raw
+
+
+def adapter_for(fn: Any) -> TypeAdapter[Any]:
+    annotation = return_annotation(fn)
+    if annotation is Any:
+        return _ANY
+    try:
+        cached = _adapters.get(annotation)
+    except TypeError:  # an unhashable annotation
+        cached = None
+    if cached is None:
+        try:
+            cached = TypeAdapter(annotation)
+        except Exception:  # a type pydantic cannot describe: keep it as plain JSON
+            cached = _ANY
+        with contextlib.suppress(TypeError):
+            _adapters[annotation] = cached
+    return cached
+
+
+def dump_result(adapter: TypeAdapter[Any], value: Any) -> str:
+    """The result as JSON text; raises TypeError/ValueError when it cannot be serialized."""
+    try:
+        return adapter.dump_json(value).decode()
+    except Exception:
+        # The annotation may be wider or missing; plain JSON of the value is still fine.
+        return _ANY.dump_json(value).decode()
+
+
+def load_result(adapter: TypeAdapter[Any], record: StepRecord) -> Any:
+    assert record.result is not None
+    try:
+        return adapter.validate_json(record.result)
+    except ValidationError as exc:
+        raise CheckpointCorruptError(
+            record.thread_id, record.step, "result does not validate"
+        ) from exc
+
+
+@dataclass(slots=True)
+class Decision:
+    """What to do with one call: replay `record`, or run live and save as `step`."""
+
+    step: int
+    finished_before: int
+    record: StepRecord | None = None
+    diverged: StepRecord | None = None
+
+
+class ReplayState:
+    """The records of one thread and which of them this session has consumed.
+
+    Matching rule: a call takes the first unconsumed record with the same kind, name and argument
+    fingerprint, in recorded step order. A call that matches none runs live, unless a record
+    proves the original run had already moved past this point: some record started after more
+    steps had finished than have finished now (`finished_before` > finished). That call diverged.
+    """
+
+    def __init__(self, records: list[StepRecord]) -> None:
+        self._lock = threading.Lock()
+        self._pending = list(records)
+        self._next = max((r.step for r in records), default=0) + 1
+        self._finished = 0
+
+    @property
+    def pending(self) -> list[StepRecord]:
+        with self._lock:
+            return list(self._pending)
+
+    def decide(self, kind: str, name: str, fp: str) -> Decision:
+        with self._lock:
+            finished = self._finished
+            for i, rec in enumerate(self._pending):
+                if rec.kind == kind and rec.name == name and rec.fingerprint == fp:
+                    del self._pending[i]
+                    if rec.status == "completed" and rec.result is not None:
+                        return Decision(rec.step, finished, rec)
+                    return Decision(rec.step, finished)  # failed or unstored: run it again
+            for rec in self._pending:
+                if rec.finished_before > finished:
+                    return Decision(0, finished, diverged=self._pending[0])
+            step = self._next
+            self._next += 1
+            return Decision(step, finished)
+
+    def drop_pending(self) -> list[int]:
+        """Forget every unconsumed record (on_divergence="rerun"); returns their steps."""
+        with self._lock:
+            dropped = [r.step for r in self._pending]
+            self._pending.clear()
+            return dropped
+
+    def finished(self) -> None:
+        with self._lock:
+            self._finished += 1

@@ -1,0 +1,6 @@
+"""`Telemetry`: OpenTelemetry GenAI spans and metrics, and the OTel event sink."""
+
+from agentmw.middleware.telemetry.event_sink import OpenTelemetryEventSink
+from agentmw.middleware.telemetry.layer import Telemetry, agent_span
+
+__all__ = ["OpenTelemetryEventSink", "Telemetry", "agent_span"]

@@ -1,0 +1,217 @@
+"""Duck-typed readers that turn calls, responses and events into GenAI span attributes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.trace import SpanKind
+
+from agentmw.core.call import Call
+from agentmw.events import Event
+from agentmw.middleware.telemetry import semconv as sc
+from agentmw.usage import Usage
+
+# Attribute builders for the Telemetry layer; internal, not public API.
+__all__: list[str] = []
+
+AttributeValue = str | bool | int | float | list[str]
+
+# Model-name prefixes that identify a provider when neither the layer's `provider_name` nor
+# `call.meta["provider"]` says; values are the `gen_ai.provider.name` well-known values.
+_PROVIDER_PREFIXES = (
+    ("gpt-", "openai"),
+    ("chatgpt", "openai"),
+    ("o1", "openai"),
+    ("o3", "openai"),
+    ("o4", "openai"),
+    ("claude", "anthropic"),
+    ("gemini", "gcp.gemini"),
+    ("mistral", "mistral_ai"),
+    ("command", "cohere"),
+)
+UNKNOWN_PROVIDER = "unknown"
+
+
+def provider_of(call: Call, configured: str | None) -> str:
+    """The provider: the layer option, else `call.meta["provider"]`, else from the model name."""
+    if configured is not None:
+        return configured
+    named = call.meta.get("provider")
+    if isinstance(named, str) and named:
+        return named
+    model = (call.model or "").lower()
+    for prefix, provider in _PROVIDER_PREFIXES:
+        if model.startswith(prefix):
+            return provider
+    return UNKNOWN_PROVIDER
+
+
+def usage_attributes(usage: Usage) -> dict[str, AttributeValue]:
+    """Token counts of a turn; the cache and reasoning counts only when non-zero."""
+    attrs: dict[str, AttributeValue] = {
+        sc.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
+    }
+    if usage.cache_read_tokens:
+        attrs[sc.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
+    if usage.cache_write_tokens:
+        attrs[sc.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_write_tokens
+    if usage.reasoning_tokens:
+        attrs[sc.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = usage.reasoning_tokens
+    return attrs
+
+
+def _finish_reasons(result: Any) -> list[str]:
+    choices = getattr(result, "choices", None)  # OpenAI chat completions (and their chunks)
+    if isinstance(choices, (list, tuple)):
+        reasons = [getattr(c, "finish_reason", None) for c in choices]
+        return [r for r in reasons if isinstance(r, str)]
+    for name in ("stop_reason", "finish_reason"):  # Anthropic; agentmw.testing.Reply
+        reason = getattr(result, name, None)
+        if isinstance(reason, str):
+            return [reason]
+    return []
+
+
+def response_attributes(result: Any) -> dict[str, AttributeValue]:
+    """`gen_ai.response.model`, `.id` and `.finish_reasons`, when the response has them."""
+    attrs: dict[str, AttributeValue] = {}
+    if result is None:
+        return attrs
+    model = getattr(result, "model", None)
+    if isinstance(model, str) and model:
+        attrs[sc.GEN_AI_RESPONSE_MODEL] = model
+    response_id = getattr(result, "id", None)
+    if isinstance(response_id, str) and response_id:
+        attrs[sc.GEN_AI_RESPONSE_ID] = response_id
+    reasons = _finish_reasons(result)
+    if reasons:
+        attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+    return attrs
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def _text_parts(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}]
+    if isinstance(content, (list, tuple)):  # content blocks (OpenAI parts, Anthropic blocks)
+        parts = []
+        for block in content:
+            text = block.get("text") if isinstance(block, Mapping) else getattr(block, "text", None)
+            if isinstance(text, str):
+                parts.append({"type": "text", "content": text})
+        return parts
+    return []
+
+
+def input_messages(call: Call) -> str:
+    """`gen_ai.input.messages`: a `messages=` list, else the string arguments as user text."""
+    messages = call.kwargs.get("messages")
+    out: list[dict[str, Any]] = []
+    if isinstance(messages, (list, tuple)):
+        for message in messages:
+            if isinstance(message, Mapping):
+                role = str(message.get("role", "user"))
+                out.append({"role": role, "parts": _text_parts(message.get("content"))})
+    else:
+        texts = [v for v in (*call.args, *call.kwargs.values()) if isinstance(v, str)]
+        out = [{"role": "user", "parts": _text_parts(t)} for t in texts if t != call.model]
+    return _dumps(out)
+
+
+def _output_text(result: Any) -> list[dict[str, Any]]:
+    choices = getattr(result, "choices", None)
+    if isinstance(choices, (list, tuple)) and choices:
+        message = getattr(choices[0], "message", None)
+        return _text_parts(getattr(message, "content", None))
+    return _text_parts(getattr(result, "content", None) if not isinstance(result, str) else result)
+
+
+def output_messages(result: Any) -> str:
+    """`gen_ai.output.messages`: the response text as one assistant message."""
+    message: dict[str, Any] = {"role": "assistant", "parts": _output_text(result)}
+    reasons = _finish_reasons(result)
+    if reasons:
+        message["finish_reason"] = reasons[0]
+    return _dumps([message])
+
+
+def tool_arguments(call: Call) -> str:
+    """`gen_ai.tool.call.arguments`: keyword arguments (positional ones under `args`)."""
+    payload: dict[str, Any] = dict(call.kwargs)
+    if call.args:
+        payload["args"] = list(call.args)
+    return _dumps(payload)
+
+
+def tool_result(result: Any) -> str:
+    """`gen_ai.tool.call.result`: the tool's return value as JSON (or its `str`)."""
+    return result if isinstance(result, str) else _dumps(result)
+
+
+def event_attributes(event: Event) -> dict[str, AttributeValue]:
+    """An agentmw event's fields as span-event attributes (scalar data values only)."""
+    attrs: dict[str, AttributeValue] = {}
+    if event.step is not None:
+        attrs[sc.AGENTMW_STEP] = event.step
+    if event.detail is not None:
+        attrs[sc.AGENTMW_DETAIL] = event.detail
+    if event.failure_class is not None:
+        attrs[sc.AGENTMW_FAILURE_CLASS] = event.failure_class
+    for key, value in event.data.items():
+        if isinstance(value, (str, bool, int, float)):
+            attrs[sc.AGENTMW_EVENT_PREFIX + key] = value
+    return attrs
+
+
+def start_attributes(
+    call: Call, provider_name: str | None, capture: bool
+) -> tuple[str, SpanKind, dict[str, AttributeValue], dict[str, AttributeValue]]:
+    """A turn's or tool call's span name, kind, start attributes and metric attributes."""
+    attrs: dict[str, AttributeValue]
+    if call.kind == "turn":
+        provider = provider_of(call, provider_name)
+        attrs = {sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT, sc.GEN_AI_PROVIDER_NAME: provider}
+        if call.model:
+            attrs[sc.GEN_AI_REQUEST_MODEL] = call.model
+        metric_attrs = dict(attrs)
+        if capture:
+            attrs[sc.GEN_AI_INPUT_MESSAGES] = input_messages(call)
+        name = f"{sc.OP_CHAT} {call.model}" if call.model else sc.OP_CHAT
+        return name, SpanKind.CLIENT, attrs, metric_attrs
+    attrs = {sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL, sc.GEN_AI_TOOL_NAME: call.name}
+    metric_attrs = dict(attrs)
+    attrs[sc.GEN_AI_TOOL_TYPE] = sc.TOOL_TYPE_FUNCTION
+    call_id = call.meta.get("tool_call_id")
+    if isinstance(call_id, str) and call_id:
+        attrs[sc.GEN_AI_TOOL_CALL_ID] = call_id
+    if capture:
+        attrs[sc.GEN_AI_TOOL_CALL_ARGUMENTS] = tool_arguments(call)
+    return f"{sc.OP_EXECUTE_TOOL} {call.name}", SpanKind.INTERNAL, attrs, metric_attrs
+
+
+def end_attributes(
+    call: Call, result: Any, error_type: str | None, cost: float | None, capture: bool
+) -> dict[str, AttributeValue]:
+    """The attributes known once a call ended (`result` is a stream's last chunk)."""
+    attrs: dict[str, AttributeValue] = {}
+    if call.kind == "turn":
+        if error_type is None:
+            attrs.update(response_attributes(result))
+        if call.usage is not None:
+            attrs.update(usage_attributes(call.usage))
+        if cost is not None:
+            attrs[sc.AGENTMW_COST_USD] = cost
+    if error_type is not None:
+        attrs[sc.ERROR_TYPE] = error_type
+    elif capture and not call.stream:  # a stream's text is the consumer's to assemble
+        if call.kind == "turn":
+            attrs[sc.GEN_AI_OUTPUT_MESSAGES] = output_messages(result)
+        else:
+            attrs[sc.GEN_AI_TOOL_CALL_RESULT] = tool_result(result)
+    return attrs
