@@ -5,9 +5,9 @@ the facts of each call and applies the actions.
 """
 
 from agentmw.policy.conditions import Condition, Fact, all_of, any_of, fact, not_
-from agentmw.policy.engine import (
+from agentmw.policy.engine import PolicyEngine
+from agentmw.policy.rules import (
     Action,
-    PolicyEngine,
     Rule,
     abort,
     deny,

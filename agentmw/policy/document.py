@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentmw.documents import validate_document
 from agentmw.policy.conditions import AllOf, Always, AnyOf, Compare, Condition, Not
-
-if TYPE_CHECKING:
-    from agentmw.policy.engine import PolicyEngine
+from agentmw.policy.rules import Action, Rule
 
 __all__: list[str] = []  # used by `PolicyEngine.from_dict` / `to_dict`
 
@@ -143,15 +141,14 @@ def _condition(doc: Any) -> Condition:
     return Always()
 
 
-def engine_from_dict(cls: type[PolicyEngine], data: Mapping[str, Any]) -> PolicyEngine:
-    from agentmw.policy.engine import Action, Rule
-
+def rules_from_dict(data: Mapping[str, Any]) -> list[Rule]:
+    """The rules of a `{"rules": [...]}` document; `DocumentError` names each bad path."""
     doc = validate_document(_Policy, data, "policy document")
     rules = []
     for rule in doc.rules:
         then = [Action(a.action, getattr(a, ACTION_FIELDS[a.action])) for a in rule.then]
         rules.append(Rule(rule.name, _condition(rule.when), then, rule.priority))
-    return cls(rules)
+    return rules
 
 
 def _condition_dict(cond: Condition) -> dict[str, Any]:
@@ -169,7 +166,8 @@ def _condition_dict(cond: Condition) -> dict[str, Any]:
     raise TypeError(f"a {type(cond).__name__} condition cannot be written to a document")
 
 
-def engine_to_dict(engine: PolicyEngine) -> dict[str, Any]:
+def rules_to_dict(rules: Iterable[Rule]) -> dict[str, Any]:
+    """The document `rules_from_dict` reads (custom callable conditions cannot be written)."""
     return {
         "rules": [
             {
@@ -178,6 +176,6 @@ def engine_to_dict(engine: PolicyEngine) -> dict[str, Any]:
                 "when": _condition_dict(rule.when),
                 "then": [{"action": a.kind, ACTION_FIELDS[a.kind]: a.value} for a in rule.then],
             }
-            for rule in engine.rules
+            for rule in rules
         ]
     }
