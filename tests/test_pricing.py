@@ -197,7 +197,7 @@ def test_call_cost_computed_once() -> None:
     from agentmw import Call
 
     call = Call("turn", "t", print, model="m", usage=Usage(1, 1))
-    call.meta["cost_usd"] = Decimal("7")
+    call.cost_usd = Decimal("7")
     assert call_cost(call) == Decimal("7")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
 from agentmw.events import _EMPTY, Event, has_listeners, notify_listeners
@@ -17,10 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["Call", "CallKind"]
 
 CallKind = Literal["turn", "tool"]
-
-# `call.meta` key of a list of callables that also receive every event emitted through
-# `Call.emit` (a per-call hook: cheaper than a process listener, and scoped to one call).
-EVENT_OBSERVERS = "agentmw.event_observers"
+EventObserver = Callable[[Event], None]
 
 
 @dataclass(slots=True, eq=False)
@@ -29,6 +27,8 @@ class Call:
 
     Layers read and may rewrite it: Fallback changes `model` (and the `model` keyword), Retry
     bumps `attempt`, Policy may switch the model, Guardrails may replace `args`/`kwargs`.
+    What several layers share is a typed field here; `meta` is scratch that only the layer
+    writing a key reads. Build it with keywords or with `new_call` (never by position).
 
     Attributes:
         kind: "turn" for a model call, "tool" for a tool call.
@@ -43,9 +43,18 @@ class Call:
         estimate: the usage estimated before the call (rate limits, budget pre-checks).
         session: the session running the call, if any.
         agent: the session's agent, if any.
-        meta: per-layer scratch space for this call.
+        meta: per-layer scratch space for this call (each key private to the layer using it).
         stream: True when `fn` is a generator function (the call streams chunks).
         usage_fn: how to read usage from the result (None: built-in extraction).
+        cost_usd: the call's cost once known (`agentmw.pricing.call_cost` fills it once;
+            Checkpoint sets it when replaying).
+        provider: the `gen_ai.provider.name` an SDK integration knows for the call.
+        usage_estimated: True when `usage` was estimated (a stream that reported none).
+        stream_offset: characters of a streamed output already released to the consumer
+            (kept by Guardrails; `MaxLength` counts from it).
+        tool_call_id: the provider's id of the tool call being run.
+        observers: callables that also receive every event emitted through `emit` (a per-call
+            hook, cheaper than a process listener; Telemetry's span uses it).
     """
 
     kind: CallKind
@@ -63,6 +72,12 @@ class Call:
     meta: dict[str, Any] = field(default_factory=dict)
     stream: bool = False
     usage_fn: Callable[[Any], Usage | None] | None = None
+    cost_usd: Decimal | None = None
+    provider: str | None = None
+    usage_estimated: bool = False
+    stream_offset: int = 0
+    tool_call_id: str | None = None
+    observers: list[EventObserver] | None = None
 
     def set_model(self, model: str) -> None:
         """Switch the model: updates `model` and, when the function takes one, the `model` kwarg."""
@@ -81,10 +96,10 @@ class Call:
     def emit(self, name: str, *, detail: str | None = None, **data: Any) -> None:
         """Emit an event about this call on its session (process listeners only outside one).
 
-        Observers registered under `meta[EVENT_OBSERVERS]` (e.g. Telemetry's span) see it too.
+        The call's `observers` (e.g. Telemetry's span) see it too.
         """
         session = self.session
-        observers = self.meta.get(EVENT_OBSERVERS)
+        observers = self.observers
         if session is not None:
             event = session.emit(
                 name,
@@ -104,6 +119,35 @@ class Call:
         if observers:
             for observer in tuple(observers):
                 observer(event)
+
+
+def new_call(
+    kind: CallKind,
+    name: str,
+    fn: Callable[..., Any],
+    *,
+    model: str | None = None,
+    args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+    session: Session | None = None,
+    meta: dict[str, Any] | None = None,
+    stream: bool = False,
+    usage_fn: Callable[[Any], Usage | None] | None = None,
+    provider: str | None = None,
+    tool_call_id: str | None = None,
+) -> Call:
+    """A fresh `Call` for one invocation (the agent is the session's).
+
+    The one place that builds a `Call` by position, for speed on the per-call path;
+    `tests/core/test_call.py` checks that every argument lands in its field.
+    """
+    # fmt: off
+    return Call(
+        kind, name, fn, model, args, {} if kwargs is None else kwargs, 1, 0, None, None, session,
+        None if session is None else session.agent, {} if meta is None else meta, stream,
+        usage_fn, None, provider, False, 0, tool_call_id, None,
+    )
+    # fmt: on
 
 
 def _model_slot(fn: Callable[..., Any]) -> int | str | None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, TypeVar, overload
 
 import wrapt
 
 from agentmw.core import stack as _stack
-from agentmw.core.call import Call, CallKind
+from agentmw.core.call import Call, CallKind, new_call
 from agentmw.core.context import _current
 from agentmw.core.middleware import Middleware, aclose
 from agentmw.core.stack import Stack
@@ -77,11 +77,11 @@ def _build(
     stack: Stack | Iterable[Middleware] | None,
     usage: Callable[[Any], Usage | None] | None,
     *,
-    meta: Mapping[str, Any] | None = None,
+    provider: str | None = None,
     model_from_kwargs: bool = True,
 ) -> Any:
-    # Everything is decided here, once: the mode, the name, the fixed stack. `meta` seeds each
-    # call's `meta` (integrations set `provider`); `model_from_kwargs=False` ignores `model=`.
+    # Everything is decided here, once: the mode, the name, the fixed stack. `provider` tags
+    # each call (integrations set it); `model_from_kwargs=False` ignores a `model=` keyword.
     mode = _mode_of(fn)
     inner = fn.__func__ if isinstance(fn, (classmethod, staticmethod)) else fn
     call_name = name or getattr(inner, "__name__", None) or type(inner).__name__
@@ -91,76 +91,48 @@ def _build(
     get_session = _current.get
     is_turn = kind == "turn" and model_from_kwargs
     fixed_model = model if kind == "turn" else None
-    seed = dict(meta) if meta else None
     stream = mode in ("stream", "astream")
     key = (kind, mode)
     model_of = _model_getter(fn) if is_turn and model is None else None
 
-    def make_call(
-        wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        # The hot path: positional Call construction and a direct chain-cache lookup.
+    def start(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> tuple[Call, Any]:
+        # The per-call hot path: one Call, a direct chain-cache lookup, no keyword binding.
         session = get_session()
-        if fixed is not None:
-            st = fixed
-        elif session is not None:
-            st = session.stack
-        else:
-            st = _stack._default_stack
+        st = fixed or (session.stack if session is not None else _stack._default_stack)
         chain = st._chains.get(key) or st.chain(kind, mode)  # type: ignore[arg-type]
         call_model = (
             (kwargs.get("model") or model or (model_of and model_of(args, instance)))
             if is_turn
             else fixed_model
         )
-        agent = session.agent if session is not None else None
-        # fmt: off
-        call = Call(
-            kind, call_name, wrapped, call_model, args, kwargs, 1, 0, None, None,
-            session, agent, {} if seed is None else seed.copy(), stream, usage,
+        call = new_call(
+            kind,
+            call_name,
+            wrapped,
+            model=call_model,
+            args=args,
+            kwargs=kwargs,
+            session=session,
+            stream=stream,
+            usage_fn=usage,
+            provider=provider,
         )
-        # fmt: on
-        return call, chain, session
+        return call, chain
 
-    # The sync and async wrappers inline `make_call`: they are the per-call hot path.
     if mode == "sync":
 
         def sync_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            session = get_session()
-            st = fixed or (session.stack if session is not None else _stack._default_stack)
-            chain = st._chains.get(key) or st.chain(kind, mode)  # type: ignore[arg-type]
-            # fmt: off
-            call = Call(
-                kind, call_name, wrapped,
-                (kwargs.get("model") or model or (model_of and model_of(args, instance)))
-                if is_turn else fixed_model,
-                args, kwargs, 1, 0, None, None, session,
-                session.agent if session is not None else None,
-                {} if seed is None else seed.copy(), False, usage,
-            )
-            # fmt: on
-            if session is None:
-                return chain(call)
-            return session.run_chain(call, chain)
+            call, chain = start(wrapped, instance, args, kwargs)
+            session = call.session
+            return chain(call) if session is None else session.run_chain(call, chain)
 
         return wrapt.FunctionWrapper(fn, sync_wrapper)
 
     if mode == "async":
 
         async def async_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            session = get_session()
-            st = fixed or (session.stack if session is not None else _stack._default_stack)
-            chain = st._chains.get(key) or st.chain(kind, mode)  # type: ignore[arg-type]
-            # fmt: off
-            call = Call(
-                kind, call_name, wrapped,
-                (kwargs.get("model") or model or (model_of and model_of(args, instance)))
-                if is_turn else fixed_model,
-                args, kwargs, 1, 0, None, None, session,
-                session.agent if session is not None else None,
-                {} if seed is None else seed.copy(), False, usage,
-            )
-            # fmt: on
+            call, chain = start(wrapped, instance, args, kwargs)
+            session = call.session
             if session is None:
                 return await chain(call)
             return await session.arun_chain(call, chain)
@@ -170,18 +142,17 @@ def _build(
     if mode == "stream":
 
         def stream_wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Iterator[Any]:
-            call, chain, session = make_call(wrapped, instance, args, kwargs)
-            if session is None:
-                yield from chain(call)
-            else:
-                yield from session.run_stream(call, chain)
+            call, chain = start(wrapped, instance, args, kwargs)
+            session = call.session
+            yield from (chain(call) if session is None else session.run_stream(call, chain))
 
         return wrapt.FunctionWrapper(fn, stream_wrapper)
 
     async def astream_wrapper(
         wrapped: Any, instance: Any, args: Any, kwargs: Any
     ) -> AsyncIterator[Any]:
-        call, chain, session = make_call(wrapped, instance, args, kwargs)
+        call, chain = start(wrapped, instance, args, kwargs)
+        session = call.session
         agen = chain(call) if session is None else session.arun_stream(call, chain)
         try:
             async for chunk in agen:

@@ -69,7 +69,7 @@ def _settle_stream_usage(call: Call, chars: int) -> None:
     # A stream that never reported usage still spent tokens: estimate them, and say so.
     if call.usage is None:
         call.usage = estimate_stream_usage(call.args, call.kwargs, chars)
-        call.meta["usage_estimated"] = True
+        call.usage_estimated = True
 
 
 _TERMINALS: dict[str, Callable[[Call], Any]] = {

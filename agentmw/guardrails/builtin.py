@@ -68,7 +68,7 @@ class MaxLength(TextGuardrail):
         self.stages = _check_stages(stages)
 
     def check_text(self, text: str, stage: str, call: Call) -> Verdict:
-        offset = call.meta.get("guardrails.stream_offset", 0) if stage == "output" else 0
+        offset = call.stream_offset if stage == "output" else 0
         if offset + len(text) > self.chars:
             return Verdict.block(f"longer than {self.chars} chars")
         return _ALLOW

@@ -155,8 +155,7 @@ def instrument_method(
 ) -> None:
     """Replace `owner.create` (an SDK resource) with a wrapper that runs each call as a turn."""
     create: Callable[..., Any] = getattr(owner.create, ORIGINAL, owner.create)
-    meta = {"provider": provider}
-    options: dict[str, Any] = {"meta": meta, "model_from_kwargs": model_from_kwargs}
+    options: dict[str, Any] = {"provider": provider, "model_from_kwargs": model_from_kwargs}
     wrapper: Callable[..., Any]
     if type(owner).__name__.startswith("Async"):
         wrapper = _async_wrapper(create, name, stack, options, warner)

@@ -40,7 +40,7 @@ def instrument(client: C, *, stack: Stack | None = None, model_from_kwargs: bool
 
     The client is instrumented in place and returned (the same object); instrumenting it again
     replaces the earlier wrapper, never nests it. Works on `OpenAI`, `AsyncOpenAI` and the Azure
-    clients. Every call gets `call.meta["provider"]` (see `provider_name`) for Telemetry.
+    clients. Every call gets `call.provider` (see `provider_name`) for Telemetry.
     `create(stream=True)` returns a `TurnStream` (`AsyncTurnStream` on async clients) that
     iterates the SDK's chunks after they pass the stack's stream path.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from agentmw.core.call import Call
+from agentmw.core.call import Call, new_call
 from agentmw.core.context import current_session
 
 
@@ -16,15 +16,14 @@ def standalone_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[
     session = current_session()
     model = kwargs.get("model")
     name = getattr(fn, "__name__", None) or type(fn).__name__
-    return Call(
+    return new_call(
         "turn",
         name,
         fn,
-        model if isinstance(model, str) else None,
-        args,
-        kwargs,
+        model=model if isinstance(model, str) else None,
+        args=args,
+        kwargs=kwargs,
         session=session,
-        agent=session.agent if session is not None else None,
     )
 
 

@@ -356,18 +356,17 @@ def format_cost(amount: Decimal | float | int) -> str:
 
 
 def call_cost(call: Call) -> Decimal:
-    """The cost of a finished call, computed once and cached in `call.meta["cost_usd"]`.
+    """The cost of a finished call, computed once and kept in `call.cost_usd`.
 
     Uses the session agent's `pricing` table, else the process default; tool calls cost 0.
     """
-    meta = call.meta
-    cached = meta.get("cost_usd")
+    cached = call.cost_usd
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     if call.usage is None:
         return _ZERO  # not finished yet: nothing to cache
     cost = table_for(call).cost(call.model, call.usage) if call.kind == "turn" else _ZERO
-    meta["cost_usd"] = cost
+    call.cost_usd = cost
     return cost
 
 

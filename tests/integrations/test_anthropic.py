@@ -81,7 +81,7 @@ async def test_message_usage_includes_cache_reads_and_writes(stub: StubServer, m
     assert isinstance(result, anthropic.types.Message)
     (call,) = spy.calls
     assert call.usage == Usage(115, 20, cache_read_tokens=100, cache_write_tokens=5)
-    assert call.meta["provider"] == "anthropic"
+    assert call.provider == "anthropic"
     assert call.model == MODEL
     assert stub.requests[0][0] == "/v1/messages"
 
@@ -97,7 +97,7 @@ async def test_stream_usage_combines_message_start_and_delta(stub: StubServer, m
     assert events[-1].type == "message_stop"
     # input (with cache) from message_start, output from the last message_delta
     assert spy.calls[0].usage == Usage(115, 42, cache_read_tokens=100, cache_write_tokens=5)
-    assert "usage_estimated" not in spy.calls[0].meta
+    assert spy.calls[0].usage_estimated is False
 
 
 async def test_stream_redacts_across_text_deltas(stub: StubServer, mode: str) -> None:

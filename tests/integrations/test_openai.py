@@ -121,7 +121,7 @@ async def test_chat_completion_usage_text_and_provider(stub: StubServer, mode: s
     assert result.choices[0].message.content == "hello"
     (call,) = spy.calls
     assert call.usage == Usage(100, 20, cache_read_tokens=40, reasoning_tokens=8)
-    assert call.meta["provider"] == "openai"
+    assert call.provider == "openai"
     assert call.model == MODEL
     assert call.name == "chat.completions.create"
     assert stub.requests[0][0] == "/v1/chat/completions"
@@ -162,7 +162,7 @@ async def test_responses_stream_usage_from_completed_event(stub: StubServer, mod
     events = await collect(stream)
     assert [e.type for e in events] == ["response.output_text.delta", "response.completed"]
     assert spy.calls[0].usage == Usage(50, 30, cache_read_tokens=10, reasoning_tokens=5)
-    assert "usage_estimated" not in spy.calls[0].meta
+    assert spy.calls[0].usage_estimated is False
 
 
 async def test_stream_usage_from_the_include_usage_chunk(stub: StubServer, mode: str) -> None:
@@ -178,7 +178,7 @@ async def test_stream_usage_from_the_include_usage_chunk(stub: StubServer, mode:
     chunks = await collect(stream)
     assert "".join(ch.choices[0].delta.content for ch in chunks if ch.choices) == "Hello"
     assert spy.calls[0].usage == Usage(12, 7)
-    assert "usage_estimated" not in spy.calls[0].meta
+    assert spy.calls[0].usage_estimated is False
 
 
 async def test_stream_without_usage_is_estimated_and_marked(stub: StubServer, mode: str) -> None:
@@ -188,7 +188,7 @@ async def test_stream_without_usage_is_estimated_and_marked(stub: StubServer, mo
     await collect(
         await done(c.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True))
     )
-    assert spy.calls[0].meta["usage_estimated"] is True
+    assert spy.calls[0].usage_estimated is True
     assert spy.calls[0].usage == Usage(1, 2)  # "hi" -> 1 token in, 8 characters -> 2 out
 
 

@@ -148,7 +148,7 @@ async def test_replayed_cost_is_restored_from_the_record(mode: str) -> None:
 
     class Probe(Middleware):
         def after(self, call: Any, result: Any) -> Any:
-            seen.append((call.usage, call.meta.get("cost_usd")))
+            seen.append((call.usage, call.cost_usd))
             return result
 
     agent2 = Agent("w", stack=[Probe(), Checkpoint(saver)])

@@ -98,7 +98,7 @@ class Emits(Middleware):
 
     def after(self, call: agentmw.Call, result: Any) -> Any:
         if self.cost is not None:
-            call.meta["cost_usd"] = Decimal(self.cost)
+            call.cost_usd = Decimal(self.cost)
         return result
 
 
@@ -218,7 +218,7 @@ def test_response_attributes_are_duck_typed(otel: Otel) -> None:
 def test_provider_name_option_and_meta(otel: Otel) -> None:
     class SetsProvider(Middleware):
         def before(self, call: agentmw.Call) -> None:
-            call.meta["provider"] = "azure.ai.openai"
+            call.provider = "azure.ai.openai"
 
     model = ScriptedModel(["a", "b"], model="my-deployment")
     with Agent("a", stack=[otel.layer()]).session() as s:

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
 from agentmw.classify import exception_type, failure_class
-from agentmw.core.call import Call
+from agentmw.core.call import Call, new_call
 from agentmw.core.middleware import aclose
 from agentmw.core.session.ledger import UsageTracker
 from agentmw.core.session.lifecycle import AgentState
@@ -211,15 +211,14 @@ class CallRunner:
             usage_fn = lambda _result: fixed  # noqa: E731
         else:
             raise TypeError(f"usage must be a Usage or a callable, got {type(usage).__name__}")
-        return Call(
+        return new_call(
             kind,  # type: ignore[arg-type]
             name,
             fn,
-            model,
-            args,
-            kwargs,
+            model=model,
+            args=args,
+            kwargs=kwargs,
             session=cast("Session", self),
-            agent=self.agent,
             usage_fn=usage_fn,
         )
 

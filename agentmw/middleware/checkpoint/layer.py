@@ -109,7 +109,7 @@ class Checkpoint(Middleware):
     def _replay(self, call: Call, record: StepRecord, state: ReplayState) -> Any:
         result = load_result(adapter_for(call.fn), record)
         call.usage = record.usage
-        call.meta["cost_usd"] = record.cost_usd
+        call.cost_usd = record.cost_usd
         state.finished()
         call.emit("checkpoint.replayed", checkpoint_step=record.step)
         return result

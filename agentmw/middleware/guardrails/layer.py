@@ -14,7 +14,6 @@ from agentmw.middleware.guardrails.window import OutputWindow
 
 __all__ = ["Guardrails"]
 
-_OFFSET, _FINAL = "guardrails.stream_offset", "guardrails.stream_final"
 _PENDING, _REPORTED = "guardrails.stream_pending", "guardrails.stream_reported"
 
 
@@ -164,8 +163,7 @@ class Guardrails(Middleware):
 
     @staticmethod
     def _mark(call: Call, window: OutputWindow, final: bool) -> str:
-        call.meta[_OFFSET] = window.released_chars
-        call.meta[_FINAL] = final
+        call.stream_offset = window.released_chars
         return window.text()
 
     def _apply(self, call: Call, window: OutputWindow, held: str, value: Any, final: bool) -> None:

@@ -19,7 +19,7 @@ __all__: list[str] = []
 AttributeValue = str | bool | int | float | list[str]
 
 # Model-name prefixes that identify a provider when neither the layer's `provider_name` nor
-# `call.meta["provider"]` says; values are the `gen_ai.provider.name` well-known values.
+# `call.provider` says; values are the `gen_ai.provider.name` well-known values.
 _PROVIDER_PREFIXES = (
     ("gpt-", "openai"),
     ("chatgpt", "openai"),
@@ -35,10 +35,10 @@ UNKNOWN_PROVIDER = "unknown"
 
 
 def provider_of(call: Call, configured: str | None) -> str:
-    """The provider: the layer option, else `call.meta["provider"]`, else from the model name."""
+    """The provider: the layer option, else `call.provider`, else from the model name."""
     if configured is not None:
         return configured
-    named = call.meta.get("provider")
+    named = call.provider
     if isinstance(named, str) and named:
         return named
     model = (call.model or "").lower()
@@ -187,7 +187,7 @@ def start_attributes(
     attrs = {sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL, sc.GEN_AI_TOOL_NAME: call.name}
     metric_attrs = dict(attrs)
     attrs[sc.GEN_AI_TOOL_TYPE] = sc.TOOL_TYPE_FUNCTION
-    call_id = call.meta.get("tool_call_id")
+    call_id = call.tool_call_id
     if isinstance(call_id, str) and call_id:
         attrs[sc.GEN_AI_TOOL_CALL_ID] = call_id
     if capture:

@@ -16,7 +16,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode
 
 from agentmw.classify import exception_type
-from agentmw.core.call import EVENT_OBSERVERS, Call
+from agentmw.core.call import Call
 from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
 from agentmw.events import Event
 from agentmw.middleware.telemetry import semconv as sc
@@ -38,7 +38,7 @@ _RECHECK_S = 1.0  # how often a layer on unset global providers looks for them a
 
 def _cost_of(call: Call) -> float | None:
     """The call's cost in USD, or None when its model has no price (cost unknown, not zero)."""
-    if "cost_usd" not in call.meta and (call.model is None or not table_for(call).has(call.model)):
+    if call.cost_usd is None and (call.model is None or not table_for(call).has(call.model)):
         return None
     return float(call_cost(call))
 
@@ -76,7 +76,7 @@ class Telemetry(Middleware):
         tracer_provider: where spans go (default: the global provider, looked up again once a
             second, and at each session start, until one is set).
         meter_provider: where metrics go (default: the global provider, same rule).
-        provider_name: `gen_ai.provider.name` for every turn (default: `call.meta["provider"]`,
+        provider_name: `gen_ai.provider.name` for every turn (default: `call.provider`,
             else guessed from the model name, else "unknown").
         capture_content: record prompts, responses, tool arguments and results (default: the
             `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` environment variable).
@@ -209,7 +209,9 @@ class Telemetry(Middleware):
         span = self._tracer.start_span(span_name, context=parent, kind=kind, attributes=attrs)
         record = _CallTrace(span, trace.set_span_in_context(span, parent), metric_attrs, 0.0)
         record.observer = lambda event: self._on_event(record, event)
-        call.meta.setdefault(EVENT_OBSERVERS, []).append(record.observer)
+        if call.observers is None:
+            call.observers = []
+        call.observers.append(record.observer)
         record.start = time.perf_counter()
         return record
 
@@ -222,7 +224,7 @@ class Telemetry(Middleware):
         self, call: Call, record: _CallTrace, result: Any, error: BaseException | None
     ) -> None:
         duration = time.perf_counter() - record.start
-        observers = call.meta.get(EVENT_OBSERVERS)
+        observers = call.observers
         if observers and record.observer in observers:
             observers.remove(record.observer)
         span = record.span
