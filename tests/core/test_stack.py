@@ -11,7 +11,7 @@ from agentmw.core import get_default_stack, set_default_stack
 from agentmw.middleware import Timeout
 from agentmw.testing import RecordingMiddleware
 
-from .support import PATHS, Hooks, PassThrough, consume, make_fn, run_path
+from tests.support import PATHS, Hooks, PassThrough, consume, make_fn, run_path
 
 
 class A(Middleware):

@@ -28,7 +28,7 @@ from agentmw.errors import InvalidTransitionError, SessionStateError
 from agentmw.middleware import Timeout
 from agentmw.testing import ScriptedModel
 
-from .support import turn
+from tests.support import turn
 
 
 async def enter_and_run(mode: str, session: Session, body: Any) -> None:

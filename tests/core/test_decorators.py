@@ -13,7 +13,7 @@ from agentmw import Agent, Call, Middleware, Stack, Usage, agent_tool, agent_tur
 from agentmw.core import set_default_stack
 from agentmw.core.middleware import AsyncNext, Next
 
-from .support import PATHS, Hooks, consume, make_fn
+from tests.support import PATHS, Hooks, consume, make_fn
 
 
 class Seen(Middleware):
