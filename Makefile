@@ -29,7 +29,8 @@ demo: $(VENV)/.demo
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check agentmw
+	$(VENV)/bin/ruff format --check agentmw tests examples benchmarks scripts
+	$(VENV)/bin/lint-imports --no-cache
 
 types: $(VENV)/.dev
 	$(VENV)/bin/mypy --strict agentmw

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Usage", "extract_usage"]
+__all__ = ["Usage", "estimate_usage", "extract_usage", "usage_from_payload"]
 
 USAGE_FIELDS = (
     "input_tokens",

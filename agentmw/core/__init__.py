@@ -6,6 +6,7 @@ A leaf of the package: nothing here imports a layer, a store, an integration or 
 
 from agentmw.core.agent import Agent, AgentRegistry, default_registry
 from agentmw.core.call import Call, CallKind
+from agentmw.core.config import configure
 from agentmw.core.context import current_session
 from agentmw.core.decorators import agent_tool, agent_turn
 from agentmw.core.handoff import Handoff
@@ -27,6 +28,7 @@ __all__ = [
     "UsageTracker",
     "agent_tool",
     "agent_turn",
+    "configure",
     "current_session",
     "default_registry",
     "get_default_stack",

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 from agentmw.core.call import Call
 from agentmw.guardrails.text import _walk, input_texts
 
-__all__ = ["STAGES", "Guardrail", "TextGuardrail", "Verdict"]
+__all__ = ["Guardrail", "TextGuardrail", "Verdict"]
 
 STAGES = ("input", "output")
 
