@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: demo test lint types pytest bench docs clean
+.PHONY: demo test lint types pytest bench docs dist sbom clean
 
 $(VENV)/.base: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "agentmw needs Python 3.11+"'
@@ -50,5 +50,21 @@ bench: $(VENV)/.bench
 docs: $(VENV)/.dev
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
 
+# The sdist and the wheel, built in an isolated environment and checked by twine.
+dist: $(VENV)/.dev
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	$(VENV)/bin/twine check --strict dist/*
+
+# A CycloneDX SBOM of what `pip install agentmw` brings (no extras): the wheel is installed into
+# a throwaway runtime-only environment, which cyclonedx-py then describes.
+sbom: dist
+	rm -rf build/sbom-env
+	$(PYTHON) -m venv --without-pip build/sbom-env
+	$(PY) -m pip --python build/sbom-env/bin/python install $(PIP_FLAGS) dist/*.whl
+	$(VENV)/bin/cyclonedx-py environment --pyproject pyproject.toml --mc-type library \
+		--output-reproducible --of JSON -o dist/agentmw-sbom.cdx.json build/sbom-env/bin/python
+	@echo "wrote dist/agentmw-sbom.cdx.json"
+
 clean:
-	rm -rf $(VENV) site .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) site build dist .mypy_cache .ruff_cache .pytest_cache
