@@ -246,17 +246,27 @@ class OutputValidationError(AgentMWError):
 
 
 class DocumentError(AgentMWError, ValueError):
-    """A configuration document is malformed.
+    """A configuration document (policy, permissions) is malformed; nothing of it was applied.
+
+    The message names the document (its file, when it came from one) and lists the first
+    `SHOWN` problems, then how many more there are.
 
     Attributes:
+        what: the document, e.g. "policy document /etc/agentmw/policy.yaml".
         path: where the first problem is, e.g. `rules[0].then[1].reason` ("" for the whole file).
         problems: every `(path, message)` pair found.
     """
 
+    SHOWN = 20
+
     def __init__(self, what: str, problems: list[tuple[str, str]]) -> None:
+        self.what = what
         self.problems = problems
         self.path = problems[0][0] if problems else ""
-        lines = "; ".join(f"{p or '<document>'}: {m}" for p, m in problems)
+        lines = "; ".join(f"{p or '<document>'}: {m}" for p, m in problems[: self.SHOWN])
+        more = len(problems) - self.SHOWN
+        if more > 0:
+            lines += f"; and {more} more"
         super().__init__(f"invalid {what}: {lines}")
 
 

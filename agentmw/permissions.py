@@ -8,9 +8,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from agentmw.documents import load_document, validate_document
 
@@ -99,10 +99,20 @@ class RolePermissions:
         object.__setattr__(self, "_deny", _compile(self.deny, "deny"))
 
 
+def _non_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must be a non-blank string")
+    return value
+
+
+# A role name or tool glob as documents write it: a non-blank string (never a number or bool).
+_Pattern = Annotated[StrictStr, AfterValidator(_non_blank)]
+
+
 class _RoleDoc(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    allow: list[str] = Field(default_factory=lambda: ["*"])
-    deny: list[str] = Field(default_factory=list)
+    allow: list[_Pattern] = Field(default_factory=lambda: ["*"])
+    deny: list[_Pattern] = Field(default_factory=list)
     mode: Literal["read_only", "workspace_write", "full_access"] | None = None
 
     @field_validator("mode", mode="before")
@@ -113,9 +123,9 @@ class _RoleDoc(BaseModel):
 
 class _PolicyDoc(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    roles: dict[str, _RoleDoc]
+    roles: dict[_Pattern, _RoleDoc]
     unknown_role: Literal["deny", "allow"] = "deny"
-    tool_modes: dict[str, Literal["read_only", "workspace_write", "full_access"]] = Field(
+    tool_modes: dict[_Pattern, Literal["read_only", "workspace_write", "full_access"]] = Field(
         default_factory=dict
     )
 
@@ -201,14 +211,19 @@ class PermissionPolicy:
         Raises:
             DocumentError: the document is malformed; `path` names the bad field.
         """
-        doc = validate_document(_PolicyDoc, data, "permission policy")
+        return cls._from_document(data, "permission policy")
+
+    @classmethod
+    def _from_document(cls, data: Any, what: str) -> PermissionPolicy:
+        doc = validate_document(_PolicyDoc, data, what)
         roles = {name: RolePermissions(r.allow, r.deny, r.mode) for name, r in doc.roles.items()}
         return cls(roles, unknown_role=doc.unknown_role, tool_modes=dict(doc.tool_modes))
 
     @classmethod
     def from_file(cls, path: str | Path) -> PermissionPolicy:
-        """`from_dict` on a JSON, TOML or YAML file."""
-        return cls.from_dict(load_document(path))
+        """`from_dict` on a JSON, TOML or YAML file; errors name the file."""
+        data = load_document(path, "permission policy")
+        return cls._from_document(data, f"permission policy {path}")
 
     def __repr__(self) -> str:
         return f"PermissionPolicy(roles={sorted(self.roles)!r}, unknown_role={self.unknown_role!r})"

@@ -226,10 +226,11 @@ def test_pricing_check_reports_every_error(
     code, out, err = run(capsys, "pricing", "check", str(path))
     assert (code, out) == (1, "")
     assert lines(err) == [
-        f"{path}: model 'a': field 'input_per_million': Input should be greater than or equal to 0",
-        f"{path}: model 'a': field 'output_per_million': Input should be a valid decimal",
-        f"{path}: model 'b': expected a table of prices",
-        f"{path}: model 'd': field 'typo': Extra inputs are not permitted",
+        f"{path}: model 'a': field 'input_per_million': must be a finite number >= 0, got -1",
+        f"{path}: model 'a': field 'output_per_million': must be a number >= 0, got 'x'",
+        f"{path}: model 'b': expected a table of prices, got int",
+        f"{path}: model 'd': field 'typo': unknown field; allowed: input_per_million, "
+        "output_per_million, cache_read_per_million, cache_write_per_million",
         f"{path}: 4 error(s)",
     ]
 
@@ -241,7 +242,7 @@ def test_pricing_check_bad_syntax_and_missing(
     path.write_text("{not json")
     code, _, err = run(capsys, "pricing", "check", str(path))
     assert code == 1
-    assert err.startswith(f"{path}: not valid json:")
+    assert err.startswith(f"{path}: not valid JSON:")
     code, _, err = run(capsys, "pricing", "check", str(tmp_path / "none.json"))
     assert code == 1
     assert err.startswith(f"{tmp_path / 'none.json'}: cannot read price file (FileNotFoundError)")

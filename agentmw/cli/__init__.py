@@ -115,7 +115,8 @@ def _pricing_check(args: argparse.Namespace, out: TextIO) -> int:
     if errors:
         for message in errors:
             print(message, file=sys.stderr)
-        print(f"{args.file}: {len(errors)} error(s)", file=sys.stderr)
+        if len(errors) > 1:
+            print(f"{args.file}: {len(errors)} error(s)", file=sys.stderr)
         return 1
 
     def rate(value: Decimal | None) -> str:

@@ -46,6 +46,7 @@ _OPS: dict[str, Callable[[Any, Any], Any]] = {
     "lt": operator.lt,
     "le": operator.le,
     "in": lambda a, b: a in b,
+    "not_in": lambda a, b: a not in b,
     "contains": lambda a, b: b in a,
 }
 COMPARISONS = tuple(_OPS)
@@ -64,7 +65,7 @@ class Compare(Condition):
         if current is None and self.op not in ("eq", "ne"):
             return False
         value = self.value
-        if self.op in _ORDERING and isinstance(value, str) and _is_number(current):
+        if self.op in ORDERING and isinstance(value, str) and _is_number(current):
             # A threshold written as a string ("0.015", common in config files) compares as a
             # number against a numeric fact instead of silently never matching.
             with contextlib.suppress(InvalidOperation):
@@ -76,7 +77,7 @@ class Compare(Condition):
             return False
 
 
-_ORDERING = frozenset({"gt", "ge", "lt", "le"})
+ORDERING = frozenset({"gt", "ge", "lt", "le"})
 _warned: set[tuple[str, str, str]] = set()
 log = logging.getLogger("agentmw.policy")
 
@@ -130,6 +131,10 @@ class Fact:
     def is_in(self, values: Iterable[Any]) -> Compare:
         """The fact is one of `values`."""
         return Compare(self.name, "in", tuple(values))
+
+    def is_not_in(self, values: Iterable[Any]) -> Compare:
+        """The fact is none of `values`."""
+        return Compare(self.name, "not_in", tuple(values))
 
     def contains(self, value: Any) -> Compare:
         """The fact (a collection or string) contains `value`."""

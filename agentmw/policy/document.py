@@ -1,15 +1,35 @@
-"""Policy documents: the pydantic schema of `PolicyEngine.from_dict` and its inverse."""
+"""Policy documents: the pydantic schema of `PolicyEngine.from_dict` and its inverse.
+
+Loading is linear in the document's size and strict: symbolic operators (`>=`, `not in`...) are
+aliases of the named ones, every fact must be one the `Policy` layer provides (or one declared
+with `extra_facts`), a boolean is never a number, and every problem is reported at once with its
+path (see `agentmw.errors.DocumentError`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from agentmw.documents import validate_document
-from agentmw.policy.conditions import AllOf, Always, AnyOf, Compare, Condition, Not
+from agentmw.documents import bulk_load, check_depth, format_path, validate_document
+from agentmw.errors import DocumentError
+from agentmw.policy.conditions import ORDERING, AllOf, Always, AnyOf, Compare, Condition, Not
+from agentmw.policy.facts import FACTS, unknown_fact
 from agentmw.policy.rules import Action, Rule
+
+# Symbolic operators, accepted wherever the named ones are (documents are written by people).
+ALIASES = {
+    "==": "eq",
+    "!=": "ne",
+    ">": "gt",
+    ">=": "ge",
+    "<": "lt",
+    "<=": "le",
+    "not in": "not_in",
+}
+Loc = tuple[int | str, ...]
 
 __all__: list[str] = []  # used by `PolicyEngine.from_dict` / `to_dict`
 
@@ -25,7 +45,7 @@ class _Compare(_Doc):
 
 
 class _Member(_Doc):
-    op: Literal["in"]
+    op: Literal["in", "not_in"]
     fact: str = Field(min_length=1)
     values: list[Any]
 
@@ -116,7 +136,7 @@ class _Rule(_Doc):
     name: str = Field(min_length=1)
     when: _Cond = Field(default_factory=lambda: _Always(op="always"))
     then: list[_Act] = Field(min_length=1)
-    priority: int = 50
+    priority: StrictInt = 50
 
 
 class _Policy(_Doc):
@@ -127,34 +147,105 @@ for _model in (_All, _Any, _Not, _Rule, _Policy):
     _model.model_rebuild()
 
 
-def _condition(doc: Any) -> Condition:
-    if isinstance(doc, _Compare | _Contains):
-        return Compare(doc.fact, doc.op, doc.value)
-    if isinstance(doc, _Member):
-        return Compare(doc.fact, "in", tuple(doc.values))
-    if isinstance(doc, _All):
-        return AllOf(tuple(_condition(c) for c in doc.conditions))
-    if isinstance(doc, _Any):
-        return AnyOf(tuple(_condition(c) for c in doc.conditions))
-    if isinstance(doc, _Not):
-        return Not(_condition(doc.condition))
-    return Always()
+def _normalized(value: Any) -> Any:
+    """The document with symbolic operators replaced by their names (copied where changed).
+
+    Recursive, on a document whose depth was already checked.
+    """
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if kind is dict or (kind is not list and isinstance(value, Mapping)):
+        out = None
+        for key, item in value.items():
+            new = _normalized(item)
+            if key == "op" and type(item) is str:
+                new = ALIASES.get(item.strip().lower(), item)
+            if new is not item:
+                out = dict(value) if out is None else out
+                out[key] = new
+        return value if out is None else out
+    if kind is list:
+        items = [_normalized(v) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    return value
 
 
-def rules_from_dict(data: Mapping[str, Any]) -> list[Rule]:
-    """The rules of a `{"rules": [...]}` document; `DocumentError` names each bad path."""
-    doc = validate_document(_Policy, data, "policy document")
+class _Builder:
+    """Turns validated rule documents into conditions, collecting every problem with its path."""
+
+    def __init__(self, facts: frozenset[str]) -> None:
+        self.facts = facts
+        self.problems: list[tuple[str, str]] = []
+
+    def condition(self, doc: Any, loc: Loc) -> Condition:
+        if isinstance(doc, _Compare | _Contains | _Member):
+            if doc.fact not in self.facts:
+                self.problems.append(
+                    (format_path((*loc, "fact")), unknown_fact(doc.fact, self.facts))
+                )
+            if isinstance(doc, _Member):
+                return Compare(doc.fact, doc.op, tuple(doc.values))
+            if doc.op in ORDERING and isinstance(doc.value, bool):
+                problem = "a boolean is never a number: compare it with eq or ne"
+                self.problems.append((format_path((*loc, "value")), problem))
+            return Compare(doc.fact, doc.op, doc.value)
+        if isinstance(doc, _All | _Any):
+            parts = tuple(
+                self.condition(c, (*loc, "conditions", i)) for i, c in enumerate(doc.conditions)
+            )
+            return AllOf(parts) if isinstance(doc, _All) else AnyOf(parts)
+        if isinstance(doc, _Not):
+            return Not(self.condition(doc.condition, (*loc, "condition")))
+        return Always()
+
+
+def rules_from_dict(
+    data: Mapping[str, Any], *, extra_facts: Iterable[str] = (), what: str = "policy document"
+) -> list[Rule]:
+    """The rules of a `{"rules": [...]}` document.
+
+    Args:
+        data: the document.
+        extra_facts: fact names supplied by your own code (beside the `Policy` layer's).
+        what: how error messages name the document (the file, for `from_file`).
+
+    Raises:
+        DocumentError: every problem, each with its path; nothing is returned.
+    """
+    if isinstance(extra_facts, str):
+        raise TypeError("extra_facts must be a list of fact names, not one string")
+    extra = frozenset(extra_facts)
+    for name in extra:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"extra_facts must hold non-blank fact names, got {name!r}")
+    check_depth(data, what)
+    with bulk_load():
+        return _rules(data, frozenset(FACTS) | extra, what)
+
+
+def _rules(data: Mapping[str, Any], facts: frozenset[str], what: str) -> list[Rule]:
+    doc = validate_document(_Policy, _normalized(data), what, checked=True)
+    builder = _Builder(facts)
     rules = []
-    for rule in doc.rules:
+    first_seen: dict[str, int] = {}
+    for index, rule in enumerate(doc.rules):
+        if rule.name in first_seen:
+            problem = f"rule name {rule.name!r} repeats rules[{first_seen[rule.name]}].name"
+            builder.problems.append((f"rules[{index}].name", problem))
+        first_seen.setdefault(rule.name, index)
+        when = builder.condition(rule.when, ("rules", index, "when"))
         then = [Action(a.action, getattr(a, ACTION_FIELDS[a.action])) for a in rule.then]
-        rules.append(Rule(rule.name, _condition(rule.when), then, rule.priority))
+        rules.append(Rule(rule.name, when, then, rule.priority))
+    if builder.problems:
+        raise DocumentError(what, builder.problems)
     return rules
 
 
 def _condition_dict(cond: Condition) -> dict[str, Any]:
     if isinstance(cond, Compare):
-        if cond.op == "in":
-            return {"op": "in", "fact": cond.fact, "values": list(cond.value)}
+        if cond.op in ("in", "not_in"):
+            return {"op": cond.op, "fact": cond.fact, "values": list(cond.value)}
         return {"op": cond.op, "fact": cond.fact, "value": cond.value}
     if isinstance(cond, AllOf | AnyOf):
         op = "all" if isinstance(cond, AllOf) else "any"

@@ -25,8 +25,11 @@ class PolicyEngine:
         for index, rule in enumerate(items):
             if not isinstance(rule, Rule):
                 raise TypeError(f"rules[{index}] must be a Rule, got {type(rule).__name__}")
-        names = [r.name for r in items]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        seen: set[str] = set()
+        repeated: set[str] = set()
+        for rule in items:
+            (repeated if rule.name in seen else seen).add(rule.name)
+        duplicates = sorted(repeated)
         if duplicates:
             raise ValueError(f"rule names must be unique; repeated: {', '.join(duplicates)}")
         self.rules: tuple[Rule, ...] = tuple(sorted(items, key=lambda r: r.priority))
@@ -44,18 +47,26 @@ class PolicyEngine:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PolicyEngine:
+    def from_dict(cls, data: Mapping[str, Any], *, extra_facts: Iterable[str] = ()) -> PolicyEngine:
         """Build an engine from a `{"rules": [...]}` document (see docs/layers/policy.md).
 
+        Args:
+            data: the document.
+            extra_facts: names of facts your own code supplies (`engine.evaluate(facts)` on
+                facts you build); any other fact the `Policy` layer does not provide is an error.
+
         Raises:
-            DocumentError: the document is malformed; `path` names the bad part.
+            DocumentError: the document is malformed; `path` names the first bad part and the
+                message lists every problem (the first 20 of them).
         """
-        return cls(rules_from_dict(data))
+        return cls(rules_from_dict(data, extra_facts=extra_facts))
 
     @classmethod
-    def from_file(cls, path: str | Path) -> PolicyEngine:
-        """`from_dict` on a JSON, TOML or YAML file."""
-        return cls.from_dict(load_document(path))
+    def from_file(cls, path: str | Path, *, extra_facts: Iterable[str] = ()) -> PolicyEngine:
+        """`from_dict` on a JSON, TOML or YAML file; errors name the file."""
+        what = f"policy document {path}"
+        data = load_document(path, "policy document")
+        return cls(rules_from_dict(data, extra_facts=extra_facts, what=what))
 
     def to_dict(self) -> dict[str, Any]:
         """The document `from_dict` reads (custom callable conditions cannot be written)."""

@@ -13,7 +13,6 @@ import pytest
 from agentmw import Agent, ModelPricing, Usage, register_pricing
 from agentmw.pricing import (
     PricingTable,
-    _reset_warnings,
     call_cost,
     check_pricing_file,
     default_pricing,
@@ -23,6 +22,7 @@ from agentmw.pricing import (
     pricing_for,
     read_pricing_file,
 )
+from agentmw.pricing.table import _reset_warnings
 from agentmw.testing import Reply, ScriptedModel
 
 PRICE = ModelPricing(input_per_million="2.50", output_per_million="10")

@@ -1,0 +1,134 @@
+"""`ModelPricing`: one model's exact per-million-token rates, validated like a price file entry."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from agentmw.usage import Usage
+
+__all__ = ["ModelPricing"]
+
+_MILLION = Decimal(1_000_000)
+REQUIRED = ("input_per_million", "output_per_million")
+OPTIONAL = ("cache_read_per_million", "cache_write_per_million")
+FIELDS = REQUIRED + OPTIONAL
+
+# Suffixes that name a snapshot of the same model: dates, -latest, @version, -v2 / -v2:0, -0613.
+_SUFFIX = re.compile(r"(?:-\d{4}-\d{2}-\d{2}|-\d{8}|-\d{4}|-latest|-v\d+(?::\d+)?|@.+)$")
+
+
+def rate_problem(value: Any) -> str | None:
+    """Why `value` is not a price in USD per million tokens, or None when it is one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
+        kind = type(value).__name__
+        return f"must be a number >= 0 (int, float, Decimal or numeric str), got {kind}"
+    try:
+        amount = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    except InvalidOperation:
+        return f"must be a number >= 0, got {value!r}"
+    if not amount.is_finite() or amount < 0:
+        return f"must be a finite number >= 0, got {value!r}"
+    return None
+
+
+def _rate(value: Any) -> Decimal:
+    return Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPricing:
+    """Prices of one model in USD per million tokens (exact `Decimal`s).
+
+    Rates may be given as int, float, `Decimal` or a numeric string; each must be finite and
+    >= 0. A bad rate raises `ValueError` (`TypeError` for a non-number) whose message names the
+    field, the value and the rule, exactly as a price file entry would be reported.
+
+    Attributes:
+        input_per_million: price of uncached input tokens.
+        output_per_million: price of output tokens (reasoning tokens included).
+        cache_read_per_million: price of cache reads; None means the input rate.
+        cache_write_per_million: price of cache writes; None means the input rate.
+    """
+
+    input_per_million: Decimal
+    output_per_million: Decimal
+    cache_read_per_million: Decimal | None = None
+    cache_write_per_million: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        for name in FIELDS:
+            value = getattr(self, name)
+            if value is None and name in OPTIONAL:
+                continue
+            if type(value) is Decimal and value.is_finite() and value >= 0:
+                continue
+            problem = rate_problem(value) if value is not None else "is required"
+            if problem is not None:
+                error = TypeError if problem.startswith("must be a number >= 0 (") else ValueError
+                raise error(f"field {name!r}: {problem}")
+            object.__setattr__(self, name, _rate(value))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelPricing:
+        """Build from a mapping of the fields (a price file entry); unknown keys are refused.
+
+        Raises:
+            ValueError: a missing, unknown or invalid field (every problem, one per line).
+        """
+        problems = entry_problems(data)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return cls(**{k: data[k] for k in FIELDS if k in data})
+
+    def as_dict(self) -> dict[str, str | None]:
+        """The rates as strings (exact), None for unset cache rates."""
+        return {k: None if getattr(self, k) is None else str(getattr(self, k)) for k in FIELDS}
+
+    def cost(self, usage: Usage) -> Decimal:
+        """The exact cost of `usage` at these rates."""
+        read, write = usage.cache_read_tokens, usage.cache_write_tokens
+        uncached = max(usage.input_tokens - read - write, 0)
+        read_rate = self.cache_read_per_million
+        write_rate = self.cache_write_per_million
+        total = (
+            uncached * self.input_per_million
+            + read * (self.input_per_million if read_rate is None else read_rate)
+            + write * (self.input_per_million if write_rate is None else write_rate)
+            + usage.output_tokens * self.output_per_million
+        )
+        return total / _MILLION
+
+
+def entry_problems(data: Any) -> list[str]:
+    """Every problem of one price entry, each as `field 'x': ...` (empty: valid)."""
+    if not isinstance(data, Mapping):
+        return [f"expected a table of prices, got {type(data).__name__}"]
+    problems = [
+        f"field {k!r}: unknown field; allowed: {', '.join(FIELDS)}" for k in data if k not in FIELDS
+    ]
+    problems += [f"field {k!r}: is required" for k in REQUIRED if k not in data]
+    for name in FIELDS:
+        if name in data and not (data[name] is None and name in OPTIONAL):
+            problem = rate_problem(data[name])
+            if problem is not None:
+                problems.append(f"field {name!r}: {problem}")
+    return problems
+
+
+def model_candidates(model: str) -> list[str]:
+    """The names tried for `model`, in order: exact, without snapshot suffix, without provider."""
+    names = [model]
+    base = _SUFFIX.sub("", model)
+    if base and base != model:
+        names.append(base)
+    if "/" in model:
+        bare = model.rsplit("/", 1)[1]
+        names.append(bare)
+        stripped = _SUFFIX.sub("", bare)
+        if stripped and stripped != bare:
+            names.append(stripped)
+    return names
