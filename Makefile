@@ -19,9 +19,10 @@ $(VENV)/.dev: pyproject.toml
 	$(PY) -m pip install $(PIP_FLAGS) -e '.[dev]'
 	@touch $(VENV)/.base $(VENV)/.demo $@
 
-# The tour prints OpenTelemetry spans from the SDK's in-memory exporter: the `otel` extra.
+# The tour prints OpenTelemetry spans from the SDK's in-memory exporter (the `otel` extra); the
+# docs' examples read YAML documents (the `yaml` extra).
 $(VENV)/.demo: $(VENV)/.base
-	$(PY) -m pip install $(PIP_FLAGS) -e '.[otel]'
+	$(PY) -m pip install $(PIP_FLAGS) -e '.[otel,yaml]'
 	@touch $@
 
 demo: $(VENV)/.demo

@@ -9,7 +9,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
@@ -42,6 +42,7 @@ class FailureScenario(StrEnum):
     BAD_REQUEST = "bad_request"
     NOT_FOUND = "not_found"
     TOOL_ERROR = "tool_error"
+    DEPENDENCY = "dependency"
     OUTPUT_INVALID = "output_invalid"
     CONTROL_FLOW = "control_flow"
     CANCELLED = "cancelled"
@@ -51,7 +52,15 @@ class FailureScenario(StrEnum):
 S = FailureScenario
 
 RETRYABLE = frozenset(
-    {S.RATE_LIMITED, S.OVERLOADED, S.SERVER_ERROR, S.TIMEOUT, S.CONNECTION, S.OUTPUT_INVALID}
+    {
+        S.RATE_LIMITED,
+        S.OVERLOADED,
+        S.SERVER_ERROR,
+        S.TIMEOUT,
+        S.CONNECTION,
+        S.OUTPUT_INVALID,
+        S.DEPENDENCY,
+    }
 )
 
 
@@ -64,12 +73,16 @@ class Failure:
         retryable: whether another attempt may succeed.
         retry_after: the server's requested delay in seconds, when it sent one.
         status_code: the HTTP status, when the exception carried one.
+        exception: the exception that was classified, for predicates such as
+            `Retry(on=lambda f: isinstance(f.exception, KeyError))`. Never part of events, the
+            repr or equality (its message may hold prompt text or secrets).
     """
 
     scenario: FailureScenario
     retryable: bool
     retry_after: float | None = None
     status_code: int | None = None
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
 
 
 _STATUS: dict[int, FailureScenario] = {
@@ -154,6 +167,11 @@ _CONNECTION_TYPES = frozenset(
 )
 _OUTPUT_TYPES = frozenset({"ValidationError", "JSONDecodeError", "OutputValidationError"})
 _TOOL_TYPES = frozenset({"ToolError", "ToolException"})
+# A local dependency that is briefly unavailable: a full or failing disk, a busy resource.
+_DEPENDENCY_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("ENOSPC", "EIO", "EAGAIN", "EBUSY") if hasattr(errno, name)
+)
+_LOCKED = re.compile(r"database (?:table )?is locked", re.IGNORECASE)
 # OpenAI raises this (no HTTP status) when a parsed completion stopped on the content filter.
 _FILTER_TYPES = frozenset({"ContentFilterFinishReasonError"})
 
@@ -265,6 +283,10 @@ def _from_type(exc: BaseException) -> FailureScenario | None:
         return S.CONNECTION
     if isinstance(exc, OSError) and exc.errno in _NETWORK_ERRNOS:
         return S.CONNECTION
+    if isinstance(exc, OSError) and exc.errno in _DEPENDENCY_ERRNOS:
+        return S.DEPENDENCY
+    if "OperationalError" in names and _LOCKED.search(str(exc)):
+        return S.DEPENDENCY  # sqlite3 (and SQLAlchemy's wrapper of it) on a locked database
     if isinstance(exc, json.JSONDecodeError) or names & _OUTPUT_TYPES:
         return S.OUTPUT_INVALID
     if names & _FILTER_TYPES:
@@ -305,13 +327,26 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return order
 
 
-def classify_exception(exc: BaseException) -> Failure:
-    """Classify `exc` into a `Failure` (scenario, retryable, retry_after, status_code).
+def classify_exception(exc: BaseException, *, kind: str | None = None) -> Failure:
+    """Classify `exc` into a `Failure` (scenario, retryable, retry_after, status_code, exception).
 
     Order: control flow and cancellation; HTTP status and headers read duck-typed from the
     exception (`status_code`, `status`, `response.status_code`, `response.headers`); exception
     types; then the `__cause__`/`__context__` chain; message heuristics last.
+
+    Args:
+        exc: the exception.
+        kind: the kind of call that raised it; for "tool", a failure no rule recognizes is a
+            `tool_error` (the tool's own bug or refusal), as events, Retry and breakers label it.
     """
+    found = _classify(exc)
+    scenario = found.scenario
+    if kind == "tool" and scenario is S.UNKNOWN and not found.retryable:
+        scenario = S.TOOL_ERROR
+    return Failure(scenario, found.retryable, found.retry_after, found.status_code, exc)
+
+
+def _classify(exc: BaseException) -> Failure:
     chain = _chain(exc)
     for link in chain:
         found = _direct(link)
@@ -360,6 +395,6 @@ def exception_type(exc: BaseException) -> str:
     return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
 
-def failure_class(exc: BaseException) -> str:
+def failure_class(exc: BaseException, kind: str | None = None) -> str:
     """The failure class events carry: the scenario `classify_exception` assigns."""
-    return classify_exception(exc).scenario.value
+    return classify_exception(exc, kind=kind).scenario.value

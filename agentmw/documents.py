@@ -143,8 +143,7 @@ def parse_text(text: str, suffix: str, what: str) -> Any:
                 import yaml
             except ImportError:
                 raise ImportError(
-                    "reading YAML documents needs PyYAML: pip install pyyaml "
-                    "(the [dev] extra and `make demo` include it)"
+                    "reading YAML documents needs PyYAML: pip install 'agentmw[yaml]'"
                 ) from None
             data = yaml.safe_load(text)
         else:

@@ -297,3 +297,46 @@ def test_httpx_errors() -> None:
 
 def test_fake_error_helper_is_duck_typed() -> None:
     assert isinstance(http(500), FakeHTTPError)
+
+
+@pytest.mark.parametrize("code", ["ENOSPC", "EIO", "EAGAIN", "EBUSY"])
+def test_a_local_dependency_failure_is_its_own_retryable_scenario(code: str) -> None:
+    import errno
+    import os
+
+    number = getattr(errno, code)
+    direct = OSError(number, os.strerror(number))
+    assert classify_exception(direct).scenario is FailureScenario.DEPENDENCY
+    assert classify_exception(direct).retryable is True
+    wrapped = RuntimeError("saving the draft failed")
+    wrapped.__cause__ = direct
+    assert classify_exception(wrapped).scenario is FailureScenario.DEPENDENCY
+
+
+def test_a_locked_sqlite_database_is_a_dependency_failure() -> None:
+    import sqlite3
+
+    locked = sqlite3.OperationalError("database is locked")
+    assert classify_exception(locked).scenario is FailureScenario.DEPENDENCY
+    outer = ValueError("could not record the step")
+    outer.__cause__ = locked
+    assert classify_exception(outer).scenario is FailureScenario.DEPENDENCY
+    other = sqlite3.OperationalError("no such table: x")
+    assert classify_exception(other).scenario is FailureScenario.UNKNOWN
+
+
+def test_the_failure_carries_the_exception_but_never_shows_it() -> None:
+    exc = KeyError("secret prompt text")
+    failure = classify_exception(exc)
+    assert failure.exception is exc
+    assert "secret" not in repr(failure)
+    assert failure == classify_exception(KeyError("other"))  # the exception is not compared
+
+
+def test_a_tool_failure_nothing_recognizes_is_a_tool_error() -> None:
+    exc = KeyError("missing")
+    assert classify_exception(exc).scenario is FailureScenario.UNKNOWN
+    assert classify_exception(exc, kind="tool").scenario is FailureScenario.TOOL_ERROR
+    assert classify_exception(exc, kind="turn").scenario is FailureScenario.UNKNOWN
+    # A recognised failure keeps its scenario on a tool too.
+    assert classify_exception(TimeoutError(), kind="tool").scenario is FailureScenario.TIMEOUT

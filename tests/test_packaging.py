@@ -173,3 +173,15 @@ def test_the_cli_reports_the_version() -> None:
     )
     assert result.returncode == 0
     assert result.stdout.strip() == f"agentmw {importlib.metadata.version('agentmw')}"
+
+
+def test_make_demo_installs_what_the_docs_examples_need() -> None:
+    import tomllib
+
+    makefile = (ROOT / "Makefile").read_text()
+    demo = makefile[makefile.index("$(VENV)/.demo:") :].split("\n\n", 1)[0]
+    assert "'.[otel,yaml]'" in demo
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert any(req.startswith("pyyaml") for req in extras["yaml"])

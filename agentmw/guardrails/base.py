@@ -54,7 +54,9 @@ class Guardrail(Protocol):
     def check_output(self, call: Call, value: Any) -> Verdict: ...
 
 
-def _check_stages(stages: Iterable[str]) -> frozenset[str]:
+def _check_stages(stages: Iterable[str] | None) -> frozenset[str] | None:
+    if stages is None:
+        return None
     chosen = frozenset([stages] if isinstance(stages, str) else stages)
     if not chosen or not chosen <= set(STAGES):
         raise ValueError(f"stages must be a non-empty subset of input, output; got {stages!r}")
@@ -69,7 +71,10 @@ class TextGuardrail:
     """
 
     name: ClassVar[str] = "TextGuardrail"
-    stages: frozenset[str] = frozenset(STAGES)
+    # The stages checked; None means the per-kind default: turns in and out, tools out only (a
+    # tool's arguments are the model's instructions to the world: rewriting them changes what
+    # the tool does).
+    stages: frozenset[str] | None = frozenset(STAGES)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -79,6 +84,13 @@ class TextGuardrail:
     def check_text(self, text: str, stage: str, call: Call) -> Verdict:
         """The verdict on one piece of text."""
         return _ALLOW
+
+    def checks(self, stage: str, call: Call) -> bool:
+        """Whether this guard looks at `stage` ("input"/"output") of `call`."""
+        stages = self.stages
+        if stages is None:
+            return stage == "output" or call.kind == "turn"
+        return stage in stages
 
     def _texts(self, texts: list[str], stage: str, call: Call) -> Verdict:
         new: list[str] | None = None
@@ -92,12 +104,12 @@ class TextGuardrail:
         return _ALLOW if new is None else Verdict.replace(new)
 
     def check_input(self, call: Call) -> Verdict:
-        if "input" not in self.stages:
+        if not self.checks("input", call):
             return _ALLOW
         return self._texts(input_texts(call), "input", call)
 
     def check_output(self, call: Call, value: Any) -> Verdict:
-        if "output" not in self.stages:
+        if not self.checks("output", call):
             return _ALLOW
         if isinstance(value, str):
             verdict = self.check_text(value, "output", call)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from agentmw.core.call import Call
-from agentmw.guardrails.base import STAGES, TextGuardrail, Verdict, _check_stages
+from agentmw.guardrails.base import TextGuardrail, Verdict, _check_stages
 
 __all__ = ["PIIRedactor"]
 
@@ -79,7 +79,10 @@ class PIIRedactor(TextGuardrail):
         kinds: which kinds of personal data to look for.
         strategy: "redact" (`[REDACTED:email]`), "mask" (all but the last four characters
             starred), "hash" (`[email:1f2e3d4c5b]`, a stable SHA-256 prefix) or "block".
-        stages: where to look ("input", "output" or both).
+        stages: where to look: "input", "output" or both, for turns and tools alike. The
+            default (None) checks a turn's input and output but only a tool's output, so a
+            tool receives the arguments the model gave it (`send_email(to=...)` keeps its
+            address) while what the tool returns is redacted before the model sees it.
     """
 
     def __init__(
@@ -87,7 +90,7 @@ class PIIRedactor(TextGuardrail):
         kinds: Iterable[str] = KINDS,
         *,
         strategy: str = "redact",
-        stages: Iterable[str] = STAGES,
+        stages: Iterable[str] | None = None,
     ) -> None:
         chosen = tuple([kinds] if isinstance(kinds, str) else kinds)
         unknown = [k for k in chosen if k not in _KINDS]

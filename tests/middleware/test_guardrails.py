@@ -77,7 +77,8 @@ async def test_pii_redacted_in_tool_arguments(mode: str) -> None:
         seen.append((to, body))
         return "sent"
 
-    stack = Stack([Guardrails([PIIRedactor(kinds=("email", "ssn"))])])
+    redactor = PIIRedactor(kinds=("email", "ssn"), stages=("input", "output"))
+    stack = Stack([Guardrails([redactor])])
     body = {"text": "ssn 123-45-6789", "count": 3}
     await run_tool(mode, stack, "send", send, "bob@example.com", body=body)
     assert seen == [("[REDACTED:email]", {"text": "ssn [REDACTED:ssn]", "count": 3})]
