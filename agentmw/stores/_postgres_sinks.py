@@ -231,3 +231,4 @@ class PostgresUsageSink(_PostgresSink):
         return totals_from_groups((r["model"], r["turns"], r["i"], r["o"], r["c"]) for r in rows)
 
     atotals = offloaded(totals)
+    """`totals` without blocking the event loop."""

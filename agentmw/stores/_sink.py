@@ -33,7 +33,8 @@ class BatchedSink(ABC, Generic[T]):
     def replay(self, session_id: str | None = None) -> list[T]:
         """The stored items in write order, all or those of one session."""
 
-    areplay = offloaded(replay)  # a subclass's `replay`, in a worker thread
+    areplay = offloaded(replay)
+    """`replay` (the subclass's) in a worker thread, without blocking the event loop."""
 
     def __init__(
         self,
@@ -87,7 +88,9 @@ class BatchedSink(ABC, Generic[T]):
 
     # Flushing and closing wait for the writer thread: their async twins wait in a worker thread.
     aflush = offloaded(flush)
+    """`flush` without blocking the event loop (bound it with `timeout` or `asyncio.timeout`)."""
     aclose = offloaded(close)
+    """`close` without blocking the event loop."""
 
     def _put(self, item: T) -> None:
         self._writer.put(item)

@@ -237,3 +237,4 @@ class SqliteUsageSink(_SqliteSink):
         return self._query(read_usage_totals)
 
     atotals = offloaded(totals)
+    """`totals` without blocking the event loop."""

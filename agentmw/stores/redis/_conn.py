@@ -3,7 +3,7 @@
 A store operation is written once, as a *plan*: a generator that yields the `Command`s to send
 (script, keys, args), reads each reply, and catches `Unavailable` to decide without Redis (the
 store's `on_unavailable` fallback). `Connection.run` and `Connection.arun` drive a plan on the
-sync or the async client; they differ only in `script(...)` vs `await script(...)`, and keep the
+sync or the async client; they differ only in `call(...)` vs `await call(...)`, and share the
 outage bookkeeping (skip while down, `store.unavailable` / `store.available` once per flip).
 """
 
@@ -56,9 +56,9 @@ def check_url(client_or_url: Any, redis: ModuleType) -> str | None:
     what = "a redis://, rediss:// or unix:// URL, a redis.Redis or a redis.asyncio.Redis"
     if not isinstance(client_or_url, str):
         raise TypeError(f"client_or_url must be {what}, got {type(client_or_url).__name__}")
-    if urlsplit(client_or_url).scheme not in URL_SCHEMES:
-        shown = client_or_url.split("@")[-1][:80]  # never echo a password
-        raise ValueError(f"client_or_url must be {what}, got the string {shown!r}")
+    scheme = urlsplit(client_or_url).scheme
+    if scheme not in URL_SCHEMES:  # the URL itself is not repeated: it may hold a password
+        raise ValueError(f"client_or_url must be {what}, got a string with scheme {scheme!r}")
     return client_or_url
 
 

@@ -41,6 +41,11 @@ class RedisRateLimitStore:
             fallback answers at once).
         clock: the `RateLimit`'s clock (default `time.monotonic`): turns a cooldown's `until`
             into a duration.
+    Raises:
+        TypeError: an argument of the wrong type (`client_or_url` names what it accepts).
+        ValueError: an argument outside what is allowed (a URL that is not redis://, rediss://
+            or unix://, braces in `prefix`, a timeout or interval <= 0...). Nothing connects
+            here: clients connect on first use.
     """
 
     def __init__(
