@@ -41,6 +41,7 @@ class RedisBreakerStore:
         retry_interval: after a failure, seconds before Redis is tried again.
         ttl: seconds an idle circuit is kept (default: twice the longer of `recovery_timeout`
             and `window`, plus a minute).
+
     Raises:
         TypeError: an argument of the wrong type (`client_or_url` names what it accepts).
         ValueError: an argument outside what is allowed (a URL that is not redis://, rediss://

@@ -63,6 +63,7 @@ class RedisLedger:
         socket_connect_timeout: seconds to connect (URL clients only).
         retry_interval: after a failure, seconds before Redis is tried again.
         ttl: seconds a key's spend is kept after its last addition (default: forever).
+
     Raises:
         TypeError: an argument of the wrong type (`client_or_url` names what it accepts).
         ValueError: an argument outside what is allowed (a URL that is not redis://, rediss://

@@ -41,6 +41,7 @@ class RedisRateLimitStore:
             fallback answers at once).
         clock: the `RateLimit`'s clock (default `time.monotonic`): turns a cooldown's `until`
             into a duration.
+
     Raises:
         TypeError: an argument of the wrong type (`client_or_url` names what it accepts).
         ValueError: an argument outside what is allowed (a URL that is not redis://, rediss://
