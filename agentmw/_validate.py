@@ -8,6 +8,8 @@ raises `ValueError`; both name the argument and say what it accepts. `bool` is n
 from __future__ import annotations
 
 import math
+import os
+import re
 from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
@@ -192,3 +194,24 @@ def check_protocol(name: str, value: Any, protocol: type, what: str | None = Non
 def check_clock(name: str, value: Any) -> Callable[[], float] | None:
     """None, or a zero-argument callable returning monotonic seconds."""
     return check_optional_callable(name, value, "a callable returning seconds")
+
+
+def check_match(name: str, value: Any, pattern: str, what: str) -> str:
+    """A string matching the regular expression `pattern` in full (`what` describes it)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be {what}, {_got(value)}")
+    if re.fullmatch(pattern, value) is None:
+        raise ValueError(f"{name} must be {what}, got {_shown(value)}")
+    return value
+
+
+def check_path(name: str, value: Any) -> str:
+    """A non-empty file path (`str` or `os.PathLike[str]`), returned as a `str`."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a file path (str or os.PathLike), {_got(value)}")
+    path = os.fspath(value)
+    if not isinstance(path, str):
+        raise TypeError(f"{name} must be a text file path (str or os.PathLike[str]), {_got(value)}")
+    if not path:
+        raise ValueError(f"{name} must be a non-empty file path, got {_shown(value)}")
+    return path

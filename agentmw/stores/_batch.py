@@ -19,10 +19,24 @@ import time
 from collections.abc import Sequence
 from typing import Any, Generic, Protocol, TypeVar, cast
 
+from agentmw._validate import check_int, check_methods, check_name, check_number
+
 log = logging.getLogger("agentmw.sinks")
 
 T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
+
+
+def check_batching(
+    batch_size: Any, flush_interval: Any, max_queue: Any, put_timeout: Any
+) -> tuple[int, float, int, float]:
+    """The batching options of a sink, checked (every sink calls this before touching a file)."""
+    return (
+        check_int("batch_size", batch_size, minimum=1),
+        check_number("flush_interval", flush_interval, above=0),
+        check_int("max_queue", max_queue, minimum=1),
+        check_number("put_timeout", put_timeout, minimum=0),
+    )
 
 
 class Backend(Protocol[T_contra]):
@@ -83,15 +97,13 @@ class BatchWriter(Generic[T]):
         max_queue: int = 10_000,
         put_timeout: float = 0.05,
     ) -> None:
-        _positive_int("batch_size", batch_size)
-        _positive_int("max_queue", max_queue)
-        _non_negative("flush_interval", flush_interval, allow_zero=False)
-        _non_negative("put_timeout", put_timeout, allow_zero=True)
-        self.name = name
-        self.batch_size = batch_size
-        self.flush_interval = float(flush_interval)
-        self.put_timeout = float(put_timeout)
-        self._backend = backend
+        self._backend: Backend[T] = check_methods(
+            "backend", backend, ("write", "close"), "a sink backend"
+        )
+        self.name = check_name("name", name)
+        self.batch_size, self.flush_interval, max_queue, self.put_timeout = check_batching(
+            batch_size, flush_interval, max_queue, put_timeout
+        )
         self._queue: queue.Queue[object] = queue.Queue(maxsize=max_queue)
         self._lock = threading.Lock()
         self._closed = False
@@ -249,16 +261,3 @@ class BatchWriter(Generic[T]):
 
 def get_nowait(q: queue.Queue[object]) -> object:
     return q.get_nowait()
-
-
-def _positive_int(name: str, value: object) -> None:
-    if type(value) is not int or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
-def _non_negative(name: str, value: object, *, allow_zero: bool) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    if ok and (value > 0 or (allow_zero and value == 0)):  # type: ignore[operator]
-        return
-    bound = ">= 0" if allow_zero else "> 0"
-    raise ValueError(f"{name} must be a number {bound}, got {value!r}")

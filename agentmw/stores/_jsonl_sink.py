@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from agentmw._validate import check_bool, check_path
 from agentmw.events import Event
+from agentmw.stores._batch import check_batching
 from agentmw.stores._sink import BatchedSink
 from agentmw.stores._sink_codec import dump_json, event_from_mapping, event_record
 
@@ -74,9 +76,9 @@ class JsonlEventSink(BatchedSink[Event]):
         max_queue: int = 10_000,
         put_timeout: float = 0.05,
     ) -> None:
-        if type(fsync) is not bool:
-            raise ValueError(f"fsync must be True or False, got {fsync!r}")
-        self.path = os.fspath(path)
+        self.path = check_path("path", path)
+        check_bool("fsync", fsync)
+        check_batching(batch_size, flush_interval, max_queue, put_timeout)  # before any file
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         super().__init__(
             _JsonlBackend(self.path, fsync),

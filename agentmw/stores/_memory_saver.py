@@ -6,6 +6,7 @@ import threading
 from collections.abc import Sequence
 
 from agentmw.stores._checkpoint_records import SessionSnapshot, StepRecord
+from agentmw.stores._twins import inline
 
 __all__ = ["InMemorySaver"]
 
@@ -62,26 +63,13 @@ class InMemorySaver:
             self._snapshots.pop(thread_id, None)
 
     # Nothing here blocks, so the async twins run inline.
-    async def aput_step(self, record: StepRecord) -> None:
-        self.put_step(record)
-
-    async def aget_steps(self, thread_id: str) -> list[StepRecord]:
-        return self.get_steps(thread_id)
-
-    async def adelete_steps(self, thread_id: str, steps: Sequence[int]) -> None:
-        self.delete_steps(thread_id, steps)
-
-    async def aput_snapshot(self, snapshot: SessionSnapshot) -> None:
-        self.put_snapshot(snapshot)
-
-    async def aget_snapshot(self, thread_id: str) -> SessionSnapshot | None:
-        return self.get_snapshot(thread_id)
-
-    async def alist_threads(self) -> list[str]:
-        return self.list_threads()
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        self.delete_thread(thread_id)
+    aput_step = inline(put_step)
+    aget_steps = inline(get_steps)
+    adelete_steps = inline(delete_steps)
+    aput_snapshot = inline(put_snapshot)
+    aget_snapshot = inline(get_snapshot)
+    alist_threads = inline(list_threads)
+    adelete_thread = inline(delete_thread)
 
     def close(self) -> None:
         """Nothing to release (present so every saver can be closed the same way)."""

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from agentmw.errors import CheckpointSchemaError
 from agentmw.stores._checkpoint_records import (
@@ -21,12 +19,14 @@ from agentmw.stores._checkpoint_records import (
     snapshot_from_row,
     step_from_row,
 )
+from agentmw.stores._postgres_plan import Plan, Statement, adrive, drive
+from agentmw.stores._postgres_schema import check_conninfo, check_prefix, require_psycopg
 from agentmw.stores._sqlite_saver import SCHEMA_VERSION
 
 __all__ = ["PostgresSaver"]
 
+T = TypeVar("T")
 COMPONENT = "checkpoints"
-_PREFIX = re.compile(r"[a-z_][a-z0-9_]{0,40}")
 _STEP_COLUMNS = (
     "kind, name, fingerprint, status, result, usage, cost_usd, finished_before,"
     " started_at, finished_at"
@@ -78,6 +78,16 @@ def _snapshot_params(s: SessionSnapshot) -> tuple[Any, ...]:
     )
 
 
+def _upsert(table: str, key: str, columns: str) -> str:
+    names = [c.strip() for c in columns.split(",")]
+    marks = ", ".join(["%s"] * (len(key.split(",")) + len(names)))
+    excluded = ", ".join(f"EXCLUDED.{c}" for c in names)
+    return (
+        f"INSERT INTO {table} ({key}, {columns}) VALUES ({marks})"
+        f" ON CONFLICT ({key}) DO UPDATE SET ({columns}) = ({excluded})"
+    )
+
+
 class PostgresSaver:
     """A `CheckpointSaver` in PostgreSQL; every write is one transaction and an upsert.
 
@@ -88,218 +98,136 @@ class PostgresSaver:
         table_prefix: the table name prefix (a lowercase SQL identifier).
 
     Call `setup()` (or `asetup()`) once to create the tables; it is idempotent.
+
+    Raises:
+        TypeError: `conninfo` is neither a string nor a pool, or `table_prefix` is not a string.
+        ValueError: libpq cannot parse `conninfo`, or `table_prefix` is not an identifier.
     """
 
     def __init__(self, conninfo: Any, *, table_prefix: str = "agentmw") -> None:
-        try:
-            import psycopg  # noqa: F401  (an optional dependency: fail at construction)
-        except ImportError as exc:
-            raise ImportError(
-                "PostgresSaver needs psycopg 3: pip install 'agentmw[postgres]'"
-            ) from exc
-        if not isinstance(table_prefix, str) or not _PREFIX.fullmatch(table_prefix):
-            raise ValueError(f"table_prefix must match {_PREFIX.pattern}, got {table_prefix!r}")
-        self.prefix = table_prefix
+        self._psycopg = require_psycopg("PostgresSaver needs")
+        conninfo = check_conninfo(conninfo, pools=True)
+        self.prefix = p = check_prefix(table_prefix)
         self._conninfo: str | None = conninfo if isinstance(conninfo, str) else None
         self._pool = None if isinstance(conninfo, str) else conninfo
         self._lock = threading.Lock()
         self._conn: Any = None
         self._aconn: Any = None
-        self._alock: asyncio.Lock | None = None
-        p = table_prefix
-        self._sql_put = (
-            f"INSERT INTO {p}_checkpoints (thread_id, step, {_STEP_COLUMNS}) VALUES"
-            " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (thread_id, step) DO"
-            " UPDATE SET ("
-            + _STEP_COLUMNS
-            + ") = ("
-            + ", ".join(f"EXCLUDED.{c.strip()}" for c in _STEP_COLUMNS.split(","))
-            + ")"
-        )
+        self._alock = asyncio.Lock()  # binds to a loop only when a caller has to wait
+        self._sql_put = _upsert(f"{p}_checkpoints", "thread_id, step", _STEP_COLUMNS)
         self._sql_get = (
             f"SELECT step, {_STEP_COLUMNS} FROM {p}_checkpoints WHERE thread_id = %s ORDER BY step"
         )
-        self._sql_snap_put = (
-            f"INSERT INTO {p}_sessions (thread_id, {_SNAPSHOT_COLUMNS}) VALUES"
-            " (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (thread_id) DO UPDATE SET ("
-            + _SNAPSHOT_COLUMNS
-            + ") = ("
-            + ", ".join(f"EXCLUDED.{c.strip()}" for c in _SNAPSHOT_COLUMNS.split(","))
-            + ")"
-        )
+        self._sql_snap_put = _upsert(f"{p}_sessions", "thread_id", _SNAPSHOT_COLUMNS)
         self._sql_snap_get = f"SELECT {_SNAPSHOT_COLUMNS} FROM {p}_sessions WHERE thread_id = %s"
 
-    # -- connections ---------------------------------------------------------------------------
-    @contextmanager
-    def _tx(self) -> Iterator[Any]:
+    # -- running a plan in one transaction -----------------------------------------------------
+    def _run(self, plan: Plan[T]) -> T:
         if self._pool is not None:
             with self._pool.connection() as conn, conn.transaction():
-                yield conn
-            return
-        import psycopg
-
+                return drive(conn, plan)
         with self._lock:
             if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(str(self._conninfo), autocommit=True)
+                self._conn = self._psycopg.connect(str(self._conninfo), autocommit=True)
             with self._conn.transaction():
-                yield self._conn
+                return drive(self._conn, plan)
 
-    @asynccontextmanager
-    async def _atx(self) -> AsyncIterator[Any]:
+    async def _arun(self, plan: Plan[T]) -> T:
         if self._pool is not None:
             async with self._pool.connection() as conn, conn.transaction():
-                yield conn
-            return
-        import psycopg
-
-        if self._alock is None:
-            self._alock = asyncio.Lock()
+                return await adrive(conn, plan)
         async with self._alock:  # an asyncio lock: waiting on it never blocks the loop
             if self._aconn is None or self._aconn.closed:
-                self._aconn = await psycopg.AsyncConnection.connect(
-                    str(self._conninfo), autocommit=True
-                )
+                connect = self._psycopg.AsyncConnection.connect
+                self._aconn = await connect(str(self._conninfo), autocommit=True)
             async with self._aconn.transaction():
-                yield self._aconn
+                return await adrive(self._aconn, plan)
 
-    # -- schema --------------------------------------------------------------------------------
-    def _ddl(self) -> list[str]:
-        return [d.format(p=self.prefix) for d in _DDL]
-
-    def _check_version(self, row: Any) -> None:
-        if row is not None and row[0] != SCHEMA_VERSION:
-            raise CheckpointSchemaError(
-                f"{self.prefix}_checkpoints",
-                f"schema version {row[0]}, this agentmw reads version {SCHEMA_VERSION}",
-            )
-
-    def _version_sql(self) -> tuple[str, str]:
+    # -- plans: each operation once ------------------------------------------------------------
+    def _setup(self) -> Plan[None]:
         p = self.prefix
-        return (
-            f"SELECT version FROM {p}_schema WHERE component = %s",
+        yield Statement("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"agentmw:{p}",))
+        for ddl in _DDL:
+            yield Statement(ddl.format(p=p))
+        select = f"SELECT version FROM {p}_schema WHERE component = %s"
+        rows = yield Statement(select, (COMPONENT,), fetch=True)
+        if rows and rows[0][0] != SCHEMA_VERSION:
+            raise CheckpointSchemaError(
+                f"{p}_checkpoints",
+                f"schema version {rows[0][0]}, this agentmw reads version {SCHEMA_VERSION}",
+            )
+        yield Statement(
             f"INSERT INTO {p}_schema (component, version) VALUES (%s, %s)"
             " ON CONFLICT (component) DO NOTHING",
+            (COMPONENT, SCHEMA_VERSION),
         )
 
+    def _put_step(self, record: StepRecord) -> Plan[None]:
+        yield Statement(self._sql_put, _step_params(record))
+
+    def _get_steps(self, thread_id: str) -> Plan[list[StepRecord]]:
+        rows = yield Statement(self._sql_get, (thread_id,), fetch=True)
+        return [step_from_row(thread_id, r[0], r[1:]) for r in rows]
+
+    def _delete_steps(self, thread_id: str, steps: Sequence[int]) -> Plan[None]:
+        yield Statement(
+            f"DELETE FROM {self.prefix}_checkpoints WHERE thread_id = %s AND step = ANY(%s)",
+            (thread_id, list(steps)),
+        )
+
+    def _put_snapshot(self, snapshot: SessionSnapshot) -> Plan[None]:
+        yield Statement(self._sql_snap_put, _snapshot_params(snapshot))
+
+    def _get_snapshot(self, thread_id: str) -> Plan[SessionSnapshot | None]:
+        rows = yield Statement(self._sql_snap_get, (thread_id,), fetch=True)
+        return snapshot_from_row(thread_id, rows[0]) if rows else None
+
+    def _list_threads(self) -> Plan[list[str]]:
+        p = self.prefix
+        union = f"SELECT thread_id FROM {p}_checkpoints UNION SELECT thread_id FROM {p}_sessions"
+        rows = yield Statement(f"{union} ORDER BY 1", fetch=True)
+        return [r[0] for r in rows]
+
+    def _delete_thread(self, thread_id: str) -> Plan[None]:
+        yield Statement(f"DELETE FROM {self.prefix}_checkpoints WHERE thread_id = %s", (thread_id,))
+        yield Statement(f"DELETE FROM {self.prefix}_sessions WHERE thread_id = %s", (thread_id,))
+
+    # -- sync ----------------------------------------------------------------------------------
     def setup(self) -> None:
         """Create the tables and the version row, or check the version; idempotent.
 
         Raises:
             CheckpointSchemaError: the tables hold another schema version.
         """
-        select, insert = self._version_sql()
-        with self._tx() as conn:
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"agentmw:{self.prefix}",))
-            for ddl in self._ddl():
-                conn.execute(ddl)
-            self._check_version(conn.execute(select, (COMPONENT,)).fetchone())
-            conn.execute(insert, (COMPONENT, SCHEMA_VERSION))
+        self._run(self._setup())
 
-    async def asetup(self) -> None:
-        """Async twin of `setup`."""
-        select, insert = self._version_sql()
-        async with self._atx() as conn:
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"agentmw:{self.prefix}",)
-            )
-            for ddl in self._ddl():
-                await conn.execute(ddl)
-            cur = await conn.execute(select, (COMPONENT,))
-            self._check_version(await cur.fetchone())
-            await conn.execute(insert, (COMPONENT, SCHEMA_VERSION))
-
-    # -- sync ----------------------------------------------------------------------------------
     def put_step(self, record: StepRecord) -> None:
         """Upsert one step record."""
-        with self._tx() as conn:
-            conn.execute(self._sql_put, _step_params(record))
+        self._run(self._put_step(record))
 
     def get_steps(self, thread_id: str) -> list[StepRecord]:
         """The thread's step records in step order."""
-        with self._tx() as conn:
-            rows = conn.execute(self._sql_get, (thread_id,)).fetchall()
-        return [step_from_row(thread_id, r[0], r[1:]) for r in rows]
+        return self._run(self._get_steps(thread_id))
 
     def delete_steps(self, thread_id: str, steps: Sequence[int]) -> None:
         """Drop the given steps of a thread."""
-        with self._tx() as conn:
-            conn.execute(
-                f"DELETE FROM {self.prefix}_checkpoints WHERE thread_id = %s AND step = ANY(%s)",
-                (thread_id, list(steps)),
-            )
+        self._run(self._delete_steps(thread_id, steps))
 
     def put_snapshot(self, snapshot: SessionSnapshot) -> None:
         """Upsert the thread's session snapshot."""
-        with self._tx() as conn:
-            conn.execute(self._sql_snap_put, _snapshot_params(snapshot))
+        self._run(self._put_snapshot(snapshot))
 
     def get_snapshot(self, thread_id: str) -> SessionSnapshot | None:
         """The thread's latest session snapshot, if any."""
-        with self._tx() as conn:
-            row = conn.execute(self._sql_snap_get, (thread_id,)).fetchone()
-        return None if row is None else snapshot_from_row(thread_id, row)
+        return self._run(self._get_snapshot(thread_id))
 
     def list_threads(self) -> list[str]:
         """Every thread with step records or a snapshot, sorted."""
-        p = self.prefix
-        with self._tx() as conn:
-            rows = conn.execute(
-                f"SELECT thread_id FROM {p}_checkpoints UNION"
-                f" SELECT thread_id FROM {p}_sessions ORDER BY 1"
-            ).fetchall()
-        return [r[0] for r in rows]
+        return self._run(self._list_threads())
 
     def delete_thread(self, thread_id: str) -> None:
         """Drop a thread's records and snapshot in one transaction."""
-        with self._tx() as conn:
-            conn.execute(
-                f"DELETE FROM {self.prefix}_checkpoints WHERE thread_id = %s", (thread_id,)
-            )
-            conn.execute(f"DELETE FROM {self.prefix}_sessions WHERE thread_id = %s", (thread_id,))
-
-    # -- async ---------------------------------------------------------------------------------
-    async def aput_step(self, record: StepRecord) -> None:
-        async with self._atx() as conn:
-            await conn.execute(self._sql_put, _step_params(record))
-
-    async def aget_steps(self, thread_id: str) -> list[StepRecord]:
-        async with self._atx() as conn:
-            cur = await conn.execute(self._sql_get, (thread_id,))
-            rows = await cur.fetchall()
-        return [step_from_row(thread_id, r[0], r[1:]) for r in rows]
-
-    async def adelete_steps(self, thread_id: str, steps: Sequence[int]) -> None:
-        async with self._atx() as conn:
-            await conn.execute(
-                f"DELETE FROM {self.prefix}_checkpoints WHERE thread_id = %s AND step = ANY(%s)",
-                (thread_id, list(steps)),
-            )
-
-    async def aput_snapshot(self, snapshot: SessionSnapshot) -> None:
-        async with self._atx() as conn:
-            await conn.execute(self._sql_snap_put, _snapshot_params(snapshot))
-
-    async def aget_snapshot(self, thread_id: str) -> SessionSnapshot | None:
-        async with self._atx() as conn:
-            cur = await conn.execute(self._sql_snap_get, (thread_id,))
-            row = await cur.fetchone()
-        return None if row is None else snapshot_from_row(thread_id, row)
-
-    async def alist_threads(self) -> list[str]:
-        p = self.prefix
-        async with self._atx() as conn:
-            cur = await conn.execute(
-                f"SELECT thread_id FROM {p}_checkpoints UNION"
-                f" SELECT thread_id FROM {p}_sessions ORDER BY 1"
-            )
-            rows = await cur.fetchall()
-        return [r[0] for r in rows]
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        p = self.prefix
-        async with self._atx() as conn:
-            await conn.execute(f"DELETE FROM {p}_checkpoints WHERE thread_id = %s", (thread_id,))
-            await conn.execute(f"DELETE FROM {p}_sessions WHERE thread_id = %s", (thread_id,))
+        self._run(self._delete_thread(thread_id))
 
     def close(self) -> None:
         """Close the connections the saver opened (a pool passed in stays open)."""
@@ -308,12 +236,45 @@ class PostgresSaver:
                 self._conn.close()
                 self._conn = None
 
+    # -- async ---------------------------------------------------------------------------------
+    async def asetup(self) -> None:
+        """Async twin of `setup`."""
+        await self._arun(self._setup())
+
+    async def aput_step(self, record: StepRecord) -> None:
+        """Async twin of `put_step`."""
+        await self._arun(self._put_step(record))
+
+    async def aget_steps(self, thread_id: str) -> list[StepRecord]:
+        """Async twin of `get_steps`."""
+        return await self._arun(self._get_steps(thread_id))
+
+    async def adelete_steps(self, thread_id: str, steps: Sequence[int]) -> None:
+        """Async twin of `delete_steps`."""
+        await self._arun(self._delete_steps(thread_id, steps))
+
+    async def aput_snapshot(self, snapshot: SessionSnapshot) -> None:
+        """Async twin of `put_snapshot`."""
+        await self._arun(self._put_snapshot(snapshot))
+
+    async def aget_snapshot(self, thread_id: str) -> SessionSnapshot | None:
+        """Async twin of `get_snapshot`."""
+        return await self._arun(self._get_snapshot(thread_id))
+
+    async def alist_threads(self) -> list[str]:
+        """Async twin of `list_threads`."""
+        return await self._arun(self._list_threads())
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Async twin of `delete_thread`."""
+        await self._arun(self._delete_thread(thread_id))
+
     async def aclose(self) -> None:
         """Async twin of `close` (also closes the async connection)."""
-        self.close()
-        if self._aconn is not None:
-            await self._aconn.close()
-            self._aconn = None
+        await asyncio.to_thread(self.close)  # it waits for the lock a sync call may hold
+        aconn, self._aconn = self._aconn, None
+        if aconn is not None:
+            await aconn.close()
 
     def __repr__(self) -> str:
         return f"PostgresSaver(table_prefix={self.prefix!r})"

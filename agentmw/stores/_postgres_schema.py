@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from agentmw._validate import check_match
 from agentmw.errors import SinkSchemaError
 
 if TYPE_CHECKING:
@@ -35,20 +36,44 @@ _DDL = {
 
 
 def check_prefix(prefix: object) -> str:
-    if not isinstance(prefix, str) or not _PREFIX.fullmatch(prefix):
-        raise ValueError(
-            f"table_prefix must match {_PREFIX.pattern} (lowercase SQL identifier), got {prefix!r}"
-        )
-    return prefix
+    """`table_prefix`: a lowercase SQL identifier the table names start with."""
+    return check_match(
+        "table_prefix", prefix, _PREFIX.pattern, f"a lowercase SQL identifier ({_PREFIX.pattern})"
+    )
 
 
-def require_psycopg() -> Any:
+def check_conninfo(conninfo: object, *, pools: bool = False) -> Any:
+    """`conninfo`: a libpq connection string or URL that libpq can parse (no connection is
+    made), or with `pools=True` also a `psycopg_pool` `ConnectionPool` / `AsyncConnectionPool`.
+    """
+    psycopg = require_psycopg()
+    what = "a libpq connection string or URL"
+    if pools:
+        try:
+            from psycopg_pool import AsyncConnectionPool, ConnectionPool
+        except ImportError:  # pragma: no cover - the postgres extra installs psycopg-pool
+            pass
+        else:
+            if isinstance(conninfo, (ConnectionPool, AsyncConnectionPool)):
+                return conninfo
+        what += ", a psycopg_pool.ConnectionPool or a psycopg_pool.AsyncConnectionPool"
+    if not isinstance(conninfo, str):
+        raise TypeError(f"conninfo must be {what}, got {type(conninfo).__name__}")
+    try:
+        psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        # libpq's message may quote the string, which can hold a password: not repeated here.
+        raise ValueError(f"conninfo must be {what}; libpq cannot parse the string given") from None
+    return conninfo
+
+
+def require_psycopg(who: str = "the PostgreSQL sinks need") -> Any:
+    """The psycopg module (an optional dependency), or an ImportError naming the extra."""
     try:
         import psycopg
+        import psycopg.conninfo  # check_conninfo parses with it
     except ImportError as exc:  # an optional dependency
-        raise ImportError(
-            "the PostgreSQL sinks need psycopg 3: pip install 'agentmw[postgres]'"
-        ) from exc
+        raise ImportError(f"{who} psycopg 3: pip install 'agentmw[postgres]'") from exc
     return psycopg
 
 

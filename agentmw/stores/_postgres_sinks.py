@@ -7,13 +7,18 @@ by the writer thread; a failed batch drops that connection and the next batch re
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agentmw.events import Event, UsageRecord
-from agentmw.stores._postgres_schema import check_prefix, ensure_schema, require_psycopg
+from agentmw.stores._batch import check_batching
+from agentmw.stores._postgres_schema import (
+    check_conninfo,
+    check_prefix,
+    ensure_schema,
+    require_psycopg,
+)
 from agentmw.stores._sink import BatchedSink, UsageTotals
 from agentmw.stores._sink_codec import (
     dump_json,
@@ -22,6 +27,7 @@ from agentmw.stores._sink_codec import (
     usage_from_mapping,
     utc,
 )
+from agentmw.stores._twins import offloaded
 from agentmw.usage import USAGE_FIELDS
 
 if TYPE_CHECKING:
@@ -92,11 +98,9 @@ class _PostgresSink(BatchedSink[Any]):
         max_queue: int = 10_000,
         put_timeout: float = 0.05,
     ) -> None:
-        require_psycopg()
-        if not isinstance(conninfo, str):
-            raise ValueError(f"conninfo must be a libpq connection string, got {conninfo!r}")
-        self.conninfo = conninfo
+        self.conninfo: str = check_conninfo(conninfo)
         self.table_prefix = check_prefix(table_prefix)
+        check_batching(batch_size, flush_interval, max_queue, put_timeout)
         self.table = f"{table_prefix}_{self._component}"
         self._ready = False
         self._ready_lock = threading.Lock()
@@ -176,7 +180,7 @@ class PostgresEventSink(_PostgresSink):
     """Writes session events to `{table_prefix}_events` in PostgreSQL (psycopg 3).
 
     Args:
-        conninfo: a libpq connection string or URL.
+        conninfo: a libpq connection string or URL (checked now; connections open on first use).
         table_prefix: prefix of the table names (a lowercase SQL identifier).
         batch_size: most events per transaction.
         flush_interval: seconds an event may wait before its batch is written.
@@ -226,6 +230,5 @@ class PostgresUsageSink(_PostgresSink):
         )
         return totals_from_groups((r["model"], r["turns"], r["i"], r["o"], r["c"]) for r in rows)
 
-    async def atotals(self) -> dict[str, UsageTotals]:
-        """`totals` without blocking the event loop."""
-        return await asyncio.to_thread(self.totals)
+    atotals = offloaded(totals)
+    """`totals` without blocking the event loop."""

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from abc import ABC, abstractmethod
 from decimal import Decimal
-from types import TracebackType
 from typing import Generic, Self, TypedDict, TypeVar
 
 from agentmw.stores._batch import Backend, BatchWriter
+from agentmw.stores._twins import offloaded
 
 T = TypeVar("T")
 
@@ -34,9 +33,8 @@ class BatchedSink(ABC, Generic[T]):
     def replay(self, session_id: str | None = None) -> list[T]:
         """The stored items in write order, all or those of one session."""
 
-    async def areplay(self, session_id: str | None = None) -> list[T]:
-        """`replay` without blocking the event loop."""
-        return await asyncio.to_thread(self.replay, session_id)
+    areplay = offloaded(replay)
+    """`replay` (the subclass's) in a worker thread, without blocking the event loop."""
 
     def __init__(
         self,
@@ -84,17 +82,15 @@ class BatchedSink(ABC, Generic[T]):
         """
         return self._writer.flush(timeout)
 
-    async def aflush(self) -> bool:
-        """`flush` without blocking the event loop (bound it with `asyncio.timeout`)."""
-        return await asyncio.to_thread(self._writer.flush)
-
     def close(self) -> None:
         """Write what is queued, stop the writer thread, release the store. Idempotent."""
         self._writer.close()
 
-    async def aclose(self) -> None:
-        """`close` without blocking the event loop."""
-        await asyncio.to_thread(self._writer.close)
+    # Flushing and closing wait for the writer thread: their async twins wait in a worker thread.
+    aflush = offloaded(flush)
+    """`flush` without blocking the event loop (bound it with `timeout` or `asyncio.timeout`)."""
+    aclose = offloaded(close)
+    """`close` without blocking the event loop."""
 
     def _put(self, item: T) -> None:
         self._writer.put(item)
@@ -102,21 +98,11 @@ class BatchedSink(ABC, Generic[T]):
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()

@@ -7,7 +7,6 @@ Tables (stable; the `agentmw` CLI reads them): `agentmw_schema(component, versio
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sqlite3
@@ -15,6 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from agentmw._validate import check_choice, check_path
 from agentmw.errors import CheckpointSchemaError
 from agentmw.stores._checkpoint_records import (
     SessionSnapshot,
@@ -23,6 +23,7 @@ from agentmw.stores._checkpoint_records import (
     step_from_row,
     usage_json,
 )
+from agentmw.stores._twins import offloaded
 
 __all__ = ["CheckpointSchemaError", "SqliteSaver"]
 
@@ -117,15 +118,14 @@ class SqliteSaver:
             power loss may lose the last steps) or "FULL" (every step is on disk when written).
 
     Raises:
-        ValueError: `synchronous` is not "NORMAL" or "FULL".
+        TypeError: `path` is not a path, or `synchronous` not a string.
+        ValueError: `path` is empty, or `synchronous` is not "NORMAL" or "FULL".
         CheckpointSchemaError: the file holds another checkpoint schema version.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "NORMAL") -> None:
-        if synchronous not in _SYNC_MODES:
-            raise ValueError(f"synchronous must be one of NORMAL, FULL; got {synchronous!r}")
-        self.path = os.fspath(path)
-        self.synchronous = synchronous
+        self.path = check_path("path", path)
+        self.synchronous = check_choice("synchronous", synchronous, _SYNC_MODES)
         self._lock = threading.Lock()
         # One connection shared under a lock: SQLite serializes writers anyway.
         self._conn = sqlite3.connect(
@@ -234,27 +234,14 @@ class SqliteSaver:
                 self._conn.execute("ROLLBACK")
                 raise
 
-    # SQLite blocks on disk: the async twins run in a worker thread so the loop never waits.
-    async def aput_step(self, record: StepRecord) -> None:
-        await asyncio.to_thread(self.put_step, record)
-
-    async def aget_steps(self, thread_id: str) -> list[StepRecord]:
-        return await asyncio.to_thread(self.get_steps, thread_id)
-
-    async def adelete_steps(self, thread_id: str, steps: Sequence[int]) -> None:
-        await asyncio.to_thread(self.delete_steps, thread_id, list(steps))
-
-    async def aput_snapshot(self, snapshot: SessionSnapshot) -> None:
-        await asyncio.to_thread(self.put_snapshot, snapshot)
-
-    async def aget_snapshot(self, thread_id: str) -> SessionSnapshot | None:
-        return await asyncio.to_thread(self.get_snapshot, thread_id)
-
-    async def alist_threads(self) -> list[str]:
-        return await asyncio.to_thread(self.list_threads)
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        await asyncio.to_thread(self.delete_thread, thread_id)
+    # SQLite blocks on disk (and on the lock): the async twins run in a worker thread.
+    aput_step = offloaded(put_step)
+    aget_steps = offloaded(get_steps)
+    adelete_steps = offloaded(delete_steps)
+    aput_snapshot = offloaded(put_snapshot)
+    aget_snapshot = offloaded(get_snapshot)
+    alist_threads = offloaded(list_threads)
+    adelete_thread = offloaded(delete_thread)
 
     def close(self) -> None:
         """Close the connection."""

@@ -7,7 +7,6 @@ a process crash; a power loss may lose the last batches but never corrupts the f
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -15,7 +14,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+from agentmw._validate import check_path
 from agentmw.events import Event, UsageRecord
+from agentmw.stores._batch import check_batching
 from agentmw.stores._sink import BatchedSink, UsageTotals
 from agentmw.stores._sink_codec import (
     dump_json,
@@ -25,6 +26,7 @@ from agentmw.stores._sink_codec import (
     utc,
 )
 from agentmw.stores._sqlite_schema import connect, ensure_schema
+from agentmw.stores._twins import offloaded
 from agentmw.usage import USAGE_FIELDS
 
 _T = TypeVar("_T")
@@ -155,9 +157,10 @@ class _SqliteSink(BatchedSink[Any]):
         max_queue: int = 10_000,
         put_timeout: float = 0.05,
     ) -> None:
-        self.path = os.fspath(path)
+        self.path = check_path("path", path)
         if self.path == ":memory:" or self.path.startswith("file:"):
             raise ValueError("path must be a file path (a :memory: database is per connection)")
+        check_batching(batch_size, flush_interval, max_queue, put_timeout)  # before any file
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         ensure_schema(self.path, self._component)
         super().__init__(
@@ -233,6 +236,5 @@ class SqliteUsageSink(_SqliteSink):
         """Per model: turns, input/output/total tokens and exact `Decimal` cost."""
         return self._query(read_usage_totals)
 
-    async def atotals(self) -> dict[str, UsageTotals]:
-        """`totals` without blocking the event loop."""
-        return await asyncio.to_thread(self.totals)
+    atotals = offloaded(totals)
+    """`totals` without blocking the event loop."""

@@ -21,7 +21,7 @@ __all__ = ["BreakerStore", "InMemoryBreakerStore"]
 class BreakerStore(Protocol):
     """Where circuit state lives, keyed by (breaker name, key); `now` comes from the breaker.
 
-    Each method is one atomic step of the state machine in `agentmw._breaker.CircuitState`.
+    Each method is one atomic step of the state machine in `agentmw.stores.circuit.CircuitState`.
     Async twins exist so a networked store never blocks an event loop.
     """
 

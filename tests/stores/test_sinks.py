@@ -175,18 +175,21 @@ def test_foreign_and_mismatched_files_raise_a_clear_error(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "name"),
+    ("kwargs", "name", "error"),
     [
-        ({"batch_size": 0}, "batch_size"),
-        ({"max_queue": 1.5}, "max_queue"),
-        ({"flush_interval": 0}, "flush_interval"),
-        ({"put_timeout": -1}, "put_timeout"),
+        ({"batch_size": 0}, "batch_size", ValueError),
+        ({"max_queue": 1.5}, "max_queue", TypeError),  # a wrong type is a TypeError
+        ({"flush_interval": 0}, "flush_interval", ValueError),
+        ({"put_timeout": -1}, "put_timeout", ValueError),
     ],
 )
-def test_options_are_validated(tmp_path: Path, kwargs: dict[str, Any], name: str) -> None:
-    with pytest.raises(ValueError, match=name):
+def test_options_are_validated(
+    tmp_path: Path, kwargs: dict[str, Any], name: str, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match=name):
         SqliteEventSink(tmp_path / "x.db", **kwargs)
-    with pytest.raises(ValueError, match="fsync"):
+    assert not (tmp_path / "x.db").exists()  # refused before the file was created
+    with pytest.raises(TypeError, match="fsync"):
         JsonlEventSink(tmp_path / "x.jsonl", fsync=1)  # type: ignore[arg-type]
 
 

@@ -1,4 +1,11 @@
-"""Plumbing shared by the Redis stores: lazy clients, scripts, outage detection and its events."""
+"""Plumbing shared by the Redis stores: lazy clients, scripts, plans, outages and their events.
+
+A store operation is written once, as a *plan*: a generator that yields the `Command`s to send
+(script, keys, args), reads each reply, and catches `Unavailable` to decide without Redis (the
+store's `on_unavailable` fallback). `Connection.run` and `Connection.arun` drive a plan on the
+sync or the async client; they differ only in `call(...)` vs `await call(...)`, and share the
+outage bookkeeping (skip while down, `store.unavailable` / `store.available` once per flip).
+"""
 
 from __future__ import annotations
 
@@ -6,17 +13,53 @@ import asyncio
 import threading
 import time
 import weakref
+from collections.abc import Generator, Sequence
+from contextlib import closing
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple, TypeVar, cast
+from urllib.parse import urlsplit
 
+from agentmw._validate import check_choice, check_match, check_number
 from agentmw.classify import exception_type
 from agentmw.core.context import current_session
 from agentmw.events import emit_global
 
 OnUnavailable = Literal["allow", "deny"]
+T = TypeVar("T")
+URL_SCHEMES = ("redis", "rediss", "unix")
+PREFIX = r"[^{}]+"  # a hash tag is `{prefix:key}`: braces in the prefix would break the slot
+
+
+class Command(NamedTuple):
+    """One script call of a plan: the Lua source, its KEYS and its ARGV."""
+
+    lua: str
+    keys: Sequence[str]
+    args: Sequence[Any]
+
+
+class Unavailable(Exception):
+    """Thrown into a plan when Redis is down (known, or it just failed): decide without it."""
+
+
+# A plan yields Commands, is sent each reply, and returns the operation's answer.
+Plan = Generator[Command, Any, T]
 
 # Internal machinery of the Redis stores; nothing here is public API.
 __all__: list[str] = []
+
+
+def check_url(client_or_url: Any, redis: ModuleType) -> str | None:
+    """The URL of `client_or_url` (None for a client); a wrong type or scheme is refused."""
+    if isinstance(client_or_url, (redis.Redis, redis.asyncio.Redis)):
+        return None
+    what = "a redis://, rediss:// or unix:// URL, a redis.Redis or a redis.asyncio.Redis"
+    if not isinstance(client_or_url, str):
+        raise TypeError(f"client_or_url must be {what}, got {type(client_or_url).__name__}")
+    scheme = urlsplit(client_or_url).scheme
+    if scheme not in URL_SCHEMES:  # the URL itself is not repeated: it may hold a password
+        raise ValueError(f"client_or_url must be {what}, got a string with scheme {scheme!r}")
+    return client_or_url
 
 
 def require_redis() -> ModuleType:
@@ -29,21 +72,6 @@ def require_redis() -> ModuleType:
             "the Redis stores need redis-py: install the extra with `pip install 'agentmw[redis]'`"
         ) from exc
     return redis
-
-
-def _positive(label: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{label} must be a number > 0, got {value!r}")
-    return float(value)
-
-
-def optional_ttl(ttl: Any) -> float | None:
-    """Validate a store's `ttl` option: a number of seconds > 0, or None."""
-    if ttl is None:
-        return None
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl > 0:
-        raise ValueError(f"ttl must be a number > 0 or None, got {ttl!r}")
-    return float(ttl)
 
 
 class Connection:
@@ -66,31 +94,19 @@ class Connection:
         retry_interval: float,
     ) -> None:
         redis = require_redis()
-        if on_unavailable not in ("allow", "deny"):
-            raise ValueError(f"on_unavailable must be 'allow' or 'deny', got {on_unavailable!r}")
-        if not isinstance(prefix, str) or not prefix or "{" in prefix or "}" in prefix:
-            raise ValueError(f"prefix must be a non-empty string without braces, got {prefix!r}")
+        self._url: str | None = check_url(client_or_url, redis)
+        self._sync: Any = client_or_url if isinstance(client_or_url, redis.Redis) else None
+        self._async: Any = client_or_url if isinstance(client_or_url, redis.asyncio.Redis) else None
         self.store = store
-        self.prefix = prefix
-        self.on_unavailable: OnUnavailable = on_unavailable  # type: ignore[assignment]
-        self.socket_timeout = _positive("socket_timeout", socket_timeout)
-        self.socket_connect_timeout = _positive("socket_connect_timeout", socket_connect_timeout)
-        self.retry_interval = _positive("retry_interval", retry_interval)
+        self.prefix = check_match("prefix", prefix, PREFIX, "a non-empty string without braces")
+        mode = check_choice("on_unavailable", on_unavailable, ("allow", "deny"))
+        self.on_unavailable: OnUnavailable = "deny" if mode == "deny" else "allow"
+        self.socket_timeout = check_number("socket_timeout", socket_timeout, above=0)
+        self.socket_connect_timeout = check_number(
+            "socket_connect_timeout", socket_connect_timeout, above=0
+        )
+        self.retry_interval = check_number("retry_interval", retry_interval, above=0)
         self.errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
-        self._url: str | None = None
-        self._sync: Any = None
-        self._async: Any = None
-        if isinstance(client_or_url, str):
-            self._url = client_or_url
-        elif isinstance(client_or_url, redis.asyncio.Redis):
-            self._async = client_or_url
-        elif isinstance(client_or_url, redis.Redis):
-            self._sync = client_or_url
-        else:
-            raise TypeError(
-                "client_or_url must be a redis:// URL, a redis.Redis or a redis.asyncio.Redis, "
-                f"got {type(client_or_url).__name__}"
-            )
         self._lock = threading.Lock()
         self._scripts: dict[str, Any] = {}
         # An asyncio client's connections belong to one event loop: a URL store keeps one client
@@ -141,6 +157,12 @@ class Connection:
         """The async client for the running event loop (created from the URL on first use)."""
         return self._async_entry()[0]
 
+    def call(self, command: Command, *, asynchronous: bool = False) -> Any:
+        """Send `command` on the sync client (its reply) or the async one (an awaitable)."""
+        return self.script(command.lua, asynchronous=asynchronous)(
+            keys=command.keys, args=command.args
+        )
+
     def script(self, lua: str, *, asynchronous: bool = False) -> Any:
         """`lua` registered on the sync or async client (EVALSHA, reloading on NOSCRIPT)."""
         if asynchronous:
@@ -159,6 +181,61 @@ class Connection:
     def tag(self, key: str) -> str:
         """The hash tag of `key`: every Redis key derived from it lands in one cluster slot."""
         return f"{{{self.prefix}:{key}}}"
+
+    # -- plans -------------------------------------------------------------------------------
+    def run(self, plan: Plan[T]) -> T:
+        """Drive `plan` on the sync client and return its answer (see the module doc)."""
+        steps = self._steps(plan)
+        try:
+            command = next(steps)
+            while True:
+                try:
+                    reply = self.call(command)
+                except BaseException as exc:  # `_steps` tells an outage from an error to raise
+                    command = steps.throw(exc)
+                else:
+                    command = steps.send(reply)
+        except StopIteration as done:
+            return cast(T, done.value)
+
+    async def arun(self, plan: Plan[T]) -> T:
+        """Async twin of `run`, on the async client of the running event loop."""
+        steps = self._steps(plan)
+        try:
+            command = next(steps)
+            while True:
+                try:
+                    reply = await self.call(command, asynchronous=True)
+                except BaseException as exc:  # cancellation too: the plan is closed in `_steps`
+                    command = steps.throw(exc)
+                else:
+                    command = steps.send(reply)
+        except StopIteration as done:
+            return cast(T, done.value)
+
+    def _steps(self, plan: Plan[Any]) -> Plan[Any]:
+        # The decisions both drivers share: skip while down, note failures and recoveries, and
+        # throw `Unavailable` into the plan so it answers without Redis. A driver sends each
+        # reply in here, or throws the client's error in.
+        with closing(plan):  # a plan cut short still runs its `finally` (the ledger's pending)
+            try:
+                command = next(plan)
+            except StopIteration as done:
+                return done.value  # answered at once, without Redis
+            if not self.skip():
+                try:
+                    while True:
+                        command = plan.send((yield command))
+                except StopIteration as done:
+                    self.succeeded()
+                    return done.value
+                except self.errors as exc:
+                    self.failed(exc)
+            try:
+                plan.throw(Unavailable())
+            except StopIteration as done:
+                return done.value
+        raise RuntimeError("a Redis plan must return once it is told Redis is unavailable")
 
     # -- availability ----------------------------------------------------------------------
     def skip(self) -> bool:

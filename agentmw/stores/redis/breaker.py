@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from agentmw._validate import check_optional_number
 from agentmw.stores.breaker import InMemoryBreakerStore
 from agentmw.stores.circuit import OPEN, BreakerConfig, BreakerState, Outcome, Permit
 from agentmw.stores.redis._breaker_lua import ACQUIRE, RECORD, STATE
-from agentmw.stores.redis._conn import Connection, optional_ttl
+from agentmw.stores.redis._conn import Command, Connection, Plan, Unavailable
 
 __all__ = ["RedisBreakerStore"]
 
@@ -40,6 +41,12 @@ class RedisBreakerStore:
         retry_interval: after a failure, seconds before Redis is tried again.
         ttl: seconds an idle circuit is kept (default: twice the longer of `recovery_timeout`
             and `window`, plus a minute).
+
+    Raises:
+        TypeError: an argument of the wrong type (`client_or_url` names what it accepts).
+        ValueError: an argument outside what is allowed (a URL that is not redis://, rediss://
+            or unix://, braces in `prefix`, a timeout or interval <= 0...). Nothing connects
+            here: clients connect on first use.
     """
 
     def __init__(
@@ -62,8 +69,7 @@ class RedisBreakerStore:
             socket_connect_timeout=socket_connect_timeout,
             retry_interval=retry_interval,
         )
-        ttl = optional_ttl(ttl)
-        self.ttl = ttl
+        self.ttl = check_optional_number("ttl", ttl, above=0)
         self.local = InMemoryBreakerStore()
 
     @property
@@ -82,12 +88,35 @@ class RedisBreakerStore:
             ttl = 2 * max(config.recovery_timeout, config.window) + 60.0
         return math.ceil(ttl * 1000)
 
-    def _acquire_args(self, config: BreakerConfig) -> list[Any]:
-        return [config.recovery_timeout * 1e6, config.half_open_max_calls, self._ttl_ms(config)]
+    # -- plans: each operation once, driven by `run` (sync) or `arun` (async) ----------------
+    def _acquire(self, name: str, key: str, config: BreakerConfig, now: float) -> Plan[Permit]:
+        args = [config.recovery_timeout * 1e6, config.half_open_max_calls, self._ttl_ms(config)]
+        try:
+            reply = yield Command(ACQUIRE, self.keys(name, key)[:1], args)
+        except Unavailable:
+            if self._conn.on_unavailable == "deny":
+                return Permit(False, retry_after=self._conn.retry_interval)
+            return self.local.acquire(name, key, config, now)
+        allowed, probe, generation, retry_us, entered = (int(v) for v in reply)
+        return Permit(
+            bool(allowed),
+            probe=bool(probe),
+            generation=generation,
+            retry_after=retry_us / 1e6,
+            transition=BreakerState.HALF_OPEN if entered else None,
+        )
 
-    def _record_args(self, config: BreakerConfig, permit: Permit, outcome: Outcome) -> list[Any]:
+    def _record(
+        self,
+        name: str,
+        key: str,
+        config: BreakerConfig,
+        now: float,
+        permit: Permit,
+        outcome: Outcome,
+    ) -> Plan[BreakerState | None]:
         ratio = config.failure_ratio
-        return [
+        args = [
             _OUTCOMES[outcome],
             "1" if permit.probe else "0",
             permit.generation,
@@ -98,45 +127,27 @@ class RedisBreakerStore:
             config.window * 1e6,
             self._ttl_ms(config),
         ]
+        try:
+            entered = yield Command(RECORD, self.keys(name, key), args)
+        except Unavailable:
+            if self._conn.on_unavailable == "deny":
+                return None
+            return self.local.record(name, key, config, now, permit, outcome)
+        return _STATES.get(_text(entered))
 
-    @staticmethod
-    def _permit(reply: Any) -> Permit:
-        allowed, probe, generation, retry_us, entered = (int(v) for v in reply)
-        return Permit(
-            bool(allowed),
-            probe=bool(probe),
-            generation=generation,
-            retry_after=retry_us / 1e6,
-            transition=BreakerState.HALF_OPEN if entered else None,
-        )
+    def _state(self, name: str, key: str, config: BreakerConfig, now: float) -> Plan[BreakerState]:
+        try:
+            reply = yield Command(STATE, self.keys(name, key)[:1], [config.recovery_timeout * 1e6])
+        except Unavailable:
+            if self._conn.on_unavailable == "deny":
+                return OPEN
+            return self.local.state(name, key, config, now)
+        return BreakerState(_text(reply))
 
-    def _fallback_permit(self, name: str, key: str, config: BreakerConfig, now: float) -> Permit:
-        if self._conn.on_unavailable == "deny":
-            return Permit(False, retry_after=self._conn.retry_interval)
-        return self.local.acquire(name, key, config, now)
-
-    def _fallback_record(
-        self, name: str, key: str, config: BreakerConfig, now: float, permit: Permit, outcome: Any
-    ) -> BreakerState | None:
-        if self._conn.on_unavailable == "deny":
-            return None
-        return self.local.record(name, key, config, now, permit, outcome)
-
-    # -- sync ------------------------------------------------------------------------------
+    # -- the public twins ------------------------------------------------------------------
     def acquire(self, name: str, key: str, config: BreakerConfig, now: float) -> Permit:
         """Ask to make a call; a refused permit carries `retry_after`."""
-        conn = self._conn
-        if not conn.skip():
-            try:
-                reply = conn.script(ACQUIRE)(
-                    keys=self.keys(name, key)[:1], args=self._acquire_args(config)
-                )
-            except conn.errors as exc:
-                conn.failed(exc)
-            else:
-                conn.succeeded()
-                return self._permit(reply)
-        return self._fallback_permit(name, key, config, now)
+        return self._conn.run(self._acquire(name, key, config, now))
 
     def record(
         self,
@@ -148,35 +159,11 @@ class RedisBreakerStore:
         outcome: Outcome,
     ) -> BreakerState | None:
         """Report a permitted call's outcome; returns the state entered, if any."""
-        conn = self._conn
-        if not conn.skip():
-            try:
-                entered = conn.script(RECORD)(
-                    keys=self.keys(name, key), args=self._record_args(config, permit, outcome)
-                )
-            except conn.errors as exc:
-                conn.failed(exc)
-            else:
-                conn.succeeded()
-                return _STATES.get(_text(entered))
-        return self._fallback_record(name, key, config, now, permit, outcome)
+        return self._conn.run(self._record(name, key, config, now, permit, outcome))
 
     def state(self, name: str, key: str, config: BreakerConfig, now: float) -> BreakerState:
         """The circuit's current state (OPEN while Redis is down in "deny" mode)."""
-        conn = self._conn
-        if not conn.skip():
-            try:
-                reply = conn.script(STATE)(
-                    keys=self.keys(name, key)[:1], args=[config.recovery_timeout * 1e6]
-                )
-            except conn.errors as exc:
-                conn.failed(exc)
-            else:
-                conn.succeeded()
-                return BreakerState(_text(reply))
-        if conn.on_unavailable == "deny":
-            return OPEN
-        return self.local.state(name, key, config, now)
+        return self._conn.run(self._state(name, key, config, now))
 
     def reset(self, name: str, key: str | None = None) -> None:
         """Close one circuit, or every circuit of `name` (found with SCAN) when `key` is None."""
@@ -197,21 +184,9 @@ class RedisBreakerStore:
         else:
             conn.succeeded()
 
-    # -- async -----------------------------------------------------------------------------
     async def aacquire(self, name: str, key: str, config: BreakerConfig, now: float) -> Permit:
         """Async twin of `acquire`."""
-        conn = self._conn
-        if not conn.skip():
-            try:
-                reply = await conn.script(ACQUIRE, asynchronous=True)(
-                    keys=self.keys(name, key)[:1], args=self._acquire_args(config)
-                )
-            except conn.errors as exc:
-                conn.failed(exc)
-            else:
-                conn.succeeded()
-                return self._permit(reply)
-        return self._fallback_permit(name, key, config, now)
+        return await self._conn.arun(self._acquire(name, key, config, now))
 
     async def arecord(
         self,
@@ -223,18 +198,7 @@ class RedisBreakerStore:
         outcome: Outcome,
     ) -> BreakerState | None:
         """Async twin of `record`."""
-        conn = self._conn
-        if not conn.skip():
-            try:
-                entered = await conn.script(RECORD, asynchronous=True)(
-                    keys=self.keys(name, key), args=self._record_args(config, permit, outcome)
-                )
-            except conn.errors as exc:
-                conn.failed(exc)
-            else:
-                conn.succeeded()
-                return _STATES.get(_text(entered))
-        return self._fallback_record(name, key, config, now, permit, outcome)
+        return await self._conn.arun(self._record(name, key, config, now, permit, outcome))
 
 
 def _text(reply: Any) -> str:

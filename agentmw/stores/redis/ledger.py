@@ -6,8 +6,9 @@ import threading
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
+from agentmw._validate import check_optional_number
 from agentmw.stores.ledger import LedgerResult
-from agentmw.stores.redis._conn import Connection, optional_ttl
+from agentmw.stores.redis._conn import Command, Connection, Plan, Unavailable
 
 __all__ = ["RedisLedger"]
 
@@ -26,6 +27,7 @@ local total = redis.call('INCRBY', KEYS[1], ARGV[1])
 if ARGV[3] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return {1, total}
 """
+_GET = "return redis.call('GET', KEYS[1])"
 
 
 def to_units(amount: Decimal) -> int:
@@ -61,6 +63,12 @@ class RedisLedger:
         socket_connect_timeout: seconds to connect (URL clients only).
         retry_interval: after a failure, seconds before Redis is tried again.
         ttl: seconds a key's spend is kept after its last addition (default: forever).
+
+    Raises:
+        TypeError: an argument of the wrong type (`client_or_url` names what it accepts).
+        ValueError: an argument outside what is allowed (a URL that is not redis://, rediss://
+            or unix://, braces in `prefix`, a timeout or interval <= 0...). Nothing connects
+            here: clients connect on first use.
     """
 
     def __init__(
@@ -83,7 +91,7 @@ class RedisLedger:
             socket_connect_timeout=socket_connect_timeout,
             retry_interval=retry_interval,
         )
-        ttl = optional_ttl(ttl)
+        ttl = check_optional_number("ttl", ttl, above=0)
         self._ttl = "" if ttl is None else str(int(ttl * 1000))
         self._lock = threading.Lock()
         self._seen: dict[str, int] = {}  # the last total Redis reported, per key
@@ -107,12 +115,14 @@ class RedisLedger:
     # -- bookkeeping shared by both paths --------------------------------------------------
     def _take_pending(self) -> dict[str, int]:
         if not self._pending:  # the usual case: no lock on the hot path
-            return self._pending
+            return {}  # a new dict: another thread may fill the live one meanwhile
         with self._lock:
             pending, self._pending = self._pending, {}
         return pending
 
     def _keep_pending(self, pending: dict[str, int]) -> None:
+        if not pending:
+            return
         with self._lock:
             for key, units in pending.items():
                 self._pending[key] = self._pending.get(key, 0) + units
@@ -126,116 +136,59 @@ class RedisLedger:
             self._seen[key] = total
         return total
 
-    def _offline_add(self, key: str, units: int, limit: int | None) -> LedgerResult:
-        known = self._known(key)
-        if limit is not None and (self._conn.on_unavailable == "deny" or known + units > limit):
-            return LedgerResult(False, to_usd(known))
-        self._keep_pending({key: units})
-        return LedgerResult(True, to_usd(known + units))
-
-    def _offline_spent(self, key: str) -> Decimal:
-        if self._conn.on_unavailable == "deny":
-            return _INFINITY
-        return to_usd(self._known(key))
-
-    @staticmethod
-    def _check(amount: Any) -> None:
-        if not isinstance(amount, Decimal):
-            raise TypeError(f"amount must be a Decimal, got {type(amount).__name__}")
-
-    def _args(self, units: int, limit: int | None) -> list[Any]:
-        return [units, "" if limit is None else limit, self._ttl]
-
-    # -- sync ------------------------------------------------------------------------------
-    def _flush(self) -> None:
+    # -- plans: each operation once, driven by `run` (sync) or `arun` (async) ----------------
+    def _flush(self) -> Plan[None]:
+        # Spend kept during an outage goes first; what is not written stays pending.
         pending = self._take_pending()
-        if not pending:
-            return
-        client = self._conn.sync_client()
         try:
             for key in list(pending):
-                client.incrby(self.redis_key(key), pending[key])
+                yield Command(_ADD, [self.redis_key(key)], [pending[key], "", ""])
                 del pending[key]
         finally:
             self._keep_pending(pending)
 
+    def _spent(self, key: str) -> Plan[Decimal]:
+        try:
+            yield from self._flush()
+            raw = yield Command(_GET, [self.redis_key(key)], [])
+        except Unavailable:
+            if self._conn.on_unavailable == "deny":
+                return _INFINITY
+            return to_usd(self._known(key))
+        return to_usd(self._saw(key, int(raw or 0)))
+
+    def _add(self, key: str, amount: Decimal, limit: Decimal | None) -> Plan[LedgerResult]:
+        if not isinstance(amount, Decimal):
+            raise TypeError(f"amount must be a Decimal, got {type(amount).__name__}")
+        units = to_units(amount)
+        cap = None if limit is None else int(limit * UNITS_PER_USD)
+        try:
+            yield from self._flush()
+            args = [units, "" if cap is None else cap, self._ttl]
+            added, total = yield Command(_ADD, [self.redis_key(key)], args)
+        except Unavailable:
+            known = self._known(key)
+            if cap is not None and (self._conn.on_unavailable == "deny" or known + units > cap):
+                return LedgerResult(False, to_usd(known))
+            self._keep_pending({key: units})
+            return LedgerResult(True, to_usd(known + units))
+        return LedgerResult(bool(added), to_usd(self._saw(key, int(total))))
+
+    # -- the public twins ------------------------------------------------------------------
     def spent(self, key: str) -> Decimal:
         """The amount spent under `key` by the whole fleet."""
-        conn = self._conn
-        if not conn.skip():
-            try:
-                self._flush()
-                raw = conn.sync_client().get(self.redis_key(key))
-            except conn.errors as exc:
-                conn.failed(exc)
-            else:
-                conn.succeeded()
-                return to_usd(self._saw(key, int(raw or 0)))
-        return self._offline_spent(key)
+        return self._conn.run(self._spent(key))
 
     def add(self, key: str, amount: Decimal, *, limit: Decimal | None = None) -> LedgerResult:
         """Add `amount` under `key` unless the total would pass `limit` (atomic fleet-wide)."""
-        self._check(amount)
-        units = to_units(amount)
-        cap = None if limit is None else int(limit * UNITS_PER_USD)
-        conn = self._conn
-        if not conn.skip():
-            try:
-                self._flush()
-                added, total = conn.script(_ADD)(
-                    keys=[self.redis_key(key)], args=self._args(units, cap)
-                )
-            except conn.errors as exc:
-                conn.failed(exc)
-            else:
-                conn.succeeded()
-                return LedgerResult(bool(added), to_usd(self._saw(key, int(total))))
-        return self._offline_add(key, units, cap)
-
-    # -- async -----------------------------------------------------------------------------
-    async def _aflush(self) -> None:
-        pending = self._take_pending()
-        if not pending:
-            return
-        client = self._conn.async_client()
-        try:
-            for key in list(pending):
-                await client.incrby(self.redis_key(key), pending[key])
-                del pending[key]
-        finally:
-            self._keep_pending(pending)
+        return self._conn.run(self._add(key, amount, limit))
 
     async def aspent(self, key: str) -> Decimal:
         """Async twin of `spent`."""
-        conn = self._conn
-        if not conn.skip():
-            try:
-                await self._aflush()
-                raw = await conn.async_client().get(self.redis_key(key))
-            except conn.errors as exc:
-                conn.failed(exc)
-            else:
-                conn.succeeded()
-                return to_usd(self._saw(key, int(raw or 0)))
-        return self._offline_spent(key)
+        return await self._conn.arun(self._spent(key))
 
     async def aadd(
         self, key: str, amount: Decimal, *, limit: Decimal | None = None
     ) -> LedgerResult:
         """Async twin of `add`."""
-        self._check(amount)
-        units = to_units(amount)
-        cap = None if limit is None else int(limit * UNITS_PER_USD)
-        conn = self._conn
-        if not conn.skip():
-            try:
-                await self._aflush()
-                added, total = await conn.script(_ADD, asynchronous=True)(
-                    keys=[self.redis_key(key)], args=self._args(units, cap)
-                )
-            except conn.errors as exc:
-                conn.failed(exc)
-            else:
-                conn.succeeded()
-                return LedgerResult(bool(added), to_usd(self._saw(key, int(total))))
-        return self._offline_add(key, units, cap)
+        return await self._conn.arun(self._add(key, amount, limit))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from typing import Any
 
+from agentmw._validate import check_clock
 from agentmw.errors import RateLimitedError
 from agentmw.stores.gcra import Demand
 from agentmw.stores.limiter import InMemoryLimiterStore
-from agentmw.stores.redis._conn import Connection
+from agentmw.stores.redis._conn import Command, Connection, Plan, Unavailable
 from agentmw.stores.redis._limiter_lua import ADJUST, COOLDOWN, RESERVE
 
 __all__ = ["RedisRateLimitStore"]
@@ -39,6 +41,12 @@ class RedisRateLimitStore:
             fallback answers at once).
         clock: the `RateLimit`'s clock (default `time.monotonic`): turns a cooldown's `until`
             into a duration.
+
+    Raises:
+        TypeError: an argument of the wrong type (`client_or_url` names what it accepts).
+        ValueError: an argument outside what is allowed (a URL that is not redis://, rediss://
+            or unix://, braces in `prefix`, a timeout or interval <= 0...). Nothing connects
+            here: clients connect on first use.
     """
 
     def __init__(
@@ -52,8 +60,6 @@ class RedisRateLimitStore:
         retry_interval: float = 1.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        if clock is not None and not callable(clock):
-            raise TypeError(f"clock must be callable, got {type(clock).__name__}")
         self._conn = Connection(
             client_or_url,
             store="redis.rate_limit",
@@ -64,7 +70,7 @@ class RedisRateLimitStore:
             retry_interval=retry_interval,
         )
         self.local = InMemoryLimiterStore()
-        self._clock = clock or time.monotonic
+        self._clock = check_clock("clock", clock) or time.monotonic
         self._keys: dict[tuple[str, tuple[str, ...]], list[str]] = {}
 
     @property
@@ -83,136 +89,71 @@ class RedisRateLimitStore:
                 self._keys[cache_key] = found
         return found
 
-    def _reserve_args(self, key: str, demands: Sequence[Demand], record: bool) -> tuple[Any, Any]:
-        keys = self.keys(key, [rate.dimension for rate, _ in demands])
+    # -- plans: each operation once, driven by `run` (sync) or `arun` (async) ----------------
+    def _decide(self, key: str, demands: Sequence[Demand], now: float, record: bool) -> Plan[float]:
         argv: list[Any] = ["1" if record else "0"]
         for rate, cost in demands:
             argv += (1e6 / rate.per_second, cost, rate.burst)
-        return keys, argv
+        try:
+            waited = yield Command(RESERVE, self.keys(key, [r.dimension for r, _ in demands]), argv)
+        except Unavailable:
+            if self._conn.on_unavailable == "deny":
+                raise RateLimitedError(
+                    self._conn.retry_interval,
+                    f"rate limit for key {key!r}: Redis is unreachable and on_unavailable='deny'",
+                ) from None
+            local = self.local
+            return (
+                local.acquire(key, demands, now) if record else local.wait_time(key, demands, now)
+            )
+        return int(waited) / 1e6
 
-    def _adjust_args(self, key: str, demands: Sequence[Demand]) -> tuple[Any, Any]:
-        keys = self.keys(key, [rate.dimension for rate, _ in demands])[1:]
+    def _adjust(self, key: str, demands: Sequence[Demand], now: float) -> Plan[None]:
         argv: list[Any] = []
         for rate, cost in demands:
             argv += (1e6 / rate.per_second, cost)
-        return keys, argv
+        try:
+            yield Command(ADJUST, self.keys(key, [r.dimension for r, _ in demands])[1:], argv)
+        except Unavailable:
+            self.local.adjust(key, demands, now)
 
-    def _refuse(self, key: str) -> RateLimitedError:
-        return RateLimitedError(
-            self._conn.retry_interval,
-            f"rate limit for key {key!r}: Redis is unreachable and on_unavailable='deny'",
-        )
-
-    # -- sync ------------------------------------------------------------------------------
-    def _decide(self, key: str, demands: Sequence[Demand], now: float, record: bool) -> float:
-        conn = self._conn
-        if not conn.skip():
-            keys, argv = self._reserve_args(key, demands, record)
-            try:
-                waited = conn.script(RESERVE)(keys=keys, args=argv)
-            except conn.errors as exc:
-                conn.failed(exc)
-            else:
-                conn.succeeded()
-                return int(waited) / 1e6
-        if conn.on_unavailable == "deny":
-            raise self._refuse(key)
-        local = self.local
-        return local.acquire(key, demands, now) if record else local.wait_time(key, demands, now)
-
-    def acquire(self, key: str, demands: Sequence[Demand], now: float) -> float:
-        """Admit every demand or none: 0.0 when admitted, else seconds to wait."""
-        return self._decide(key, demands, now, True)
-
-    def wait_time(self, key: str, demands: Sequence[Demand], now: float) -> float:
-        """Seconds until `demands` could be admitted; records nothing."""
-        return self._decide(key, demands, now, False)
-
-    def adjust(self, key: str, demands: Sequence[Demand], now: float) -> None:
-        """Charge or refund admitted units (the reconcile delta)."""
-        conn = self._conn
-        if not conn.skip():
-            keys, argv = self._adjust_args(key, demands)
-            try:
-                conn.script(ADJUST)(keys=keys, args=argv)
-            except conn.errors as exc:
-                conn.failed(exc)
-            else:
-                conn.succeeded()
-                return
-        self.local.adjust(key, demands, now)
-
-    def cooldown(self, key: str, until: float) -> None:
-        """Pause `key` for every process until `until` (on the limiter's clock)."""
-        conn = self._conn
+    def _cooldown(self, key: str, until: float) -> Plan[None]:
         seconds = until - self._clock()
         if seconds <= 0:
             return
         self.local.cooldown(key, until)  # also honoured here if Redis fails later
-        if conn.skip():
-            return
-        try:
-            conn.script(COOLDOWN)(keys=self.keys(key, ())[:1], args=[seconds])
-        except conn.errors as exc:
-            conn.failed(exc)
-        else:
-            conn.succeeded()
+        with suppress(Unavailable):  # the local cooldown above is the fallback
+            yield Command(COOLDOWN, self.keys(key, ())[:1], [seconds])
 
-    # -- async -----------------------------------------------------------------------------
-    async def _adecide(
-        self, key: str, demands: Sequence[Demand], now: float, record: bool
-    ) -> float:
-        conn = self._conn
-        if not conn.skip():
-            keys, argv = self._reserve_args(key, demands, record)
-            try:
-                waited = await conn.script(RESERVE, asynchronous=True)(keys=keys, args=argv)
-            except conn.errors as exc:
-                conn.failed(exc)
-            else:
-                conn.succeeded()
-                return int(waited) / 1e6
-        if conn.on_unavailable == "deny":
-            raise self._refuse(key)
-        local = self.local
-        return local.acquire(key, demands, now) if record else local.wait_time(key, demands, now)
+    # -- the public twins ------------------------------------------------------------------
+    def acquire(self, key: str, demands: Sequence[Demand], now: float) -> float:
+        """Admit every demand or none: 0.0 when admitted, else seconds to wait."""
+        return self._conn.run(self._decide(key, demands, now, True))
+
+    def wait_time(self, key: str, demands: Sequence[Demand], now: float) -> float:
+        """Seconds until `demands` could be admitted; records nothing."""
+        return self._conn.run(self._decide(key, demands, now, False))
+
+    def adjust(self, key: str, demands: Sequence[Demand], now: float) -> None:
+        """Charge or refund admitted units (the reconcile delta)."""
+        self._conn.run(self._adjust(key, demands, now))
+
+    def cooldown(self, key: str, until: float) -> None:
+        """Pause `key` for every process until `until` (on the limiter's clock)."""
+        self._conn.run(self._cooldown(key, until))
 
     async def aacquire(self, key: str, demands: Sequence[Demand], now: float) -> float:
         """Async twin of `acquire`."""
-        return await self._adecide(key, demands, now, True)
+        return await self._conn.arun(self._decide(key, demands, now, True))
 
     async def await_time(self, key: str, demands: Sequence[Demand], now: float) -> float:
         """Async twin of `wait_time`."""
-        return await self._adecide(key, demands, now, False)
+        return await self._conn.arun(self._decide(key, demands, now, False))
 
     async def aadjust(self, key: str, demands: Sequence[Demand], now: float) -> None:
         """Async twin of `adjust`."""
-        conn = self._conn
-        if not conn.skip():
-            keys, argv = self._adjust_args(key, demands)
-            try:
-                await conn.script(ADJUST, asynchronous=True)(keys=keys, args=argv)
-            except conn.errors as exc:
-                conn.failed(exc)
-            else:
-                conn.succeeded()
-                return
-        self.local.adjust(key, demands, now)
+        await self._conn.arun(self._adjust(key, demands, now))
 
     async def acooldown(self, key: str, until: float) -> None:
         """Async twin of `cooldown`."""
-        conn = self._conn
-        seconds = until - self._clock()
-        if seconds <= 0:
-            return
-        self.local.cooldown(key, until)
-        if conn.skip():
-            return
-        try:
-            await conn.script(COOLDOWN, asynchronous=True)(
-                keys=self.keys(key, ())[:1], args=[seconds]
-            )
-        except conn.errors as exc:
-            conn.failed(exc)
-        else:
-            conn.succeeded()
+        await self._conn.arun(self._cooldown(key, until))
