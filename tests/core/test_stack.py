@@ -10,7 +10,6 @@ from agentmw import Call, Middleware, Stack, agent_tool
 from agentmw.core import get_default_stack, set_default_stack
 from agentmw.middleware import Timeout
 from agentmw.testing import RecordingMiddleware
-
 from tests.support import PATHS, Hooks, PassThrough, consume, make_fn, run_path
 
 
