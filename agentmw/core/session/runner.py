@@ -8,6 +8,7 @@ once (`_begin`, `_completed`, `_failed`, `prepare_call`); the twins differ only 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -57,6 +58,7 @@ class CallRunner:
         "_lifecycle",
         "_lock",
         "_log",
+        "_prepare",
         "_publish",
         "_session",
         "_session_id",
@@ -73,6 +75,7 @@ class CallRunner:
         self._lifecycle = lifecycle
         self._log = log
         self._publish = log.publish
+        self._prepare = functools.partial(prepare_call, session)
         self._steps = itertools.count(1)
         self._lock = threading.Lock()
         self.iterations = 0
@@ -235,9 +238,7 @@ class CallRunner:
             SessionClosedError: the session has ended.
             TypeError: `fn` is async (use `arun_turn`), a generator function or not callable.
         """
-        call, chain = prepare_call(
-            self._session, "turn", None, fn, args, kwargs, model, usage, timeout, "sync"
-        )
+        call, chain = self._prepare("turn", None, fn, args, kwargs, model, usage, timeout, "sync")
         return self.run_chain(call, chain), call.usage or ZERO_USAGE
 
     async def arun_turn(
@@ -250,9 +251,7 @@ class CallRunner:
         **kwargs: Any,
     ) -> tuple[Any, Usage]:
         """Async twin of `run_turn`: `fn` may be async or return an awaitable."""
-        call, chain = prepare_call(
-            self._session, "turn", None, fn, args, kwargs, model, usage, timeout, "async"
-        )
+        call, chain = self._prepare("turn", None, fn, args, kwargs, model, usage, timeout, "async")
         return await self.arun_chain(call, chain), call.usage or ZERO_USAGE
 
     def run_tool(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -269,14 +268,10 @@ class CallRunner:
             TypeError: `fn` is async (use `arun_tool`), a generator function or not callable.
             ValueError: `name` is blank.
         """
-        call, chain = prepare_call(
-            self._session, "tool", name, fn, args, kwargs, None, None, None, "sync"
-        )
+        call, chain = self._prepare("tool", name, fn, args, kwargs, None, None, None, "sync")
         return self.run_chain(call, chain)
 
     async def arun_tool(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Async twin of `run_tool`: `fn` may be async or return an awaitable."""
-        call, chain = prepare_call(
-            self._session, "tool", name, fn, args, kwargs, None, None, None, "async"
-        )
+        call, chain = self._prepare("tool", name, fn, args, kwargs, None, None, None, "async")
         return await self.arun_chain(call, chain)
