@@ -263,6 +263,7 @@ class SinkIsolation:
         return True
 
     def counts(self) -> dict[str, int]:
+        """Failures counted so far, per sink type."""
         with self._lock:
             out: dict[str, int] = {}
             for label, count in self._errors.values():
@@ -272,33 +273,57 @@ class SinkIsolation:
 
 log = logging.getLogger("agentmw")
 
-# Process-wide listeners (agentmw.testing.capture_events, OpenTelemetry bridges). A tuple that is
-# replaced, never mutated, so emitters read it without a lock.
-_listeners: tuple[Callable[[Event], None], ...] = ()
-_listeners_lock = threading.Lock()
+
+class Listeners:
+    """The process-wide event listeners (`agentmw.testing.capture_events`, OpenTelemetry bridges).
+
+    Internal: `add_listener` / `remove_listener` are the public way in. `current` is a tuple
+    that is replaced on every change, never mutated, so emitters read it without a lock:
+    `if listeners.current: listeners.notify(event)`.
+    """
+
+    __slots__ = ("_lock", "current")
+
+    def __init__(self) -> None:
+        self.current: tuple[Callable[[Event], None], ...] = ()
+        self._lock = threading.Lock()
+
+    def add(self, listener: Callable[[Event], None]) -> None:
+        """Start sending every event to `listener`."""
+        with self._lock:
+            self.current = (*self.current, listener)
+
+    def remove(self, listener: Callable[[Event], None]) -> None:
+        """Stop sending events to `listener` (no error if absent)."""
+        with self._lock:
+            # Equality, not identity: each `obj.method` access makes a new (but equal) bound method.
+            self.current = tuple(x for x in self.current if x != listener)
+
+    def notify(self, event: Event) -> None:
+        """Send `event` to every listener; a failing listener is logged and never raises."""
+        for listener in self.current:
+            try:
+                listener(event)
+            except Exception as exc:  # listeners are observers; they never break the caller
+                log.warning("event listener failed with %s", type(exc).__qualname__)
+
+
+listeners = Listeners()
 
 
 def add_listener(listener: Callable[[Event], None]) -> None:
     """Receive every event emitted in this process (sessions and standalone layers)."""
-    global _listeners
-    with _listeners_lock:
-        _listeners = (*_listeners, listener)
+    listeners.add(listener)
 
 
 def remove_listener(listener: Callable[[Event], None]) -> None:
     """Stop a listener added with `add_listener` (no error if absent)."""
-    global _listeners
-    with _listeners_lock:
-        # Equality, not identity: each `obj.method` access makes a new (but equal) bound method.
-        _listeners = tuple(x for x in _listeners if x != listener)
+    listeners.remove(listener)
 
 
 def notify_listeners(event: Event) -> None:
-    for listener in _listeners:
-        try:
-            listener(event)
-        except Exception as exc:  # listeners are observers; they never break the caller
-            log.warning("event listener failed with %s", type(exc).__qualname__)
+    """Send `event` to the process listeners (see `Listeners.notify`)."""
+    listeners.notify(event)
 
 
 def emit_global(
@@ -312,8 +337,8 @@ def emit_global(
     data: Mapping[str, Any] | None = None,
 ) -> None:
     """Emit an event outside any session (standalone layers); only listeners see it."""
-    if _listeners:
-        notify_listeners(
+    if listeners.current:
+        listeners.notify(
             Event(
                 name,
                 step=step,
@@ -327,7 +352,8 @@ def emit_global(
 
 
 def has_listeners() -> bool:
-    return bool(_listeners)
+    """True when at least one process listener is registered."""
+    return bool(listeners.current)
 
 
 def event_names(events: Iterable[Event]) -> list[str]:

@@ -17,6 +17,8 @@ from agentmw.events import (
     UsageRecord,
     UsageSink,
     add_listener,
+    has_listeners,
+    listeners,
     remove_listener,
 )
 from agentmw.testing import ScriptedModel, capture_events
@@ -200,3 +202,17 @@ def test_call_emit_on_session_fills_tool_or_model() -> None:
         Call("turn", "t", lambda: None, model="m", step=5, session=session).emit("x.z")
         captured = [(e.name, e.tool, e.model, e.step) for e in session.events[1:]]
     assert captured == [("x.y", "search", None, 4), ("x.z", None, "m", 5)]
+
+
+def test_listeners_are_a_tuple_replaced_on_change() -> None:
+    seen: list[Event] = []
+    before = listeners.current
+    add_listener(seen.append)
+    try:
+        assert listeners.current == (*before, seen.append)
+        assert has_listeners()
+        listeners.notify(Event("x.y"))
+    finally:
+        remove_listener(seen.append)
+    assert listeners.current == before
+    assert [e.name for e in seen] == ["x.y"]

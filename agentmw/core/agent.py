@@ -34,11 +34,13 @@ class AgentRegistry:
         self._active: dict[str, Session] = {}
         self._finished: OrderedDict[str, Session] = OrderedDict()
 
-    def _register(self, session: Session) -> None:
+    def register(self, session: Session) -> None:
+        """Index a running session (a `Session` registers itself when it starts)."""
         with self._lock:
             self._active[session.id] = session
 
-    def _mark_finished(self, session: Session) -> None:
+    def mark_finished(self, session: Session) -> None:
+        """Move a session to the finished ones (a `Session` does this when it ends)."""
         with self._lock:
             self._active.pop(session.id, None)
             if self.max_finished:
@@ -101,6 +103,10 @@ class Agent:
         usage_sink: where per-call usage records go (default: none).
         registry: where sessions are indexed (default: the process registry).
         pricing: the price table for this agent's turns (default: the process default table).
+
+    Attributes:
+        sink_isolation: counts the failures of this agent's sinks across its sessions, so a
+            failing sink is reported (`sink.failed`, one warning) once, not once per session.
     """
 
     def __init__(
@@ -135,7 +141,7 @@ class Agent:
         if pricing is not None and not isinstance(pricing, PricingTable):
             raise TypeError(f"pricing must be a PricingTable, got {type(pricing).__name__}")
         self.pricing = pricing
-        self._isolation = SinkIsolation()
+        self.sink_isolation = SinkIsolation()
 
     def resolved_stack(self) -> Stack:
         """The stack this agent's sessions run: its own, or the process default."""

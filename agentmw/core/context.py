@@ -1,7 +1,7 @@
-"""The running context: the current session (and call) of a thread or task.
+"""The running context: the current session of a thread or task.
 
 Context variables propagate into asyncio tasks and `asyncio.to_thread`; a plain worker thread
-starts without them (see `Session.bind` and `Session.executor`).
+starts without them (run its work in `contextvars.copy_context().run(...)` to carry them).
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ if TYPE_CHECKING:
 
 __all__ = ["current_session"]
 
-_current: ContextVar[Session | None] = ContextVar("agentmw_session", default=None)
+CURRENT_SESSION: ContextVar[Session | None] = ContextVar("agentmw_session", default=None)
+"""The variable behind `current_session()` (internal): a `Session` sets it while it runs."""
 
 
 def current_session() -> Session | None:
     """The session of the running context (propagates into tasks and library worker threads)."""
-    return _current.get()
+    return CURRENT_SESSION.get()

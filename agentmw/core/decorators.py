@@ -8,11 +8,10 @@ from typing import Any, TypeVar, overload
 
 import wrapt
 
-from agentmw.core import stack as _stack
 from agentmw.core.call import Call, CallKind, new_call
-from agentmw.core.context import _current
+from agentmw.core.context import CURRENT_SESSION
 from agentmw.core.middleware import Middleware, aclose
-from agentmw.core.stack import Stack
+from agentmw.core.stack import Mode, Stack, get_default_stack
 from agentmw.usage import Usage
 
 __all__ = ["agent_tool", "agent_turn"]
@@ -20,7 +19,7 @@ __all__ = ["agent_tool", "agent_turn"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _mode_of(fn: Any) -> str:
+def _mode_of(fn: Any) -> Mode:
     inner = fn.__func__ if isinstance(fn, (classmethod, staticmethod)) else fn
     if inspect.isasyncgenfunction(inner):
         return "astream"
@@ -69,7 +68,7 @@ def _model_getter(fn: Any) -> ModelGetter | None:
     return get
 
 
-def _build(
+def build_wrapper(
     fn: Any,
     kind: CallKind,
     name: str | None,
@@ -80,26 +79,29 @@ def _build(
     provider: str | None = None,
     model_from_kwargs: bool = True,
 ) -> Any:
-    # Everything is decided here, once: the mode, the name, the fixed stack. `provider` tags
-    # each call (integrations set it); `model_from_kwargs=False` ignores a `model=` keyword.
+    """Wrap `fn` so each call runs as a turn or tool call (internal: `agent_turn`,
+    `agent_tool` and the SDK integrations build on it).
+
+    Everything is decided here, once: the mode, the name, the fixed stack. `provider` tags each
+    call (integrations set it); `model_from_kwargs=False` ignores a `model=` keyword.
+    """
     mode = _mode_of(fn)
     inner = fn.__func__ if isinstance(fn, (classmethod, staticmethod)) else fn
     call_name = name or getattr(inner, "__name__", None) or type(inner).__name__
     fixed = stack if stack is None or isinstance(stack, Stack) else Stack(stack)
     if usage is not None and not callable(usage):
         raise TypeError(f"usage must be a callable result -> Usage, got {type(usage).__name__}")
-    get_session = _current.get
+    get_session = CURRENT_SESSION.get
     is_turn = kind == "turn" and model_from_kwargs
     fixed_model = model if kind == "turn" else None
     stream = mode in ("stream", "astream")
-    key = (kind, mode)
     model_of = _model_getter(fn) if is_turn and model is None else None
 
     def start(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> tuple[Call, Any]:
-        # The per-call hot path: one Call, a direct chain-cache lookup, no keyword binding.
+        # The per-call hot path: one Call, a cached chain, no keyword binding.
         session = get_session()
-        st = fixed or (session.stack if session is not None else _stack._default_stack)
-        chain = st._chains.get(key) or st.chain(kind, mode)  # type: ignore[arg-type]
+        st = fixed or (session.stack if session is not None else get_default_stack())
+        chain = st.chain(kind, mode)
         call_model = (
             (kwargs.get("model") or model or (model_of and model_of(args, instance)))
             if is_turn
@@ -197,8 +199,8 @@ def agent_turn(
         usage: result -> Usage; default: built-in extraction (`Usage`, or a `usage` field).
     """
     if fn is not None:
-        return _build(fn, "turn", None, None, None, None)
-    return lambda f: _build(f, "turn", name, model, stack, usage)
+        return build_wrapper(fn, "turn", None, None, None, None)
+    return lambda f: build_wrapper(f, "turn", name, model, stack, usage)
 
 
 @overload
@@ -221,5 +223,5 @@ def agent_tool(
         stack: a fixed stack for this function.
     """
     if fn is not None:
-        return _build(fn, "tool", None, None, None, None)
-    return lambda f: _build(f, "tool", name, None, stack, None)
+        return build_wrapper(fn, "tool", None, None, None, None)
+    return lambda f: build_wrapper(f, "tool", name, None, stack, None)

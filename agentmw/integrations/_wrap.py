@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 from typing import Any
 
-from agentmw.core.context import _current
-from agentmw.core.decorators import _build
+from agentmw.core.context import CURRENT_SESSION as _current
+from agentmw.core.decorators import build_wrapper as _build
 from agentmw.core.middleware import aclose
 from agentmw.core.stack import Stack, get_default_stack
 

@@ -56,3 +56,12 @@ def test_max_finished_is_validated(bad: object) -> None:
 def test_default_registry_is_used_by_default() -> None:
     with Agent("a").session() as session:
         assert default_registry().get(session.id) is session
+
+
+def test_sessions_register_and_finish_through_public_methods() -> None:
+    registry = AgentRegistry(max_finished=1)
+    session = Agent("a", registry=registry).session()
+    registry.register(session)
+    assert registry.active() == [session]
+    registry.mark_finished(session)
+    assert (registry.active(), registry.finished()) == ([], [session])

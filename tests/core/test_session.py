@@ -27,7 +27,7 @@ from agentmw.core.session.lifecycle import TRANSITIONS, check_transition
 from agentmw.errors import InvalidTransitionError, SessionStateError
 from agentmw.middleware import Timeout
 from agentmw.testing import ScriptedModel
-from tests.support import turn
+from tests.support import consume, make_fn, turn
 
 
 async def enter_and_run(mode: str, session: Session, body: Any) -> None:
@@ -409,11 +409,11 @@ class BrokenClose(Middleware):
         raise OSError("disk")
 
 
-def test_a_failing_close_does_not_skip_the_others() -> None:
+async def test_a_failing_close_does_not_skip_the_others(mode: str) -> None:
     log: list[Any] = []
     agent = Agent("a", stack=[SessionHooks(log, name="one"), BrokenClose()])
-    with agent.session() as session:
-        pass
+    session = agent.session()
+    await enter_and_run(mode, session, lambda s: None)
     assert log[-1] == ("close", "one", None)
     closed = [e for e in session.events if e.name == "layer.close_failed"]
     assert (closed[0].detail, closed[0].failure_class) == ("BrokenClose", "OSError")
@@ -446,7 +446,7 @@ def test_code_flags_see_through_methods_partials_and_callables() -> None:
     import functools
     import inspect
 
-    from agentmw.core.session.runner import code_flags
+    from agentmw.core.session.imperative import code_flags
 
     async def coro() -> None:
         return None
@@ -466,3 +466,17 @@ def test_code_flags_see_through_methods_partials_and_callables() -> None:
     assert code_flags(functools.partial(coro)) & inspect.CO_COROUTINE
     assert code_flags(gen) & inspect.CO_GENERATOR
     assert not code_flags(Holder()) & (inspect.CO_COROUTINE | inspect.CO_GENERATOR)
+
+
+# -- streams ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", ["stream", "astream"])
+async def test_a_stream_stopped_early_is_accounted_after_it_is_closed(path: str) -> None:
+    # The chain's own `finally` (here: the terminal's usage estimate) runs before the turn is
+    # accounted, on both paths; the async one used to account first and record no usage.
+    chunks = make_fn(path)
+    with Agent("a", stack=[]).session() as session:
+        assert await consume(path, agent_turn(model="m")(chunks), take=1) == ["a"]
+    [completed] = [e for e in session.events if e.name == "turn.completed"]
+    assert completed.data["usage"]["output_tokens"] == 1  # the estimate for one chunk
+    assert session.usage.output_tokens == 1
+    assert session.iterations == 1

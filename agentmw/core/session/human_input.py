@@ -1,4 +1,4 @@
-"""Human in the loop: a `Session` waiting for input (state WAITING_FOR_INPUT)."""
+"""`HumanInput`: a session waiting for a person (state WAITING_FOR_INPUT)."""
 
 from __future__ import annotations
 
@@ -10,51 +10,58 @@ from agentmw.core.session.lifecycle import AgentState, check_transition
 from agentmw.errors import SessionStateError
 
 if TYPE_CHECKING:
-    from agentmw.events import Event
+    from agentmw.core.session.event_log import EventLog
+    from agentmw.core.session.lifecycle import Lifecycle
 
 __all__: list[str] = []  # `Session` is the public face of this module
 
 
 class HumanInput:
-    """`wait_for_input` / `provide_input`, a mixin of `Session`."""
+    """Human in the loop for one session: `wait_for_input` / `provide_input`.
 
-    # Provided by `Session`.
-    id: str
-    pending_prompt: str | None
-    _state: AgentState
-    _lock: threading.Lock
-    _waiter: asyncio.Future[Any] | None
-    _waiter_loop: asyncio.AbstractEventLoop | None
+    Args:
+        session_id: the session's id (carried by `SessionStateError`).
+        lifecycle: the session's lifecycle (RUNNING <-> WAITING_FOR_INPUT).
+        log: where `agent.waiting_for_input` / `agent.input_received` go.
 
-    if TYPE_CHECKING:
+    Attributes:
+        pending_prompt: the prompt being waited on, or None.
+    """
 
-        def _transition(self, target: AgentState) -> bool: ...
+    __slots__ = ("_lifecycle", "_lock", "_log", "_loop", "_session_id", "_waiter", "pending_prompt")
 
-        def emit(self, name: str) -> Event: ...
+    def __init__(self, session_id: str, lifecycle: Lifecycle, log: EventLog) -> None:
+        self._session_id = session_id
+        self._lifecycle = lifecycle
+        self._log = log
+        self._lock = threading.Lock()
+        self._waiter: asyncio.Future[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.pending_prompt: str | None = None
 
-    # -- human in the loop -------------------------------------------------------------------
     async def wait_for_input(self, prompt: str) -> Any:
         """Wait (state WAITING_FOR_INPUT) until `provide_input(value)`; returns the value."""
         loop = asyncio.get_running_loop()
+        lifecycle = self._lifecycle
         with self._lock:
+            state = lifecycle.state
             if self._waiter is not None:
-                raise SessionStateError(self.id, self._state, "already waiting for input")
-            check_transitions = self._state
-        check_transition(check_transitions, AgentState.WAITING_FOR_INPUT)
+                raise SessionStateError(self._session_id, state, "already waiting for input")
+        check_transition(state, AgentState.WAITING_FOR_INPUT)
         future: asyncio.Future[Any] = loop.create_future()
         with self._lock:
-            self._waiter, self._waiter_loop = future, loop
-        self._transition(AgentState.WAITING_FOR_INPUT)
+            self._waiter, self._loop = future, loop
+        lifecycle.transition(AgentState.WAITING_FOR_INPUT)
         self.pending_prompt = prompt
-        self.emit("agent.waiting_for_input")
+        self._log.emit("agent.waiting_for_input")
         try:
             value = await future
         finally:
             with self._lock:
-                self._waiter = self._waiter_loop = None
+                self._waiter = self._loop = None
             self.pending_prompt = None
-        self._transition(AgentState.RUNNING)
-        self.emit("agent.input_received")
+        lifecycle.transition(AgentState.RUNNING)
+        self._log.emit("agent.input_received")
         return value
 
     def provide_input(self, value: Any) -> None:
@@ -64,9 +71,11 @@ class HumanInput:
             SessionStateError: the session is not waiting for input.
         """
         with self._lock:
-            future, loop = self._waiter, self._waiter_loop
+            future, loop = self._waiter, self._loop
         if future is None or loop is None:
-            raise SessionStateError(self.id, self._state, "the session is not waiting for input")
+            raise SessionStateError(
+                self._session_id, self._lifecycle.state, "the session is not waiting for input"
+            )
 
         def _set() -> None:
             if not future.done():

@@ -1,46 +1,53 @@
-"""`Session`: one run of an agent, with its lifecycle, usage ledger and events."""
+"""`Session`: one run of an agent, composed of its lifecycle, event log, call runner and
+human input."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import threading
-import time
 import uuid
-from collections import deque
 from collections.abc import Mapping
 from contextvars import Token
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from agentmw import events as _events
 from agentmw.classify import exception_type
-from agentmw.core.context import _current
+from agentmw.core.context import CURRENT_SESSION
 from agentmw.core.handoff import Handoff
+from agentmw.core.session.event_log import EventLog
 from agentmw.core.session.human_input import HumanInput
 from agentmw.core.session.ledger import UsageTracker
-from agentmw.core.session.lifecycle import AgentState, check_transition
+from agentmw.core.session.lifecycle import AgentState, Lifecycle
+from agentmw.core.session.plan import Plan, arun_plan, run_plan
 from agentmw.core.session.runner import CallRunner
 from agentmw.core.stack import Stack
-from agentmw.events import Event, has_listeners, notify_listeners
+from agentmw.events import Event
 from agentmw.pricing import format_cost
 from agentmw.usage import Usage
 
 if TYPE_CHECKING:
     from agentmw.core.agent import Agent
+    from agentmw.core.middleware import Middleware
     from agentmw.quality import GateOutcome, QualityGate
 
 __all__ = ["Session"]
 
+# The layer hooks a plan calls: (open, close) for `with` and for `async with`.
+_SYNC_HOOKS = ("open_session", "close_session")
+_ASYNC_HOOKS = ("aopen_session", "aclose_session")
 
-EVENT_CAPACITY = 1000
-_ZERO = Decimal(0)
 
-
-class Session(CallRunner, HumanInput):
+class Session:
     """One run of an agent: use as `with agent.session() as s:` or `async with ...`.
+
+    A session is composed of small parts, each with its own state: its `Lifecycle` (state
+    machine, times), its `EventLog` (recent events, counts, sinks), its `CallRunner` (steps,
+    counters, per-call accounting) and its `HumanInput`. The call methods (`run_turn`,
+    `arun_turn`, `run_tool`, `arun_tool`, `run_chain`, `arun_chain`, `run_stream`,
+    `arun_stream`) and human input (`wait_for_input`, `provide_input`) are those parts' own
+    methods, bound on each session.
 
     Attributes:
         id: unique id of this session.
@@ -49,6 +56,9 @@ class Session(CallRunner, HumanInput):
         handoff: the context of the handoff that started this session, if any.
         received_handoff: that `Handoff` itself, if any.
         meta: per-session scratch space for layers (set up in `open_session`).
+        stack: the stack the session's calls run through (the agent's, resolved at creation).
+        ledger: usage and cost totals, per model.
+        recoveries: what retry and fallback did (one dict per recovery), oldest first.
     """
 
     def __init__(
@@ -67,35 +77,49 @@ class Session(CallRunner, HumanInput):
         self.stack: Stack = agent.resolved_stack()
         self.ledger = UsageTracker()
         self.recoveries: list[dict[str, Any]] = []
-        self.pending_prompt: str | None = None
-        self._state = AgentState.INITIALIZING
-        self._lock = threading.Lock()
-        self._steps = itertools.count(1)
-        self._iterations = 0
-        self._tool_calls = 0
-        self._events: deque[Event] = deque(maxlen=EVENT_CAPACITY)
-        self._event_counts: dict[str, int] = {}
         self._token: Token[Session | None] | None = None
-        self._started = 0.0
-        self._ended: float | None = None
-        self.started_at: datetime | None = None
-        self._waiter: asyncio.Future[Any] | None = None
-        self._waiter_loop: asyncio.AbstractEventLoop | None = None
+        log = self._log = EventLog(self.id, agent)
+        lifecycle = self._lifecycle = Lifecycle(log, partial(agent.registry.mark_finished, self))
+        runner = self._runner = CallRunner(self, log, lifecycle)
+        human = self._human = HumanInput(self.id, lifecycle, log)
+        # The parts' own bound methods, not delegating wrappers: a decorated call reaches the
+        # runner with no extra frame (this is the per-call path).
+        self.run_chain = runner.run_chain
+        """Run a call through a compiled chain (the decorators' path): `CallRunner.run_chain`."""
+        self.arun_chain = runner.arun_chain
+        """Async twin of `run_chain`: `CallRunner.arun_chain`."""
+        self.run_stream = runner.run_stream
+        """Stream a call through a compiled chain: `CallRunner.run_stream`."""
+        self.arun_stream = runner.arun_stream
+        """Async twin of `run_stream`: `CallRunner.arun_stream`."""
+        self.run_turn = runner.run_turn
+        """Run one model turn through the session's stack: `CallRunner.run_turn`."""
+        self.arun_turn = runner.arun_turn
+        """Async twin of `run_turn`: `CallRunner.arun_turn`."""
+        self.run_tool = runner.run_tool
+        """Run one tool call through the session's stack: `CallRunner.run_tool`."""
+        self.arun_tool = runner.arun_tool
+        """Async twin of `run_tool`: `CallRunner.arun_tool`."""
+        self.wait_for_input = human.wait_for_input
+        """Wait (WAITING_FOR_INPUT) for `provide_input`: `HumanInput.wait_for_input`."""
+        self.provide_input = human.provide_input
+        """Answer a pending `wait_for_input`: `HumanInput.provide_input`."""
 
     # -- read-only views -------------------------------------------------------------------
     @property
     def state(self) -> AgentState:
-        return self._state
+        """Where the session is in its lifecycle."""
+        return self._lifecycle.state
 
     @property
     def iterations(self) -> int:
         """Turns run in this session (replayed turns included)."""
-        return self._iterations
+        return self._runner.iterations
 
     @property
     def tool_calls(self) -> int:
         """Tool calls run in this session."""
-        return self._tool_calls
+        return self._runner.tool_calls
 
     @property
     def usage(self) -> Usage:
@@ -110,17 +134,25 @@ class Session(CallRunner, HumanInput):
     @property
     def events(self) -> list[Event]:
         """The most recent events (bounded), oldest first."""
-        return list(self._events)
+        return self._log.events
 
     @property
     def elapsed_s(self) -> float:
         """Seconds since the session started (0 before it starts)."""
-        if not self._started:
-            return 0.0
-        return (self._ended or time.monotonic()) - self._started
+        return self._lifecycle.elapsed_s
+
+    @property
+    def started_at(self) -> datetime | None:
+        """When the session started (UTC), or None before it starts."""
+        return self._lifecycle.started_at
+
+    @property
+    def pending_prompt(self) -> str | None:
+        """The prompt a `wait_for_input` is waiting on, or None."""
+        return self._human.pending_prompt
 
     def __repr__(self) -> str:
-        return f"Session(id={self.id!r}, role={self.agent.role!r}, state={self._state.value})"
+        return f"Session(id={self.id!r}, role={self.agent.role!r}, state={self.state.value})"
 
     # -- events ----------------------------------------------------------------------------
     def emit(
@@ -135,127 +167,31 @@ class Session(CallRunner, HumanInput):
         data: Mapping[str, Any] | None = None,
     ) -> Event:
         """Record an event and send it to the agent's sink and the process listeners."""
-        agent = self.agent
-        return self._publish(
-            Event(
-                name,
-                self.id,
-                agent.role,
-                agent.phase,
-                agent.project_id,
-                step,
-                model,
-                tool,
-                failure_class,
-                detail,
-                data,
-            )
+        return self._log.emit(
+            name,
+            step=step,
+            model=model,
+            tool=tool,
+            failure_class=failure_class,
+            detail=detail,
+            data=data,
         )
-
-    def _publish(self, event: Event) -> Event:
-        # Split from `emit` so the per-call events skip keyword-argument binding.
-        self._events.append(event)
-        counts = self._event_counts
-        name = event.name
-        with self._lock:
-            counts[name] = counts.get(name, 0) + 1
-        agent = self.agent
-        sink = agent.event_sink
-        if sink is not None:
-            try:
-                sink.emit(event)
-            except Exception as exc:  # a sink must never break a session
-                if agent._isolation.failed(sink, exc):
-                    self._sink_failed(sink, exc)
-        if _events._listeners:
-            notify_listeners(event)
-        return event
-
-    def _sink_failed(self, sink: object, exc: BaseException) -> None:
-        # Reported once per sink, on the session's own buffer (never through the failing sink).
-        diag = Event(
-            "sink.failed",
-            self.id,
-            self.agent.role,
-            self.agent.phase,
-            self.agent.project_id,
-            failure_class=exception_type(exc),
-            detail=type(sink).__qualname__,
-        )
-        self._events.append(diag)
-        with self._lock:
-            self._event_counts[diag.name] = self._event_counts.get(diag.name, 0) + 1
-        if has_listeners():
-            notify_listeners(diag)
 
     # -- lifecycle -------------------------------------------------------------------------
-    def _transition(self, target: AgentState) -> bool:
-        with self._lock:
-            if self._state is target:
-                return False
-            check_transition(self._state, target)
-            self._state = target
-            if target.terminal:
-                self._ended = time.monotonic()
-        return True
-
-    def _finish(self, target: AgentState, event: str, detail: str | None) -> None:
-        if self._transition(target):
-            self.emit(event, detail=detail)
-            self.agent.registry._mark_finished(self)
-
     def complete(self) -> None:
         """Mark the session COMPLETED (leaving the block cleanly does this for you)."""
-        self._finish(AgentState.COMPLETED, "agent.completed", None)
+        self._lifecycle.finish(AgentState.COMPLETED)
 
     def fail(self, detail: str | None = None) -> None:
         """Mark the session FAILED; `detail` should be a type or a code, not a message."""
-        self._finish(AgentState.FAILED, "agent.failed", detail)
+        self._lifecycle.finish(AgentState.FAILED, detail)
 
     def cancel(self, detail: str | None = None) -> None:
         """Mark the session CANCELLED."""
-        self._finish(AgentState.CANCELLED, "agent.cancelled", detail)
-
-    def _enter(self) -> None:
-        with self._lock:  # a session runs once: entering it again is an invalid transition
-            check_transition(self._state, AgentState.RUNNING)
-            self._state = AgentState.RUNNING
-        self._started = time.monotonic()
-        self.started_at = datetime.now(UTC)
-        self._token = _current.set(self)
-        self.agent.registry._register(self)
-        data = {"thread_id": self.thread_id} if self.thread_id else None
-        if self.received_handoff is not None:
-            data = {**(data or {}), "handoff_from": self.received_handoff.source_role}
-        self.emit("agent.started", data=data)
-
-    def _exit(self, exc: BaseException | None) -> None:
-        if self._token is not None:
-            try:
-                _current.reset(self._token)
-            except ValueError:  # exited in another context than it was entered in
-                _current.set(None)
-            self._token = None
-        if self._state.terminal:
-            return
-        if exc is None:
-            self.complete()
-        elif isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)):
-            self.cancel(exception_type(exc))
-        else:
-            self.fail(exception_type(exc))
+        self._lifecycle.finish(AgentState.CANCELLED, detail)
 
     def __enter__(self) -> Session:
-        self._enter()
-        opened: list[Any] = []
-        try:
-            for layer in self.stack:
-                layer.open_session(self)
-                opened.append(layer)
-        except BaseException as exc:
-            self._close_layers(opened, exc)
-            self._exit(exc)
-            raise
+        run_plan(self._entering(_SYNC_HOOKS))
         return self
 
     def __exit__(
@@ -264,29 +200,10 @@ class Session(CallRunner, HumanInput):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._exit(exc)
-        self._close_layers(list(self.stack), exc)
-
-    def _close_layers(self, layers: list[Any], error: BaseException | None) -> None:
-        for layer in reversed(layers):
-            try:
-                layer.close_session(self, error)
-            except Exception as exc:  # one layer's teardown must not skip the others
-                self.emit(
-                    "layer.close_failed", detail=layer.name, failure_class=exception_type(exc)
-                )
+        run_plan(self._leaving(exc, _SYNC_HOOKS))
 
     async def __aenter__(self) -> Session:
-        self._enter()
-        opened: list[Any] = []
-        try:
-            for layer in self.stack:
-                await layer.aopen_session(self)
-                opened.append(layer)
-        except BaseException as exc:
-            await self._aclose_layers(opened, exc)
-            self._exit(exc)
-            raise
+        await arun_plan(self._entering(_ASYNC_HOOKS))
         return self
 
     async def __aexit__(
@@ -295,17 +212,63 @@ class Session(CallRunner, HumanInput):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._exit(exc)
-        await self._aclose_layers(list(self.stack), exc)
+        await arun_plan(self._leaving(exc, _ASYNC_HOOKS))
 
-    async def _aclose_layers(self, layers: list[Any], error: BaseException | None) -> None:
+    # The plans behind `with` and `async with` (see `agentmw.core.session.plan`): each step is
+    # one layer hook; the drivers call or await it and throw its exception back in here.
+    def _entering(self, hooks: tuple[str, str]) -> Plan:
+        """Start, then open the layers in stack order; if one fails, close those opened."""
+        self._start()
+        opened: list[Middleware] = []
+        try:
+            for layer in self.stack:
+                yield partial(getattr(layer, hooks[0]), self)
+                opened.append(layer)
+        except BaseException as exc:
+            yield from self._closing(opened, exc, hooks)
+            self._end(exc)
+            raise
+
+    def _leaving(self, error: BaseException | None, hooks: tuple[str, str]) -> Plan:
+        """End by how the block ended, then close every layer in reverse stack order."""
+        self._end(error)
+        yield from self._closing(list(self.stack), error, hooks)
+
+    def _closing(
+        self, layers: list[Middleware], error: BaseException | None, hooks: tuple[str, str]
+    ) -> Plan:
         for layer in reversed(layers):
             try:
-                await layer.aclose_session(self, error)
-            except Exception as exc:
+                yield partial(getattr(layer, hooks[1]), self, error)
+            except Exception as exc:  # one layer's teardown must not skip the others
                 self.emit(
                     "layer.close_failed", detail=layer.name, failure_class=exception_type(exc)
                 )
+
+    def _start(self) -> None:
+        self._lifecycle.start()  # a session runs once: entering it again is an invalid transition
+        self._token = CURRENT_SESSION.set(self)
+        self.agent.registry.register(self)
+        data = {"thread_id": self.thread_id} if self.thread_id else None
+        if self.received_handoff is not None:
+            data = {**(data or {}), "handoff_from": self.received_handoff.source_role}
+        self.emit("agent.started", data=data)
+
+    def _end(self, exc: BaseException | None) -> None:
+        if self._token is not None:
+            try:
+                CURRENT_SESSION.reset(self._token)
+            except ValueError:  # exited in another context than it was entered in
+                CURRENT_SESSION.set(None)
+            self._token = None
+        if self.state.terminal:
+            return
+        if exc is None:
+            self.complete()
+        elif isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)):
+            self.cancel(exception_type(exc))
+        else:
+            self.fail(exception_type(exc))
 
     # -- handoff and summary -----------------------------------------------------------------
     def handoff_to(
@@ -337,8 +300,7 @@ class Session(CallRunner, HumanInput):
 
     def summary(self) -> dict[str, Any]:
         """State, turns, tool calls, usage and cost totals, per-model usage and event counts."""
-        with self._lock:
-            counts = dict(self._event_counts)
+        counts = self._log.counts()
         ledger = self.ledger.summary()
         return {
             "session_id": self.id,
@@ -346,9 +308,9 @@ class Session(CallRunner, HumanInput):
             "phase": self.agent.phase,
             "project_id": self.agent.project_id,
             "thread_id": self.thread_id,
-            "state": self._state.value,
-            "turns": self._iterations,
-            "tool_calls": self._tool_calls,
+            "state": self.state.value,
+            "turns": self.iterations,
+            "tool_calls": self.tool_calls,
             "usage": ledger["usage"],
             "cost_usd": ledger["cost_usd"],
             "cost": format_cost(ledger["cost_usd"]),

@@ -1,0 +1,128 @@
+"""`EventLog`: a session's events, kept, counted and delivered to sinks and listeners."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from agentmw.classify import exception_type
+from agentmw.events import Event, listeners
+
+if TYPE_CHECKING:
+    from agentmw.core.agent import Agent
+
+__all__: list[str] = []  # `Session` is the public face of this module
+
+EVENT_CAPACITY = 1000
+
+
+class EventLog:
+    """The events of one session.
+
+    Each event is kept in a bounded buffer (the most recent `capacity`), counted by name, sent
+    to the agent's event sink and to the process listeners. Sinks are isolated: a failing sink
+    never breaks the session; its failures are counted by the agent's `sink_isolation` and the
+    first one is reported once, as a `sink.failed` event on this log (never through the sink).
+
+    Args:
+        session_id: the id the events carry.
+        agent: whose role, phase, project and sinks the events use.
+        capacity: how many recent events to keep.
+    """
+
+    __slots__ = ("_agent", "_counts", "_events", "_isolation", "_lock", "session_id")
+
+    def __init__(self, session_id: str, agent: Agent, capacity: int = EVENT_CAPACITY) -> None:
+        self.session_id = session_id
+        self._agent = agent
+        self._isolation = agent.sink_isolation
+        self._events: deque[Event] = deque(maxlen=capacity)
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def events(self) -> list[Event]:
+        """The most recent events, oldest first (a snapshot)."""
+        return list(self._events)
+
+    def counts(self) -> dict[str, int]:
+        """How many events of each name were recorded (a snapshot)."""
+        with self._lock:
+            return dict(self._counts)
+
+    def emit(
+        self,
+        name: str,
+        *,
+        step: int | None = None,
+        model: str | None = None,
+        tool: str | None = None,
+        failure_class: str | None = None,
+        detail: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> Event:
+        """Build the event `name` with the session's fields and `publish` it."""
+        agent = self._agent
+        return self.publish(
+            Event(
+                name,
+                self.session_id,
+                agent.role,
+                agent.phase,
+                agent.project_id,
+                step,
+                model,
+                tool,
+                failure_class,
+                detail,
+                data,
+            )
+        )
+
+    def publish(self, event: Event) -> Event:
+        """Keep, count and deliver an event built by the caller (the per-call path)."""
+        # Apart from `emit` so the per-call events skip keyword-argument binding.
+        self._events.append(event)
+        counts = self._counts
+        name = event.name
+        with self._lock:
+            counts[name] = counts.get(name, 0) + 1
+        sink = self._agent.event_sink
+        if sink is not None:
+            try:
+                sink.emit(event)
+            except Exception as exc:  # a sink must never break a session
+                if self._isolation.failed(sink, exc):
+                    self._sink_failed(sink, exc)
+        if listeners.current:
+            listeners.notify(event)
+        return event
+
+    def deliver(self, sink: object, method: Callable[[Any], None], item: Any) -> None:
+        """Call `method(item)` of `sink` isolated; its first failure becomes `sink.failed`."""
+        first_error = self._isolation.call(sink, method, item)
+        if first_error is not None:
+            self._sink_failed(sink, first_error)
+
+    def _sink_failed(self, sink: object, exc: BaseException) -> None:
+        """Record `sink.failed` (the sink's type, the exception's type) here and for listeners.
+
+        Not sent to any sink: the failing one could fail again.
+        """
+        agent = self._agent
+        diag = Event(
+            "sink.failed",
+            self.session_id,
+            agent.role,
+            agent.phase,
+            agent.project_id,
+            failure_class=exception_type(exc),
+            detail=type(sink).__qualname__,
+        )
+        self._events.append(diag)
+        with self._lock:
+            self._counts[diag.name] = self._counts.get(diag.name, 0) + 1
+        if listeners.current:
+            listeners.notify(diag)
