@@ -33,6 +33,49 @@ def _mode_of(fn: Any) -> Mode:
 
 
 ModelGetter = Callable[[tuple[Any, ...], Any], "str | None"]
+ModelFiller = Callable[[tuple[Any, ...], dict[str, Any], Any], None]
+
+
+def _model_param(fn: Any) -> tuple[int, inspect.Parameter, int] | None:
+    """The function's own `model` parameter: (index, parameter, self/cls offset), or None."""
+    inner = fn.__func__ if isinstance(fn, (classmethod, staticmethod)) else fn
+    try:
+        params = list(inspect.signature(inner).parameters.values())
+    except (TypeError, ValueError):  # builtins and some C callables have no signature
+        return None
+    found = next(((i, p) for i, p in enumerate(params) if p.name == "model"), None)
+    if found is None or found[1].kind in (found[1].VAR_KEYWORD, found[1].VAR_POSITIONAL):
+        return None
+    # A bound method's `self`/`cls` is not in `args` (wrapt passes it as `instance`).
+    skip = int(
+        not isinstance(fn, staticmethod) and bool(params) and params[0].name in ("self", "cls")
+    )
+    return found[0], found[1], skip
+
+
+def _model_filler(fn: Any, model: str | None) -> ModelFiller | None:
+    """How `@agent_turn(model=...)` hands its model to a function that takes a `model` argument.
+
+    When the caller passes no model, the decorator's model is passed as `model=` (so a required
+    `*, model` parameter works, and the function sends the model the stack sees). Decided once;
+    None when there is nothing to fill (the common, free case).
+    """
+    found = _model_param(fn) if model is not None else None
+    if found is None:
+        return None
+    index, param, skip = found
+    positional = param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD)
+    if param.kind is param.POSITIONAL_ONLY:
+        return None  # cannot be passed by keyword; its default (if any) stands
+
+    def fill(args: tuple[Any, ...], kwargs: dict[str, Any], instance: Any) -> None:
+        if "model" in kwargs:
+            return
+        if positional and len(args) > index - (skip if instance is not None else 0):
+            return  # passed by position
+        kwargs["model"] = model
+
+    return fill
 
 
 def _model_getter(fn: Any) -> ModelGetter | None:
@@ -41,21 +84,12 @@ def _model_getter(fn: Any) -> ModelGetter | None:
     Returns None when the function has no `model` parameter (the common, free case). Otherwise
     the getter reads a positionally passed model, else the parameter's string default.
     """
-    inner = fn.__func__ if isinstance(fn, (classmethod, staticmethod)) else fn
-    try:
-        params = list(inspect.signature(inner).parameters.values())
-    except (TypeError, ValueError):  # builtins and some C callables have no signature
+    found = _model_param(fn)
+    if found is None:
         return None
-    found = next(((i, p) for i, p in enumerate(params) if p.name == "model"), None)
-    if found is None or found[1].kind is inspect.Parameter.VAR_KEYWORD:
-        return None
-    index, param = found
+    index, param, skip = found
     default = param.default if isinstance(param.default, str) else None
     positional = param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD)
-    # A bound method's `self`/`cls` is not in `args` (wrapt passes it as `instance`).
-    skip = int(
-        not isinstance(fn, staticmethod) and bool(params) and params[0].name in ("self", "cls")
-    )
 
     def get(args: tuple[Any, ...], instance: Any) -> str | None:
         if positional:
@@ -96,9 +130,12 @@ def build_wrapper(
     fixed_model = model if kind == "turn" else None
     stream = mode in ("stream", "astream")
     model_of = _model_getter(fn) if is_turn and model is None else None
+    fill_model = _model_filler(fn, fixed_model)
 
     def start(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> tuple[Call, Any]:
         # The per-call hot path: one Call, a cached chain, no keyword binding.
+        if fill_model is not None:
+            fill_model(args, kwargs, instance)
         session = get_session()
         st = fixed or (session.stack if session is not None else get_default_stack())
         chain = st.chain(kind, mode)

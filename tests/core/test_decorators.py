@@ -200,7 +200,7 @@ def test_model_from_decorator_or_model_kwarg() -> None:
         return model
 
     assert create(model="gpt-x", messages=[]) == "gpt-x"
-    assert fixed() == "other"
+    assert fixed() == "fixed"  # the decorator's model is what the function sends
     tool(model="ignored")
     assert [c.model for c in seen.calls] == ["gpt-x", "fixed", None]
 
