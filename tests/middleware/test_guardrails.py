@@ -323,3 +323,36 @@ async def test_stream_consumer_stopping_early_closes_upstream(path: str) -> None
     received = await consume(path, streamer(path, upstream, stack), take=2)
     assert len(received) == 2
     assert upstream.closed
+
+
+class WholeAsyncGuard:
+    """A whole-output guard (like OutputSchema) whose sync check must not run on async paths."""
+
+    name = "WholeAsync"
+    whole_output = True
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def check_input(self, call: Call) -> Verdict:
+        return Verdict.allow()
+
+    def check_output(self, call: Call, value: Any) -> Verdict:
+        raise AssertionError("the async twin must be used on the async path")
+
+    async def acheck_output(self, call: Call, value: Any) -> Verdict:
+        await asyncio.sleep(0)
+        self.seen.append(value)
+        return Verdict.block("not allowed") if "bad" in value else Verdict.allow()
+
+
+async def test_async_stream_runs_the_async_whole_output_check() -> None:
+    guard = WholeAsyncGuard()
+    stack = Stack([Guardrails([guard], stream_window=4)])
+    received = await consume("astream", streamer("astream", Upstream(["good ", "text"]), stack))
+    assert received == ["good ", "text"]
+    assert guard.seen == ["good text"]  # once, on the whole output
+    with capture_events() as events, pytest.raises(GuardrailViolation) as info:
+        await consume("astream", streamer("astream", Upstream(["a bad ", "answer"]), stack))
+    assert info.value.guards == ["WholeAsync"]
+    assert events.named("turn.blocked")[0].data["stage"] == "output"
