@@ -12,7 +12,6 @@ import pytest
 from agentmw import Agent, Call, Middleware, Stack, Usage, agent_tool, agent_turn, current_session
 from agentmw.core import set_default_stack
 from agentmw.core.middleware import AsyncNext, Next
-
 from tests.support import PATHS, Hooks, consume, make_fn
 
 

@@ -27,7 +27,6 @@ from agentmw.core.session.lifecycle import TRANSITIONS, check_transition
 from agentmw.errors import InvalidTransitionError, SessionStateError
 from agentmw.middleware import Timeout
 from agentmw.testing import ScriptedModel
-
 from tests.support import turn
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from typing import Any
@@ -223,16 +224,26 @@ def test_invalid_options_name_the_argument() -> None:
     for kwargs, word in [
         ({"failure_threshold": 0}, "failure_threshold"),
         ({"recovery_timeout": 0}, "recovery_timeout"),
-        ({"half_open_max_calls": True}, "half_open_max_calls"),
         ({"failure_ratio": 1.5}, "failure_ratio"),
         ({"minimum_calls": 0}, "minimum_calls"),
         ({"window": float("nan")}, "window"),
         ({"counts": ["nope"]}, "counts"),
-        ({"key": "model"}, "key"),
-        ({"store": object()}, "store"),
     ]:
         with pytest.raises(ValueError, match=word):
             CircuitBreaker("b", **kwargs)  # type: ignore[arg-type]
+
+
+def test_wrong_types_name_the_argument() -> None:
+    for kwargs, message in [
+        ({"half_open_max_calls": True}, "half_open_max_calls must be an int"),
+        ({"recovery_timeout": "30"}, "recovery_timeout must be a number"),
+        ({"key": "model"}, "key must be a callable call -> str"),
+        ({"clock": 5}, "clock must be a callable returning seconds"),
+        ({"store": object()}, r"store must be a BreakerStore \(missing aacquire, "),
+    ]:
+        with pytest.raises(TypeError, match=message):
+            CircuitBreaker("b", **kwargs)  # type: ignore[arg-type]
+    assert CircuitBreaker("b", recovery_timeout=float("inf")).config.recovery_timeout == math.inf
 
 
 def test_in_memory_store_implements_the_protocol() -> None:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from agentmw.errors import RateLimitedError
@@ -118,6 +118,52 @@ def _too_long(key: str, wait: float) -> RateLimitedError:
     )
 
 
+# The steps of a waiting line, shared by both drivers: each step is one store call or one wait.
+_ACQUIRE, _WAIT_TIME, _PARK, _SLEEP = "acquire", "wait_time", "park", "sleep"
+Step = tuple[str, Any]
+
+
+def _line(
+    lines: Lines,
+    key: str,
+    demands: list[Demand],
+    clock: Callable[[], float],
+    max_wait: float | None,
+    loop: asyncio.AbstractEventLoop | None,
+) -> Generator[Step, Any, float]:
+    """The decisions of one caller's wait; the driver runs each step and sends its result back.
+
+    Steps: `(_ACQUIRE, now)` -> seconds to wait (0.0: admitted); `(_WAIT_TIME, (demands, now))`
+    -> seconds; `(_PARK, ticket)` -> wait until woken; `(_SLEEP, seconds)`. Returns the seconds
+    waited. Closing it (the driver failed or was cancelled) leaves the line.
+    """
+    start = clock()
+    if not lines.busy(key) and (yield _ACQUIRE, start) == 0.0:
+        return 0.0
+    if max_wait is not None:
+        # Everyone already in line goes first: the wait covers their demands too.
+        total = merge_demands([*lines.pending(key), demands])
+        wait = yield _WAIT_TIME, (total, start)
+        if wait > max_wait:
+            raise _too_long(key, wait)
+    ticket = Ticket(demands, loop)
+    lines.join(key, ticket)
+    try:
+        while True:
+            if not lines.ahead(key, ticket):
+                yield _PARK, ticket
+                continue
+            now = clock()
+            wait = yield _ACQUIRE, now
+            if wait == 0.0:
+                return now - start
+            if max_wait is not None and now + wait - start > max_wait:
+                raise _too_long(key, now + wait - start)
+            yield _SLEEP, wait
+    finally:
+        lines.leave(key, ticket)
+
+
 def wait_in_line(
     lines: Lines,
     store: LimiterStore,
@@ -132,30 +178,23 @@ def wait_in_line(
     Raises:
         RateLimitedError: the wait would be longer than `max_wait` (raised before waiting).
     """
-    start = clock()
-    if not lines.busy(key) and store.acquire(key, demands, start) == 0.0:
-        return 0.0
-    if max_wait is not None:
-        # Everyone already in line goes first: the wait covers their demands too.
-        wait = store.wait_time(key, merge_demands([*lines.pending(key), demands]), start)
-        if wait > max_wait:
-            raise _too_long(key, wait)
-    ticket = Ticket(demands)
-    lines.join(key, ticket)
+    plan = _line(lines, key, demands, clock, max_wait, None)
     try:
+        reply: Any = None
         while True:
-            if not lines.ahead(key, ticket):
-                ticket.wait()
-                continue
-            now = clock()
-            wait = store.acquire(key, demands, now)
-            if wait == 0.0:
-                return now - start
-            if max_wait is not None and now + wait - start > max_wait:
-                raise _too_long(key, now + wait - start)
-            sleep(wait)
+            step, arg = plan.send(reply)
+            if step is _ACQUIRE:
+                reply = store.acquire(key, demands, arg)
+            elif step is _WAIT_TIME:
+                reply = store.wait_time(key, *arg)
+            elif step is _PARK:
+                reply = arg.wait()
+            else:
+                reply = sleep(arg)
+    except StopIteration as done:
+        return float(done.value)
     finally:
-        lines.leave(key, ticket)
+        plan.close()
 
 
 async def await_in_line(
@@ -168,26 +207,20 @@ async def await_in_line(
     max_wait: float | None,
 ) -> float:
     """Async twin of `wait_in_line` (never holds a lock across an await)."""
-    start = clock()
-    if not lines.busy(key) and await store.aacquire(key, demands, start) == 0.0:
-        return 0.0
-    if max_wait is not None:
-        wait = await store.await_time(key, merge_demands([*lines.pending(key), demands]), start)
-        if wait > max_wait:
-            raise _too_long(key, wait)
-    ticket = Ticket(demands, asyncio.get_running_loop())
-    lines.join(key, ticket)
+    plan = _line(lines, key, demands, clock, max_wait, asyncio.get_running_loop())
     try:
+        reply: Any = None
         while True:
-            if not lines.ahead(key, ticket):
-                await ticket.await_()
-                continue
-            now = clock()
-            wait = await store.aacquire(key, demands, now)
-            if wait == 0.0:
-                return now - start
-            if max_wait is not None and now + wait - start > max_wait:
-                raise _too_long(key, now + wait - start)
-            await asleep(wait)
+            step, arg = plan.send(reply)
+            if step is _ACQUIRE:
+                reply = await store.aacquire(key, demands, arg)
+            elif step is _WAIT_TIME:
+                reply = await store.await_time(key, *arg)
+            elif step is _PARK:
+                reply = await arg.await_()
+            else:
+                reply = await asleep(arg)
+    except StopIteration as done:
+        return float(done.value)
     finally:
-        lines.leave(key, ticket)
+        plan.close()

@@ -15,9 +15,19 @@ from opentelemetry import metrics, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode
 
+from agentmw._validate import check_bool, check_methods, check_optional_name
 from agentmw.classify import exception_type
 from agentmw.core.call import Call
-from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
+from agentmw.core.middleware import (
+    AsyncNext,
+    AsyncStreamNext,
+    Middleware,
+    Next,
+    StreamNext,
+    aclose,
+    close,
+    stream_failure,
+)
 from agentmw.events import Event
 from agentmw.middleware.telemetry import semconv as sc
 from agentmw.middleware.telemetry.genai import end_attributes, event_attributes, start_attributes
@@ -34,6 +44,9 @@ _agent_spans_lock = threading.Lock()
 _TRUTHY = frozenset({"1", "true", "yes", "on", "span_only", "event_only", "span_and_event"})
 _LINK_CAPACITY = 4096  # remembered session spans, for links from handoff target sessions
 _RECHECK_S = 1.0  # how often a layer on unset global providers looks for them again
+_END = object()  # a stream's end, from `next(chunks, _END)`
+_TRACER_PROVIDER = "an OpenTelemetry TracerProvider or None"
+_METER_PROVIDER = "an OpenTelemetry MeterProvider or None"
 
 
 def _cost_of(call: Call) -> float | None:
@@ -57,12 +70,21 @@ class _SessionTrace:
 
 @dataclass(slots=True)
 class _CallTrace:
+    """One call's span; `with trace:` makes the span current while the call's code runs."""
+
     span: Span
     context: Context
     metric_attrs: dict[str, Any]
     start: float
     observer: Callable[[Event], None] | None = None
     last: Any = None  # the last streamed chunk (carries the response model, id, finish reason)
+    token: Any = None
+
+    def __enter__(self) -> None:
+        self.token = otel_context.attach(self.context)
+
+    def __exit__(self, *exc_info: object) -> None:
+        otel_context.detach(self.token)
 
 
 class Telemetry(Middleware):
@@ -95,22 +117,15 @@ class Telemetry(Middleware):
         kinds: Any = None,
     ) -> None:
         super().__init__(name=name, kinds=kinds)
-        if tracer_provider is not None and not callable(getattr(tracer_provider, "get_tracer", 0)):
-            raise TypeError("tracer_provider must be an OpenTelemetry TracerProvider or None")
-        if meter_provider is not None and not callable(getattr(meter_provider, "get_meter", 0)):
-            raise TypeError("meter_provider must be an OpenTelemetry MeterProvider or None")
-        if provider_name is not None and (
-            not isinstance(provider_name, str) or not provider_name.strip()
-        ):
-            raise ValueError(
-                f"provider_name must be a non-blank string or None, got {provider_name!r}"
-            )
-        if capture_content is not None and not isinstance(capture_content, bool):
-            raise TypeError(f"capture_content must be True, False or None, got {capture_content!r}")
+        if tracer_provider is not None:
+            check_methods("tracer_provider", tracer_provider, ("get_tracer",), _TRACER_PROVIDER)
+        if meter_provider is not None:
+            check_methods("meter_provider", meter_provider, ("get_meter",), _METER_PROVIDER)
         if capture_content is None:
             env = os.environ.get(sc.ENV_CAPTURE_CONTENT, "")
             capture_content = env.strip().lower() in _TRUTHY
-        self.provider_name = provider_name
+        self.provider_name = check_optional_name("provider_name", provider_name)
+        capture_content = check_bool("capture_content", capture_content)
         self.capture_content = capture_content
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
@@ -241,100 +256,79 @@ class Telemetry(Middleware):
             self._metrics.on_call(record.metric_attrs, duration, error_type, usage, cost)
         span.end()
 
-    # -- the four paths --------------------------------------------------------------------
+    # -- the four paths: untraced calls go straight to the next link -----------------------
     def handle(self, call: Call, call_next: Next) -> Any:
-        if not self._active():
-            return call_next(call)
-        record = self._begin(call)
-        token = otel_context.attach(record.context)
-        try:
-            result = call_next(call)
-        except BaseException as exc:
-            otel_context.detach(token)
-            self._end(call, record, None, exc)
-            raise
-        otel_context.detach(token)
-        self._end(call, record, result, None)
-        return result
+        return self._handle(call, call_next) if self._active() else call_next(call)
 
-    async def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
-        if not self._active():
-            return await call_next(call)
-        record = self._begin(call)
-        token = otel_context.attach(record.context)
-        try:
-            result = await call_next(call)
-        except BaseException as exc:
-            otel_context.detach(token)
-            self._end(call, record, None, exc)
-            raise
-        otel_context.detach(token)
-        self._end(call, record, result, None)
-        return result
+    def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
+        return self._ahandle(call, call_next) if self._active() else call_next(call)
 
     def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
-        if not self._active():
-            yield from call_next(call)
-            return
+        return self._stream(call, call_next) if self._active() else call_next(call)
+
+    def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
+        return self._astream(call, call_next) if self._active() else call_next(call)
+
+    def _handle(self, call: Call, call_next: Next) -> Any:
         record = self._begin(call)
-        error: BaseException | None = None
-        # The span is current only while the producer runs, never across a `yield`: the
-        # consumer's code between chunks is not part of the call.
-        token = otel_context.attach(record.context)
         try:
+            with record:
+                result = call_next(call)
+        except BaseException as exc:
+            self._end(call, record, None, exc)
+            raise
+        self._end(call, record, result, None)
+        return result
+
+    async def _ahandle(self, call: Call, call_next: AsyncNext) -> Any:
+        record = self._begin(call)
+        try:
+            with record:
+                result = await call_next(call)
+        except BaseException as exc:
+            self._end(call, record, None, exc)
+            raise
+        self._end(call, record, result, None)
+        return result
+
+    # The span is current only while the producer runs, never across a `yield`: the consumer's
+    # code between chunks is not part of the call.
+    def _stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
+        record = self._begin(call)
+        with record:
             chunks = iter(call_next(call))
-        finally:
-            otel_context.detach(token)
+        failure: BaseException | None = None
         try:
             while True:
-                token = otel_context.attach(record.context)
-                try:
-                    chunk = next(chunks)
-                except StopIteration:
-                    break
-                finally:
-                    otel_context.detach(token)
+                with record:
+                    chunk = next(chunks, _END)
+                if chunk is _END:
+                    return
                 record.last = chunk
                 yield chunk
         except BaseException as exc:
-            error = None if isinstance(exc, GeneratorExit) else exc
+            failure = stream_failure(exc)
             raise
         finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
-            self._end(call, record, record.last, error)
+            close(chunks)
+            self._end(call, record, record.last, failure)
 
-    async def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
-        if not self._active():
-            agen = call_next(call)
-            try:
-                async for chunk in agen:
-                    yield chunk
-            finally:
-                await aclose(agen)
-            return
+    async def _astream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
         record = self._begin(call)
-        error: BaseException | None = None
-        token = otel_context.attach(record.context)
-        try:
+        with record:
             agen = call_next(call)
-        finally:
-            otel_context.detach(token)
+        failure: BaseException | None = None
         try:
             while True:
-                token = otel_context.attach(record.context)
-                try:
-                    chunk = await anext(agen)
-                except StopAsyncIteration:
-                    break
-                finally:
-                    otel_context.detach(token)
+                with record:
+                    chunk = await anext(agen, _END)
+                if chunk is _END:
+                    return
                 record.last = chunk
                 yield chunk
         except BaseException as exc:
-            error = None if isinstance(exc, GeneratorExit) else exc
+            failure = stream_failure(exc)
             raise
         finally:
             await aclose(agen)
-            self._end(call, record, record.last, error)
+            self._end(call, record, record.last, failure)
