@@ -74,8 +74,7 @@ class Budget(Middleware):
         return check_usd("the estimate's cost", value)
 
     def _check(self, call: Call, spent: Decimal) -> None:
-        if not self.enforce:
-            return
+        """Refuse the call when `spent` (or `spent` + its estimate) is past the budget."""
         if spent > self.usd:
             call.emit("budget.refused", reason="exceeded", spent_usd=str(spent))
             raise BudgetExceededError(self.usd, spent)
@@ -85,9 +84,7 @@ class Budget(Middleware):
                 call.emit("budget.refused", reason="precheck", estimate_usd=str(cost))
                 raise BudgetExceededError(self.usd, spent, estimate_usd=cost)
 
-    def _first_crossing(self, call: Call, total: Decimal) -> bool:
-        if total <= self.usd:
-            return False
+    def _first_crossing(self, call: Call) -> bool:
         session = call.session
         with self._lock:
             if self.ledger is not None or session is None:
@@ -99,54 +96,48 @@ class Budget(Middleware):
             return first
 
     def _crossed(self, call: Call, total: Decimal) -> None:
-        if self._first_crossing(call, total):
+        if total > self.usd and self._first_crossing(call):
             call.emit("budget.exceeded", budget_usd=str(self.usd), spent_usd=str(total))
 
-    # -- ledger access (the only difference between the sync and the async paths) -----------
+    # -- ledger access (a shared ledger is the only I/O: the async hooks await its twins) ----
     def spent(self, call: Call | None = None) -> Decimal:
         """What has been spent against this budget (for `call`'s session when it has one)."""
         if self.ledger is not None:
             return self.ledger.spent(self.name)
-        return self._unshared_spent(call)
-
-    async def _aspent(self, call: Call) -> Decimal:
-        if self.ledger is not None:
-            return await self.ledger.aspent(self.name)
-        return self._unshared_spent(call)
-
-    def _unshared_spent(self, call: Call | None) -> Decimal:
         if call is not None and call.session is not None:
             return call.session.cost_usd
         return self._local.spent(self.name)
 
     def _record(self, call: Call) -> Decimal:
-        if self.ledger is not None:
-            return self.ledger.add(self.name, call_cost(call)).total
-        return self._unshared_record(call)
-
-    async def _arecord(self, call: Call) -> Decimal:
-        if self.ledger is not None:
-            return (await self.ledger.aadd(self.name, call_cost(call))).total
-        return self._unshared_record(call)
-
-    def _unshared_record(self, call: Call) -> Decimal:
         cost = call_cost(call)
+        if self.ledger is not None:
+            return self.ledger.add(self.name, cost).total
         if call.session is not None:
             # The session records this call right after the chain returns.
             return call.session.cost_usd + cost
         return self._local.add(self.name, cost).total
 
     # -- hooks: check before each call, record after it ------------------------------------
+    # Only an enforcing budget reads the spend before a call (a shared ledger's read is I/O).
     def before(self, call: Call) -> None:
-        self._check(call, self.spent(call))
+        if self.enforce:
+            self._check(call, self.spent(call))
 
     async def abefore(self, call: Call) -> None:
-        self._check(call, await self._aspent(call))
+        if self.enforce:
+            ledger = self.ledger
+            spent = await ledger.aspent(self.name) if ledger is not None else self.spent(call)
+            self._check(call, spent)
 
     def after(self, call: Call, result: Any) -> Any:
         self._crossed(call, self._record(call))
         return result
 
     async def aafter(self, call: Call, result: Any) -> Any:
-        self._crossed(call, await self._arecord(call))
+        ledger = self.ledger
+        if ledger is None:
+            total = self._record(call)
+        else:
+            total = (await ledger.aadd(self.name, call_cost(call))).total
+        self._crossed(call, total)
         return result

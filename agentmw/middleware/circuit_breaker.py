@@ -100,6 +100,7 @@ class CircuitBreaker(Middleware):
             check_protocol("store", store, BreakerStore)
         self.store: BreakerStore = store if store is not None else InMemoryBreakerStore()
         self._meta = f"{_PERMIT}:{id(self):x}"
+        self._local = type(self.store) is InMemoryBreakerStore
 
     # -- decisions -------------------------------------------------------------------------
     def _outcome(self, exc: BaseException) -> Outcome:
@@ -122,49 +123,64 @@ class CircuitBreaker(Middleware):
         else:
             emit_global(_EVENTS[state], data=data)
 
-    def _admit(self, call: Call | None, key: str, permit: Permit) -> Permit:
-        if permit.transition is None and permit.allowed:
-            return permit
+    def _admit(self, call: Call | None, key: str, permit: Permit) -> None:
+        """Announce the permit's transition; refuse the call when it is not allowed.
+
+        Callers skip it for the common permit (allowed, no transition): the hot path.
+        """
         if permit.transition is not None:
             self._announce(call, key, permit.transition)
         if not permit.allowed:
             raise CircuitOpenError(self.name, key, permit.retry_after)
-        return permit
 
-    def _recorded(self, call: Call | None, key: str, changed: BreakerState | None) -> None:
+    # -- store access: the only difference between the paths ---------------------------------
+    # An in-memory store does no I/O: on the async paths its sync methods are called directly,
+    # since its async twins would only add two coroutines per call.
+    def _record(self, call: Call | None, key: str, permit: Permit, outcome: Outcome) -> None:
+        changed = self.store.record(self.name, key, self.config, self.clock(), permit, outcome)
         if changed is not None:
             self._announce(call, key, changed)
 
-    # -- store access (the only difference between the sync and the async paths) ----------
-    def _record(self, call: Call | None, key: str, permit: Permit, outcome: Outcome) -> None:
-        changed = self.store.record(self.name, key, self.config, self.clock(), permit, outcome)
-        self._recorded(call, key, changed)
-
     async def _arecord(self, call: Call | None, key: str, permit: Permit, outcome: Outcome) -> None:
+        if self._local:
+            self._record(call, key, permit, outcome)
+            return
         changed = await self.store.arecord(
             self.name, key, self.config, self.clock(), permit, outcome
         )
-        self._recorded(call, key, changed)
+        if changed is not None:
+            self._announce(call, key, changed)
 
     async def _afailed(
         self, call: Call | None, key: str, permit: Permit, exc: BaseException
     ) -> None:
+        if self._local:  # nothing is awaited, so nothing can interrupt the release
+            self._record(call, key, permit, self._outcome(exc))
+            return
         # A cancelled probe hands its permit back before the cancellation propagates.
         await asyncio.shield(self._arecord(call, key, permit, self._outcome(exc)))
 
     # -- hooks: a permit before each attempt, its outcome after it -------------------------
-    # Streams (the base class's paths): "release" is never recorded for a stream that
-    # delivered a chunk; one that finished, or whose consumer stopped early, is a success, and
-    # one that failed records the failure's classified outcome.
+    # Streams (the base class's paths) keep the stream rules: a stream that fails before its
+    # first chunk records the failure's classified outcome ("release" for control flow and
+    # cancellation); one that delivered a chunk and failed records that outcome too; one that
+    # finished, or whose consumer stopped early, is a success.
     def before(self, call: Call) -> None:
         key = self.key(call)
         permit = self.store.acquire(self.name, key, self.config, self.clock())
-        call.meta[self._meta] = (key, self._admit(call, key, permit))
+        if permit.transition is not None or not permit.allowed:
+            self._admit(call, key, permit)
+        call.meta[self._meta] = (key, permit)
 
     async def abefore(self, call: Call) -> None:
-        key = self.key(call)
-        permit = await self.store.aacquire(self.name, key, self.config, self.clock())
-        call.meta[self._meta] = (key, self._admit(call, key, permit))
+        key, store = self.key(call), self.store
+        if self._local:
+            permit = store.acquire(self.name, key, self.config, self.clock())
+        else:
+            permit = await store.aacquire(self.name, key, self.config, self.clock())
+        if permit.transition is not None or not permit.allowed:
+            self._admit(call, key, permit)
+        call.meta[self._meta] = (key, permit)
 
     def after(self, call: Call, result: Any) -> Any:
         key, permit = call.meta.pop(self._meta)
@@ -173,7 +189,10 @@ class CircuitBreaker(Middleware):
 
     async def aafter(self, call: Call, result: Any) -> Any:
         key, permit = call.meta.pop(self._meta)
-        await self._arecord(call, key, permit, "success")
+        if self._local:
+            self._record(call, key, permit, "success")
+        else:
+            await self._arecord(call, key, permit, "success")
         return result
 
     def on_error(self, call: Call, exc: BaseException) -> None:
@@ -191,7 +210,9 @@ class CircuitBreaker(Middleware):
             return self.handle(standalone_call(fn, args, kwargs), run_fn)
         # One circuit for standalone use, and no Call built: this path is the benchmarked one.
         key = self.name
-        permit = self._admit(None, key, self.store.acquire(key, key, self.config, self.clock()))
+        permit = self.store.acquire(key, key, self.config, self.clock())
+        if permit.transition is not None or not permit.allowed:
+            self._admit(None, key, permit)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
@@ -205,8 +226,12 @@ class CircuitBreaker(Middleware):
         if self._custom_key:
             return await self.ahandle(standalone_call(fn, args, kwargs), arun_fn)
         key = self.name
-        permit = await self.store.aacquire(key, key, self.config, self.clock())
-        permit = self._admit(None, key, permit)
+        if self._local:
+            permit = self.store.acquire(key, key, self.config, self.clock())
+        else:
+            permit = await self.store.aacquire(key, key, self.config, self.clock())
+        if permit.transition is not None or not permit.allowed:
+            self._admit(None, key, permit)
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:

@@ -109,7 +109,8 @@ class Limits(Middleware):
                         raise self._refuse(call, error)
                     counts.tools = current + 1
             return
-        self._check_usage(call)
+        if self._usage_limited:
+            self._check_usage(call)
         if self.max_turns is not None:
             with counts.lock:
                 current = max(counts.turns, session.iterations)
@@ -119,8 +120,6 @@ class Limits(Middleware):
                 counts.turns = current + 1
 
     def _check_usage(self, call: Call) -> None:
-        if not self._usage_limited:
-            return
         session = call.session
         assert session is not None
         usage = session.usage
