@@ -114,8 +114,12 @@ def test_option_validation() -> None:
         PIIRedactor(strategy="shred")
     with pytest.raises(ValueError, match="stream_window"):
         Guardrails([], stream_window=0)
-    with pytest.raises(TypeError, match="guards"):
+    with pytest.raises(TypeError, match=r"guards\[0\] must be a guardrail"):
         Guardrails([object()])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="stream_window must be one of full"):
+        Guardrails([], stream_window="half")
+    with pytest.raises(TypeError, match=r"stream_window must be an int, got float 1\.5"):
+        Guardrails([], stream_window=1.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="stages"):
         DenyPatterns(["x"], stages=("middle",))
 

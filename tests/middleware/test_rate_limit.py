@@ -227,6 +227,23 @@ def test_options_validated() -> None:
         RateLimit(tpm=10, max_wait=-1)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"tpm": "10"}, "tpm must be a number, got str '10'"),
+        ({"store": object()}, r"store must be a LimiterStore \(missing aacquire, aadjust"),
+        ({"clock": 5}, "clock must be a callable returning seconds, got int 5"),
+        ({"key": 5}, "key must be a string, a callable call -> str, or None, got int 5"),
+        ({"estimate": 5}, "estimate must be a callable call -> Usage, got int 5"),
+        ({"max_wait": True}, "max_wait must be a number, got bool True"),
+    ],
+)
+def test_wrong_types_name_the_argument(kwargs: dict[str, Any], message: str) -> None:
+    kwargs.setdefault("rpm", 10)
+    with pytest.raises(TypeError, match=message):
+        RateLimit(**kwargs)
+
+
 async def test_reconciles_with_real_usage_in_a_session(mode: str) -> None:
     clock = FakeClock()
     agent = Agent("r", stack=[RateLimit(tpm=1000, clock=clock)])
