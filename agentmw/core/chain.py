@@ -139,43 +139,31 @@ def _sync_hooks(layer: Middleware, nxt: Callable[[Call], Any]) -> Callable[[Call
 
 
 def _async_hooks(layer: Middleware, nxt: Callable[[Call], Any]) -> Callable[[Call], Any]:
-    """The async path of a hook-only layer. Its sync hooks are called directly (no coroutine
-    frame) unless the layer overrides their async twins; a sync before-only layer adds no frame.
+    """The async path of a hook-only layer. A sync hook is called directly (no coroutine frame)
+    unless the layer overrides its async twin; a sync before-only layer adds no frame at all.
     """
-    own = {hook: overrides(layer, hook) for hook in _HOOKS + _AHOOKS}
-    abefore, aafter, aon_error = own["abefore"], own["aafter"], own["aon_error"]
+    abefore, aafter, aon_error = (overrides(layer, hook) for hook in _AHOOKS)
+    around = aafter or aon_error or overrides(layer, "after") or overrides(layer, "on_error")
+    if not around and not abefore:
+        sync_before = layer.before
+
+        def before_only(call: Call) -> Any:
+            sync_before(call)
+            return nxt(call)  # the next link's awaitable, awaited by our caller
+
+        return before_only
     before: Callable[[Call], Any] = layer.abefore if abefore else layer.before
-    if not (own["after"] or aafter or own["on_error"] or aon_error):
-        if not abefore:
-
-            def before_only(call: Call) -> Any:
-                before(call)
-                return nxt(call)  # the next link's awaitable, awaited by our caller
-
-            return before_only
-
-        async def abefore_only(call: Call) -> Any:
-            await before(call)
-            return await nxt(call)
-
-        return abefore_only
     after: Callable[[Call, Any], Any] = layer.aafter if aafter else layer.after
     on_error: Callable[[Call, BaseException], Any] = (
         layer.aon_error if aon_error else layer.on_error
     )
 
     async def hooks(call: Call) -> Any:
-        if abefore:
-            await before(call)
-        else:
-            before(call)
+        await before(call) if abefore else before(call)
         try:
             result = await nxt(call)
         except BaseException as exc:
-            if aon_error:
-                await on_error(call, exc)
-            else:
-                on_error(call, exc)
+            await on_error(call, exc) if aon_error else on_error(call, exc)
             raise
         return await after(call, result) if aafter else after(call, result)
 

@@ -10,18 +10,14 @@ from typing import Any
 from agentmw._validate import check_name
 from agentmw.classify import Failure, FailureScenario, classify_exception, scenario_predicate
 from agentmw.core.call import Call
-from agentmw.core.middleware import (
-    AsyncNext,
-    AsyncStreamNext,
-    Middleware,
-    Next,
+from agentmw.core.loops import (
     Restart,
-    StreamNext,
     arestartable,
     arestartable_stream,
     restartable,
     restartable_stream,
 )
+from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext
 from agentmw.errors import CircuitOpenError
 
 

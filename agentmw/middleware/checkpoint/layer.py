@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from agentmw._validate import check_bool, check_choice, check_protocol
 from agentmw.core.call import Call
+from agentmw.core.loops import arun_plan, run_plan
 from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext
 from agentmw.errors import ReplayDivergedError
 from agentmw.middleware.checkpoint.replay import (
@@ -149,42 +150,42 @@ class Checkpoint(Middleware):
             datetime.now(UTC),
         )
 
-    # -- the paths -----------------------------------------------------------------------------
+    # -- the paths: one plan per step, run with the saver's sync or async methods --------------
     def handle(self, call: Call, call_next: Next) -> Any:
         step = self._plan(call)
         if step is None:
             return call_next(call)
-        if step.dropped:
-            self.saver.delete_steps(step.thread_id, step.dropped)
-        if step.decision.record is not None:
-            return self._replay(call, step, step.decision.record)
-        try:
-            result = call_next(call)
-        except BaseException as exc:
-            failed = self._failed(call, step, exc)
-            if failed is not None:
-                self.saver.put_step(failed)
-            raise
-        self.saver.put_step(self._completed(call, step, result))
-        call.emit("checkpoint.saved", checkpoint_step=step.decision.step)
-        return result
+        saver = self.saver
+        return run_plan(self._run(call, step, call_next, saver.delete_steps, saver.put_step))
 
-    async def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
+    def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
         step = self._plan(call)
         if step is None:
-            return await call_next(call)
+            return call_next(call)
+        saver = self.saver
+        return arun_plan(self._run(call, step, call_next, saver.adelete_steps, saver.aput_step))
+
+    def _run(
+        self,
+        call: Call,
+        step: _Step,
+        call_next: Callable[[Call], Any],
+        delete_steps: Callable[[str, list[int]], Any],
+        put_step: Callable[[StepRecord], Any],
+    ) -> Generator[Any, Any, Any]:
+        """Replay the step or run it live and record it (a plan: see `run_plan`)."""
         if step.dropped:
-            await self.saver.adelete_steps(step.thread_id, step.dropped)
+            yield delete_steps(step.thread_id, step.dropped)
         if step.decision.record is not None:
             return self._replay(call, step, step.decision.record)
         try:
-            result = await call_next(call)
+            result = yield call_next(call)
         except BaseException as exc:
             failed = self._failed(call, step, exc)
             if failed is not None:
-                await self.saver.aput_step(failed)
+                yield put_step(failed)
             raise
-        await self.saver.aput_step(self._completed(call, step, result))
+        yield put_step(self._completed(call, step, result))
         call.emit("checkpoint.saved", checkpoint_step=step.decision.step)
         return result
 

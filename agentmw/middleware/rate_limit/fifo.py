@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
+from agentmw.core.loops import arun_plan, run_plan
 from agentmw.errors import RateLimitedError
 from agentmw.stores.gcra import Demand, merge_demands
 
@@ -68,11 +69,14 @@ class Ticket:
 
 
 class Lines:
-    """Waiting lines per key."""
+    """Waiting lines per key in front of one limiter store."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, store: LimiterStore, clock: Callable[[], float], max_wait: float | None
+    ) -> None:
         self._lock = threading.Lock()
         self._lines: dict[str, deque[Ticket]] = {}
+        self.store, self.clock, self.max_wait = store, clock, max_wait
 
     def busy(self, key: str) -> bool:
         """True when someone is waiting under `key`."""
@@ -111,116 +115,68 @@ class Lines:
         if head is not None:
             head.wake()
 
+    # -- waiting: one plan (`_line`), a sync and an async driver ---------------------------
+    def wait_in_line(self, key: str, demands: list[Demand], sleep: Callable[[float], Any]) -> float:
+        """Acquire `demands` under `key` in arrival order; returns the seconds waited.
+
+        Raises:
+            RateLimitedError: the wait would be longer than `max_wait` (raised before waiting).
+        """
+        store = self.store
+        return run_plan(
+            self._line(key, demands, store.acquire, store.wait_time, Ticket.wait, sleep, None)
+        )
+
+    async def await_in_line(
+        self, key: str, demands: list[Demand], asleep: Callable[[float], Awaitable[Any]]
+    ) -> float:
+        """Async twin of `wait_in_line` (never holds a lock across an await)."""
+        store, loop = self.store, asyncio.get_running_loop()
+        plan = self._line(
+            key, demands, store.aacquire, store.await_time, Ticket.await_, asleep, loop
+        )
+        return await arun_plan(plan)
+
+    def _line(
+        self,
+        key: str,
+        demands: list[Demand],
+        acquire: Callable[..., Any],
+        wait_time: Callable[..., Any],
+        park: Callable[[Ticket], Any],
+        sleep: Callable[[float], Any],
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> Generator[Any, Any, float]:
+        """The decisions of one caller's wait (see `run_plan`): only the head of a line tries to
+        acquire; the others are parked on their ticket until the head leaves."""
+        clock, max_wait = self.clock, self.max_wait
+        start = clock()
+        if not self.busy(key) and (yield acquire(key, demands, start)) == 0.0:
+            return 0.0
+        if max_wait is not None:
+            # Everyone already in line goes first: the wait covers their demands too.
+            wait = yield wait_time(key, merge_demands([*self.pending(key), demands]), start)
+            if wait > max_wait:
+                raise _too_long(key, wait)
+        ticket = Ticket(demands, loop)
+        self.join(key, ticket)
+        try:
+            while True:
+                if not self.ahead(key, ticket):
+                    yield park(ticket)
+                    continue
+                now = clock()
+                wait = yield acquire(key, demands, now)
+                if wait == 0.0:
+                    return now - start
+                if max_wait is not None and now + wait - start > max_wait:
+                    raise _too_long(key, now + wait - start)
+                yield sleep(wait)
+        finally:
+            self.leave(key, ticket)
+
 
 def _too_long(key: str, wait: float) -> RateLimitedError:
     return RateLimitedError(
         wait, f"rate limit for key {key!r}: a wait of {wait:.3f}s exceeds max_wait"
     )
-
-
-# The steps of a waiting line, shared by both drivers: each step is one store call or one wait.
-_ACQUIRE, _WAIT_TIME, _PARK, _SLEEP = "acquire", "wait_time", "park", "sleep"
-Step = tuple[str, Any]
-
-
-def _line(
-    lines: Lines,
-    key: str,
-    demands: list[Demand],
-    clock: Callable[[], float],
-    max_wait: float | None,
-    loop: asyncio.AbstractEventLoop | None,
-) -> Generator[Step, Any, float]:
-    """The decisions of one caller's wait; the driver runs each step and sends its result back.
-
-    Steps: `(_ACQUIRE, now)` -> seconds to wait (0.0: admitted); `(_WAIT_TIME, (demands, now))`
-    -> seconds; `(_PARK, ticket)` -> wait until woken; `(_SLEEP, seconds)`. Returns the seconds
-    waited. Closing it (the driver failed or was cancelled) leaves the line.
-    """
-    start = clock()
-    if not lines.busy(key) and (yield _ACQUIRE, start) == 0.0:
-        return 0.0
-    if max_wait is not None:
-        # Everyone already in line goes first: the wait covers their demands too.
-        total = merge_demands([*lines.pending(key), demands])
-        wait = yield _WAIT_TIME, (total, start)
-        if wait > max_wait:
-            raise _too_long(key, wait)
-    ticket = Ticket(demands, loop)
-    lines.join(key, ticket)
-    try:
-        while True:
-            if not lines.ahead(key, ticket):
-                yield _PARK, ticket
-                continue
-            now = clock()
-            wait = yield _ACQUIRE, now
-            if wait == 0.0:
-                return now - start
-            if max_wait is not None and now + wait - start > max_wait:
-                raise _too_long(key, now + wait - start)
-            yield _SLEEP, wait
-    finally:
-        lines.leave(key, ticket)
-
-
-def wait_in_line(
-    lines: Lines,
-    store: LimiterStore,
-    key: str,
-    demands: list[Demand],
-    clock: Callable[[], float],
-    sleep: Callable[[float], Any],
-    max_wait: float | None,
-) -> float:
-    """Acquire `demands` under `key` in arrival order; returns the seconds waited.
-
-    Raises:
-        RateLimitedError: the wait would be longer than `max_wait` (raised before waiting).
-    """
-    plan = _line(lines, key, demands, clock, max_wait, None)
-    try:
-        reply: Any = None
-        while True:
-            step, arg = plan.send(reply)
-            if step is _ACQUIRE:
-                reply = store.acquire(key, demands, arg)
-            elif step is _WAIT_TIME:
-                reply = store.wait_time(key, *arg)
-            elif step is _PARK:
-                reply = arg.wait()
-            else:
-                reply = sleep(arg)
-    except StopIteration as done:
-        return float(done.value)
-    finally:
-        plan.close()
-
-
-async def await_in_line(
-    lines: Lines,
-    store: LimiterStore,
-    key: str,
-    demands: list[Demand],
-    clock: Callable[[], float],
-    asleep: Callable[[float], Awaitable[Any]],
-    max_wait: float | None,
-) -> float:
-    """Async twin of `wait_in_line` (never holds a lock across an await)."""
-    plan = _line(lines, key, demands, clock, max_wait, asyncio.get_running_loop())
-    try:
-        reply: Any = None
-        while True:
-            step, arg = plan.send(reply)
-            if step is _ACQUIRE:
-                reply = await store.aacquire(key, demands, arg)
-            elif step is _WAIT_TIME:
-                reply = await store.await_time(key, *arg)
-            elif step is _PARK:
-                reply = await arg.await_()
-            else:
-                reply = await asleep(arg)
-    except StopIteration as done:
-        return float(done.value)
-    finally:
-        plan.close()

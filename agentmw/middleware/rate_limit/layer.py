@@ -19,7 +19,7 @@ from agentmw.classify import FailureScenario, classify_exception
 from agentmw.core.call import Call
 from agentmw.core.middleware import Middleware
 from agentmw.errors import RateLimitedError
-from agentmw.middleware.rate_limit.fifo import Lines, await_in_line, wait_in_line
+from agentmw.middleware.rate_limit.fifo import Lines
 from agentmw.middleware.rate_limit.reservation import Reservation
 from agentmw.stores.gcra import Demand, Rate
 from agentmw.stores.limiter import InMemoryLimiterStore, LimiterStore
@@ -111,7 +111,7 @@ class RateLimit(Middleware):
             if store is None
             else check_protocol("store", store, LimiterStore)
         )
-        self._lines = Lines()
+        self._lines = Lines(self.store, self.clock, self.max_wait)
         self._meta = f"{_RESERVATION}:{id(self):x}"
         # A request with no tokens always costs the same: its demands are computed (and their
         # size checked) once. An in-memory store does no I/O, so an uncontended caller is
@@ -159,17 +159,13 @@ class RateLimit(Middleware):
         """Wait in line until `demands` are admitted; returns the seconds waited."""
         if self._admit_now(key, demands):
             return 0.0
-        return wait_in_line(
-            self._lines, self.store, key, demands, self.clock, self._sleep, self.max_wait
-        )
+        return self._lines.wait_in_line(key, demands, self._sleep)
 
     async def _aacquire(self, key: str, demands: list[Demand]) -> float:
         """Async twin of `_acquire`."""
         if self._admit_now(key, demands):
             return 0.0
-        return await await_in_line(
-            self._lines, self.store, key, demands, self.clock, self._asleep, self.max_wait
-        )
+        return await self._lines.await_in_line(key, demands, self._asleep)
 
     # -- standalone API --------------------------------------------------------------------
     def _usage_of(self, tokens: int | None, usage: Usage | None) -> Usage:

@@ -22,18 +22,14 @@ from agentmw._validate import (
 )
 from agentmw.classify import Failure, FailureScenario, classify_exception, scenario_predicate
 from agentmw.core.call import Call
-from agentmw.core.middleware import (
-    AsyncNext,
-    AsyncStreamNext,
-    Middleware,
-    Next,
+from agentmw.core.loops import (
     Restart,
-    StreamNext,
     arestartable,
     arestartable_stream,
     restartable,
     restartable_stream,
 )
+from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext
 from agentmw.middleware._standalone import arun_fn, run_fn, standalone_call
 from agentmw.middleware.retry.backoff import JITTERS, backoff_delay
 
