@@ -2,7 +2,8 @@
 
 Only the head of a line may try to acquire; the others sleep on their own ticket (a
 `threading.Event` for threads, a future for tasks) until the head leaves. No lock is ever held
-while a caller waits.
+while a caller waits. The decisions of a wait are one plan (`Lines._line`), run with the store's
+sync methods by `wait_in_line` and with its async twins by `await_in_line`.
 """
 
 from __future__ import annotations
