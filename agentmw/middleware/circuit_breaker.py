@@ -123,15 +123,15 @@ class CircuitBreaker(Middleware):
         else:
             emit_global(_EVENTS[state], data=data)
 
-    def _admit(self, call: Call | None, key: str, permit: Permit) -> None:
-        """Announce the permit's transition; refuse the call when it is not allowed.
-
-        Callers skip it for the common permit (allowed, no transition): the hot path.
-        """
+    def _admit(self, call: Call | None, key: str, permit: Permit) -> Permit:
+        """The permit, once its transition is announced; refuses the call when not allowed."""
+        if permit.transition is None and permit.allowed:
+            return permit
         if permit.transition is not None:
             self._announce(call, key, permit.transition)
         if not permit.allowed:
             raise CircuitOpenError(self.name, key, permit.retry_after)
+        return permit
 
     # -- store access: the only difference between the paths ---------------------------------
     # An in-memory store does no I/O: on the async paths its sync methods are called directly,
@@ -168,9 +168,7 @@ class CircuitBreaker(Middleware):
     def before(self, call: Call) -> None:
         key = self.key(call)
         permit = self.store.acquire(self.name, key, self.config, self.clock())
-        if permit.transition is not None or not permit.allowed:
-            self._admit(call, key, permit)
-        call.meta[self._meta] = (key, permit)
+        call.meta[self._meta] = (key, self._admit(call, key, permit))
 
     async def abefore(self, call: Call) -> None:
         key, store = self.key(call), self.store
@@ -178,9 +176,7 @@ class CircuitBreaker(Middleware):
             permit = store.acquire(self.name, key, self.config, self.clock())
         else:
             permit = await store.aacquire(self.name, key, self.config, self.clock())
-        if permit.transition is not None or not permit.allowed:
-            self._admit(call, key, permit)
-        call.meta[self._meta] = (key, permit)
+        call.meta[self._meta] = (key, self._admit(call, key, permit))
 
     def after(self, call: Call, result: Any) -> Any:
         key, permit = call.meta.pop(self._meta)
@@ -211,8 +207,7 @@ class CircuitBreaker(Middleware):
         # One circuit for standalone use, and no Call built: this path is the benchmarked one.
         key = self.name
         permit = self.store.acquire(key, key, self.config, self.clock())
-        if permit.transition is not None or not permit.allowed:
-            self._admit(None, key, permit)
+        self._admit(None, key, permit)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
@@ -230,8 +225,7 @@ class CircuitBreaker(Middleware):
             permit = self.store.acquire(key, key, self.config, self.clock())
         else:
             permit = await self.store.aacquire(key, key, self.config, self.clock())
-        if permit.transition is not None or not permit.allowed:
-            self._admit(None, key, permit)
+        self._admit(None, key, permit)
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
