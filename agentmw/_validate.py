@@ -54,13 +54,18 @@ def check_number(
     minimum: float | None = None,
     above: float | None = None,
     maximum: float | None = None,
+    finite: bool = True,
 ) -> float:
-    """`value` as a finite float; `minimum`/`maximum` are inclusive, `above` exclusive."""
+    """`value` as a float; `minimum`/`maximum` are inclusive, `above` exclusive.
+
+    NaN is always refused; infinity only when `finite` (the default). `finite=False` is for
+    "no limit" values such as a backoff cap or a breaker's recovery timeout.
+    """
     if not is_number(value):
         raise TypeError(f"{name} must be a number, {_got(value)}")
     number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if math.isnan(number) or (finite and math.isinf(number)):
+        raise ValueError(f"{name} must be a {'finite ' if finite else ''}number, got {value!r}")
     bounds = []
     if minimum is not None:
         bounds.append(f">= {minimum:g}")
@@ -84,11 +89,12 @@ def check_optional_number(
     minimum: float | None = None,
     above: float | None = None,
     maximum: float | None = None,
+    finite: bool = True,
 ) -> float | None:
     """`check_number`, or None."""
     if value is None:
         return None
-    return check_number(name, value, minimum=minimum, above=above, maximum=maximum)
+    return check_number(name, value, minimum=minimum, above=above, maximum=maximum, finite=finite)
 
 
 def check_usd(name: str, value: Any) -> Decimal:

@@ -1,10 +1,11 @@
-"""The `Middleware` base class: twin sync/async paths derived from three small hooks."""
+"""The `Middleware` base class (four paths derived from small hooks) and the stream helpers."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from agentmw._validate import check_name
 from agentmw.core.call import Call
 
 if TYPE_CHECKING:
@@ -23,10 +24,19 @@ KINDS = frozenset({"turn", "tool"})
 class Middleware:
     """One ordered concern around a model turn or a tool call.
 
-    A layer either implements the hook trio (`before`, `after`, `on_error`), from which this class
-    derives all four paths (sync, async, sync stream, async stream), or overrides the paths it
-    needs (`handle`, `ahandle`, `handle_stream`, `ahandle_stream`). Streams call `after(call, None)`
-    once the stream ends, including when the consumer stops early.
+    A layer either implements hooks, from which this class derives all four paths (sync, async,
+    sync stream, async stream), or overrides the paths it needs (`handle`, `ahandle`,
+    `handle_stream`, `ahandle_stream`).
+
+    The hooks are `before(call)` (raise to refuse the call), `after(call, result)` (returns the
+    result, possibly replaced) and `on_error(call, exc)` (observes a failure, which is re-raised
+    after it). The async paths call the async hooks `abefore`, `aafter` and `aon_error`, which
+    default to the sync ones: a layer whose decision needs I/O (a shared ledger, a limiter or
+    breaker store, a human approval) writes the decision once in plain helpers and overrides the
+    async hooks only to await that I/O. Streams call `before` ahead of the first chunk,
+    `after(call, None)` once the stream ends, also when the consumer stops early, and `on_error`
+    when it fails; the async stream path calls the async hooks. A hook-only layer whose async
+    hooks are not overridden adds no coroutine frame of its own to the async path.
 
     Attributes:
         name: the layer's name in its stack (defaults to the class name).
@@ -45,12 +55,11 @@ class Middleware:
         """Set a per-instance `name` and `kinds` (both optional).
 
         Raises:
+            TypeError: `name` is not a string.
             ValueError: `name` is blank or `kinds` holds something other than "turn"/"tool".
         """
         if name is not None:
-            if not isinstance(name, str) or not name.strip():
-                raise ValueError(f"name must be a non-blank string, got {name!r}")
-            self.name = name
+            self.name = check_name("name", name)
         if kinds is not None:
             chosen = frozenset([kinds] if isinstance(kinds, str) else kinds)
             if not chosen or not chosen <= KINDS:
@@ -67,6 +76,18 @@ class Middleware:
 
     def on_error(self, call: Call, exc: BaseException) -> None:
         """Observes a failure; the exception is re-raised after it returns."""
+
+    async def abefore(self, call: Call) -> None:
+        """Async twin of `before`, used by the async paths (defaults to `before`)."""
+        self.before(call)
+
+    async def aafter(self, call: Call, result: Any) -> Any:
+        """Async twin of `after`, used by the async paths (defaults to `after`)."""
+        return self.after(call, result)
+
+    async def aon_error(self, call: Call, exc: BaseException) -> None:
+        """Async twin of `on_error`, used by the async paths (defaults to `on_error`)."""
+        self.on_error(call, exc)
 
     # -- session hooks ---------------------------------------------------------------------
     def open_session(self, session: Session) -> None:
@@ -94,44 +115,63 @@ class Middleware:
         return self.after(call, result)
 
     async def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
-        self.before(call)
+        await self.abefore(call)
         try:
             result = await call_next(call)
         except BaseException as exc:
-            self.on_error(call, exc)
+            await self.aon_error(call, exc)
             raise
-        return self.after(call, result)
+        return await self.aafter(call, result)
 
     def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
         self.before(call)
+        failure: BaseException | None = None
         try:
             yield from call_next(call)
-        except GeneratorExit:
-            self.after(call, None)
-            raise
         except BaseException as exc:
-            self.on_error(call, exc)
+            failure = stream_failure(exc)
             raise
-        self.after(call, None)
+        finally:
+            if failure is None:
+                self.after(call, None)
+            else:
+                self.on_error(call, failure)
 
     async def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
-        self.before(call)
+        await self.abefore(call)
         agen = call_next(call)
+        failure: BaseException | None = None
         try:
             async for chunk in agen:
                 yield chunk
-        except GeneratorExit:
-            self.after(call, None)
-            raise
         except BaseException as exc:
-            self.on_error(call, exc)
+            failure = stream_failure(exc)
             raise
         finally:
             await aclose(agen)
-        self.after(call, None)
+            if failure is None:
+                await self.aafter(call, None)
+            else:
+                await self.aon_error(call, failure)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def stream_failure(exc: BaseException) -> BaseException | None:
+    """What a stream's "on final" step sees: None when the consumer stopped early.
+
+    `GeneratorExit` means the consumer closed the stream: what it read was delivered, so the
+    stream ended for it (usage is reconciled, the breaker counts a success).
+    """
+    return None if isinstance(exc, GeneratorExit) else exc
+
+
+def close(gen: Any) -> None:
+    """Close an iterator if it can be closed (a generator runs its `finally` at once)."""
+    closer = getattr(gen, "close", None)
+    if closer is not None:
+        closer()
 
 
 async def aclose(agen: Any) -> None:
@@ -139,69 +179,6 @@ async def aclose(agen: Any) -> None:
     closer = getattr(agen, "aclose", None)
     if closer is not None:
         await closer()
-
-
-Restart = Callable[[BaseException], "tuple[Call, float] | None"]
-
-
-def restartable_stream(
-    call: Call, call_next: StreamNext, restart: Restart, sleep: Callable[[float], Any]
-) -> Iterator[Any]:
-    """Stream `call_next(call)`, starting it again while it fails before its first chunk.
-
-    `restart(exc)` returns the call for the next try and the delay before it, or None to
-    re-raise. Once a chunk has reached the consumer, errors propagate (the design's streaming
-    rule: retry and fallback act only before the first chunk). Retry and Fallback share this.
-    """
-    while True:
-        gen = call_next(call)
-        started = False
-        try:
-            for chunk in gen:
-                started = True
-                yield chunk
-            return
-        except GeneratorExit:
-            raise
-        except BaseException as exc:
-            decision = None if started else restart(exc)
-            if decision is None:
-                raise
-        finally:
-            close = getattr(gen, "close", None)
-            if close is not None:
-                close()
-        call, delay = decision
-        if delay > 0:
-            sleep(delay)
-
-
-async def arestartable_stream(
-    call: Call,
-    call_next: AsyncStreamNext,
-    restart: Restart,
-    asleep: Callable[[float], Awaitable[Any]],
-) -> AsyncIterator[Any]:
-    """Async twin of `restartable_stream`."""
-    while True:
-        agen = call_next(call)
-        started = False
-        try:
-            async for chunk in agen:
-                started = True
-                yield chunk
-            return
-        except GeneratorExit:
-            raise
-        except BaseException as exc:
-            decision = None if started else restart(exc)
-            if decision is None:
-                raise
-        finally:
-            await aclose(agen)
-        call, delay = decision
-        if delay > 0:
-            await asleep(delay)
 
 
 def overrides(layer: Middleware, method: str) -> bool:

@@ -3,136 +3,17 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal
 
 from agentmw.core.call import Call
-from agentmw.core.middleware import Middleware, aclose, overrides
-from agentmw.usage import chunk_chars, combine_stream_usage, estimate_stream_usage, extract_usage
+from agentmw.core.chain import compile_chain
+from agentmw.core.middleware import Middleware
 
 __all__ = ["Stack", "get_default_stack", "set_default_stack"]
 
 Mode = Literal["sync", "async", "stream", "astream"]
 Target = type[Middleware] | str
-
-
-# -- terminals: the innermost step, which calls the user's function ---------------------------
-def _terminal(call: Call) -> Any:
-    result = call.fn(*call.args, **call.kwargs)
-    ufn = call.usage_fn
-    call.usage = ufn(result) if ufn is not None else extract_usage(result)
-    return result
-
-
-async def _aterminal(call: Call) -> Any:
-    result = await call.fn(*call.args, **call.kwargs)
-    ufn = call.usage_fn
-    call.usage = ufn(result) if ufn is not None else extract_usage(result)
-    return result
-
-
-def _terminal_stream(call: Call) -> Iterator[Any]:
-    gen = call.fn(*call.args, **call.kwargs)
-    ufn = call.usage_fn or extract_usage
-    chars = 0
-    try:
-        for chunk in gen:
-            usage = ufn(chunk)
-            if usage is not None:
-                call.usage = combine_stream_usage(call.usage, usage)
-            chars += chunk_chars(chunk)
-            yield chunk
-    finally:
-        close = getattr(gen, "close", None)
-        if close is not None:
-            close()
-        _settle_stream_usage(call, chars)
-
-
-async def _aterminal_stream(call: Call) -> AsyncIterator[Any]:
-    agen = call.fn(*call.args, **call.kwargs)
-    ufn = call.usage_fn or extract_usage
-    chars = 0
-    try:
-        async for chunk in agen:
-            usage = ufn(chunk)
-            if usage is not None:
-                call.usage = combine_stream_usage(call.usage, usage)
-            chars += chunk_chars(chunk)
-            yield chunk
-    finally:
-        await aclose(agen)
-        _settle_stream_usage(call, chars)
-
-
-def _settle_stream_usage(call: Call, chars: int) -> None:
-    # A stream that never reported usage still spent tokens: estimate them, and say so.
-    if call.usage is None:
-        call.usage = estimate_stream_usage(call.args, call.kwargs, chars)
-        call.usage_estimated = True
-
-
-_TERMINALS: dict[str, Callable[[Call], Any]] = {
-    "sync": _terminal,
-    "async": _aterminal,
-    "stream": _terminal_stream,
-    "astream": _aterminal_stream,
-}
-_METHODS = {
-    "sync": "handle",
-    "async": "ahandle",
-    "stream": "handle_stream",
-    "astream": "ahandle_stream",
-}
-
-
-def _link(layer: Middleware, mode: str, nxt: Callable[[Call], Any]) -> Callable[[Call], Any]:
-    """One link of a chain. Hook-only layers get a specialized closure that skips no-op hooks."""
-    if mode == "sync" and not overrides(layer, "handle"):
-        before, after, on_error = layer.before, layer.after, layer.on_error
-        has_after, has_error = overrides(layer, "after"), overrides(layer, "on_error")
-        if not has_after and not has_error and not overrides(layer, "before"):
-            return nxt  # overrides nothing: a no-op layer costs nothing
-        if not has_after and not has_error:
-
-            def before_only(call: Call) -> Any:
-                before(call)
-                return nxt(call)
-
-            return before_only
-
-        def hooks(call: Call) -> Any:
-            before(call)
-            try:
-                result = nxt(call)
-            except BaseException as exc:
-                on_error(call, exc)
-                raise
-            return after(call, result)
-
-        return hooks
-    if (
-        mode == "async"
-        and not overrides(layer, "ahandle")
-        and not any(overrides(layer, h) for h in ("before", "after", "on_error"))
-    ):
-        return nxt
-    handle = getattr(layer, _METHODS[mode])
-
-    # A plain function returning what `handle` returns (a value, coroutine or iterator): no extra
-    # coroutine frame per layer on the async path.
-    def link(call: Call) -> Any:
-        return handle(call, nxt)
-
-    return link
-
-
-def compile_chain(layers: Iterable[Middleware], kind: str, mode: str) -> Callable[[Call], Any]:
-    """Fold `layers` (first = outermost) around the terminal for one kind and mode."""
-    nxt = _TERMINALS[mode]
-    for layer in reversed([x for x in layers if kind in x.kinds]):
-        nxt = _link(layer, mode, nxt)
-    return nxt
 
 
 class Stack:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from agentmw._validate import check_callable
 from agentmw.core.call import Call, new_call
 from agentmw.core.context import current_session
 
 
 def standalone_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
     """A `Call` for a layer used outside a stack (its events go to the current session, if any)."""
-    if not callable(fn):
-        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    check_callable("fn", fn)
     session = current_session()
     model = kwargs.get("model")
     name = getattr(fn, "__name__", None) or type(fn).__name__

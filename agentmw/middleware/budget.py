@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from agentmw._validate import check_optional_callable, check_protocol, check_usd
 from agentmw.core.call import Call
-from agentmw.core.middleware import AsyncNext, Middleware
+from agentmw.core.middleware import Middleware
 from agentmw.errors import BudgetExceededError
 from agentmw.pricing import call_cost, table_for
 from agentmw.stores.ledger import InMemoryLedger, Ledger
 from agentmw.usage import Usage, estimate_usage
 
 Estimate = Callable[[Call], "Usage | Decimal | float | int | None"]
-_ZERO = Decimal(0)
-
-
-def _usd(value: Any) -> Decimal:
-    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal, str)):
-        raise TypeError(f"usd must be a number, got {type(value).__name__}")
-    try:
-        amount = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
-    except InvalidOperation:
-        raise ValueError(f"usd must be a finite number >= 0, got {value!r}") from None
-    if not amount.is_finite() or amount < 0 or (isinstance(value, float) and math.isnan(value)):
-        raise ValueError(f"usd must be a finite number >= 0, got {value!r}")
-    return amount
+_EXCEEDED = "agentmw.budget.exceeded"  # + the layer's name: a session's "already announced" flag
 
 
 class Budget(Middleware):
@@ -59,15 +47,15 @@ class Budget(Middleware):
         kinds: Any = "turn",
     ) -> None:
         super().__init__(name=name, kinds=kinds)
-        self.usd = _usd(usd)
-        if estimate is not None and not callable(estimate):
-            raise TypeError(f"estimate must be a callable call -> Usage, got {type(estimate)}")
-        if ledger is not None and not isinstance(ledger, Ledger):
-            raise TypeError(f"ledger must implement the Ledger protocol, got {type(ledger)}")
+        self.usd = check_usd("usd", usd)
         self.enforce = bool(enforce)
         self.precheck = bool(precheck)
-        self.estimate = estimate
-        self.ledger = ledger
+        self.estimate = check_optional_callable(
+            "estimate", estimate, "a callable call -> Usage or a cost in USD"
+        )
+        self.ledger: Ledger | None = (
+            None if ledger is None else check_protocol("ledger", ledger, Ledger)
+        )
         self._local = InMemoryLedger()  # calls outside any session
         self._lock = threading.Lock()
         self._shared_exceeded = False
@@ -83,11 +71,10 @@ class Budget(Middleware):
                 value = call.estimate = estimate_usage(call.args, call.kwargs)
         if isinstance(value, Usage):
             return table_for(call).cost(call.model, value)
-        return _usd(value)
+        return check_usd("the estimate's cost", value)
 
     def _check(self, call: Call, spent: Decimal) -> None:
-        if not self.enforce:
-            return
+        """Refuse the call when `spent` (or `spent` + its estimate) is past the budget."""
         if spent > self.usd:
             call.emit("budget.refused", reason="exceeded", spent_usd=str(spent))
             raise BudgetExceededError(self.usd, spent)
@@ -97,24 +84,22 @@ class Budget(Middleware):
                 call.emit("budget.refused", reason="precheck", estimate_usd=str(cost))
                 raise BudgetExceededError(self.usd, spent, estimate_usd=cost)
 
-    def _first_crossing(self, call: Call, total: Decimal) -> bool:
-        if total <= self.usd:
-            return False
+    def _first_crossing(self, call: Call) -> bool:
         session = call.session
         with self._lock:
             if self.ledger is not None or session is None:
                 first, self._shared_exceeded = not self._shared_exceeded, True
                 return first
-            flag = f"budget:{self.name}:exceeded"
+            flag = f"{_EXCEEDED}:{self.name}"
             first = flag not in session.meta
             session.meta[flag] = True
             return first
 
     def _crossed(self, call: Call, total: Decimal) -> None:
-        if self._first_crossing(call, total):
+        if total > self.usd and self._first_crossing(call):
             call.emit("budget.exceeded", budget_usd=str(self.usd), spent_usd=str(total))
 
-    # -- ledger access ---------------------------------------------------------------------
+    # -- ledger access (a shared ledger is the only I/O: the async hooks await its twins) ----
     def spent(self, call: Call | None = None) -> Decimal:
         """What has been spent against this budget (for `call`'s session when it has one)."""
         if self.ledger is not None:
@@ -132,22 +117,27 @@ class Budget(Middleware):
             return call.session.cost_usd + cost
         return self._local.add(self.name, cost).total
 
-    # -- hooks (sync and stream paths) ------------------------------------------------------
+    # -- hooks: check before each call, record after it ------------------------------------
+    # Only an enforcing budget reads the spend before a call (a shared ledger's read is I/O).
     def before(self, call: Call) -> None:
-        self._check(call, self.spent(call))
+        if self.enforce:
+            self._check(call, self.spent(call))
+
+    async def abefore(self, call: Call) -> None:
+        if self.enforce:
+            ledger = self.ledger
+            spent = await ledger.aspent(self.name) if ledger is not None else self.spent(call)
+            self._check(call, spent)
 
     def after(self, call: Call, result: Any) -> Any:
         self._crossed(call, self._record(call))
         return result
 
-    async def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
+    async def aafter(self, call: Call, result: Any) -> Any:
         ledger = self.ledger
-        spent = await ledger.aspent(self.name) if ledger is not None else self.spent(call)
-        self._check(call, spent)
-        result = await call_next(call)
-        if ledger is not None:
-            total = (await ledger.aadd(self.name, call_cost(call))).total
-        else:
+        if ledger is None:
             total = self._record(call)
+        else:
+            total = (await ledger.aadd(self.name, call_cost(call))).total
         self._crossed(call, total)
         return result

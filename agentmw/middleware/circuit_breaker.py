@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from agentmw._validate import (
+    check_clock,
+    check_int,
+    check_number,
+    check_optional_callable,
+    check_optional_number,
+    check_protocol,
+)
 from agentmw.classify import Failure, FailureScenario, classify_exception, scenario_predicate
 from agentmw.core.call import Call
 from agentmw.core.context import current_session
-from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
+from agentmw.core.middleware import Middleware
 from agentmw.errors import CircuitOpenError
 from agentmw.events import emit_global
 from agentmw.middleware._standalone import arun_fn, run_fn, standalone_call
@@ -25,20 +32,7 @@ _EVENTS = {
     BreakerState.HALF_OPEN: "breaker.half_open",
     BreakerState.CLOSED: "breaker.closed",
 }
-
-
-def _positive_int(label: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{label} must be an int >= 1, got {value!r}")
-    return value
-
-
-def _seconds(label: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{label} must be a number > 0, got {value!r}")
-    if math.isnan(value):
-        raise ValueError(f"{label} must be a number > 0, got {value!r}")
-    return float(value)
+_PERMIT = "agentmw.circuit_breaker.permit"  # + the layer's id: the attempt's (key, Permit)
 
 
 def _default_key(call: Call) -> str:
@@ -88,28 +82,25 @@ class CircuitBreaker(Middleware):
         kinds: Any = None,
     ) -> None:
         super().__init__(name=name, kinds=kinds)
-        if failure_ratio is not None:
-            ok = isinstance(failure_ratio, (int, float)) and not isinstance(failure_ratio, bool)
-            if not ok or not 0 < failure_ratio <= 1:
-                raise ValueError(f"failure_ratio must be in (0, 1] or None, got {failure_ratio!r}")
-        for label, fn in (("key", key), ("clock", clock)):
-            if fn is not None and not callable(fn):
-                raise ValueError(f"{label} must be callable, got {fn!r}")
-        if store is not None and not isinstance(store, BreakerStore):
-            raise ValueError(f"store must implement BreakerStore, got {store!r}")
         self.config = BreakerConfig(
-            failure_threshold=_positive_int("failure_threshold", failure_threshold),
-            recovery_timeout=_seconds("recovery_timeout", recovery_timeout),
-            half_open_max_calls=_positive_int("half_open_max_calls", half_open_max_calls),
-            failure_ratio=None if failure_ratio is None else float(failure_ratio),
-            minimum_calls=_positive_int("minimum_calls", minimum_calls),
-            window=_seconds("window", window),
+            failure_threshold=check_int("failure_threshold", failure_threshold, minimum=1),
+            recovery_timeout=check_number(
+                "recovery_timeout", recovery_timeout, above=0, finite=False
+            ),
+            half_open_max_calls=check_int("half_open_max_calls", half_open_max_calls, minimum=1),
+            failure_ratio=check_optional_number("failure_ratio", failure_ratio, above=0, maximum=1),
+            minimum_calls=check_int("minimum_calls", minimum_calls, minimum=1),
+            window=check_number("window", window, above=0, finite=False),
         )
-        self.key = key or _default_key
+        self.key = check_optional_callable("key", key, "a callable call -> str") or _default_key
         self._custom_key = key is not None
         self.counts = scenario_predicate(counts, argument="counts", default=COUNTED)
-        self.clock = clock or time.monotonic
+        self.clock = check_clock("clock", clock) or time.monotonic
+        if store is not None:
+            check_protocol("store", store, BreakerStore)
         self.store: BreakerStore = store if store is not None else InMemoryBreakerStore()
+        self._meta = f"{_PERMIT}:{id(self):x}"
+        self._local = type(self.store) is InMemoryBreakerStore
 
     # -- decisions -------------------------------------------------------------------------
     def _outcome(self, exc: BaseException) -> Outcome:
@@ -133,93 +124,80 @@ class CircuitBreaker(Middleware):
             emit_global(_EVENTS[state], data=data)
 
     def _admit(self, call: Call | None, key: str, permit: Permit) -> Permit:
+        """The permit, once its transition is announced; refuses the call when not allowed."""
+        if permit.transition is None and permit.allowed:
+            return permit
         if permit.transition is not None:
             self._announce(call, key, permit.transition)
         if not permit.allowed:
             raise CircuitOpenError(self.name, key, permit.retry_after)
         return permit
 
-    def _acquire(self, call: Call | None, key: str) -> Permit:
-        permit = self.store.acquire(self.name, key, self.config, self.clock())
-        if permit.transition is None and permit.allowed:
-            return permit
-        return self._admit(call, key, permit)
-
+    # -- store access: the only difference between the paths ---------------------------------
+    # An in-memory store does no I/O: on the async paths its sync methods are called directly,
+    # since its async twins would only add two coroutines per call.
     def _record(self, call: Call | None, key: str, permit: Permit, outcome: Outcome) -> None:
         changed = self.store.record(self.name, key, self.config, self.clock(), permit, outcome)
         if changed is not None:
             self._announce(call, key, changed)
 
-    async def _aacquire(self, call: Call | None, key: str) -> Permit:
-        permit = await self.store.aacquire(self.name, key, self.config, self.clock())
-        return self._admit(call, key, permit)
-
     async def _arecord(self, call: Call | None, key: str, permit: Permit, outcome: Outcome) -> None:
+        if self._local:
+            self._record(call, key, permit, outcome)
+            return
         changed = await self.store.arecord(
             self.name, key, self.config, self.clock(), permit, outcome
         )
         if changed is not None:
             self._announce(call, key, changed)
 
-    # -- the four paths --------------------------------------------------------------------
-    def handle(self, call: Call, call_next: Next) -> Any:
-        key = self.key(call)
-        permit = self._acquire(call, key)
-        try:
-            result = call_next(call)
-        except BaseException as exc:
+    async def _afailed(
+        self, call: Call | None, key: str, permit: Permit, exc: BaseException
+    ) -> None:
+        if self._local:  # nothing is awaited, so nothing can interrupt the release
             self._record(call, key, permit, self._outcome(exc))
-            raise
+            return
+        # A cancelled probe hands its permit back before the cancellation propagates.
+        await asyncio.shield(self._arecord(call, key, permit, self._outcome(exc)))
+
+    # -- hooks: a permit before each attempt, its outcome after it -------------------------
+    # Streams (the base class's paths) keep the stream rules: a stream that fails before its
+    # first chunk records the failure's classified outcome ("release" for control flow and
+    # cancellation); one that delivered a chunk and failed records that outcome too; one that
+    # finished, or whose consumer stopped early, is a success.
+    def before(self, call: Call) -> None:
+        key = self.key(call)
+        permit = self.store.acquire(self.name, key, self.config, self.clock())
+        call.meta[self._meta] = (key, self._admit(call, key, permit))
+
+    async def abefore(self, call: Call) -> None:
+        key, store = self.key(call), self.store
+        if self._local:
+            permit = store.acquire(self.name, key, self.config, self.clock())
+        else:
+            permit = await store.aacquire(self.name, key, self.config, self.clock())
+        call.meta[self._meta] = (key, self._admit(call, key, permit))
+
+    def after(self, call: Call, result: Any) -> Any:
+        key, permit = call.meta.pop(self._meta)
         self._record(call, key, permit, "success")
         return result
 
-    async def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
-        key = self.key(call)
-        permit = await self._aacquire(call, key)
-        try:
-            result = await call_next(call)
-        except BaseException as exc:
-            # A cancelled probe hands its permit back before the cancellation propagates.
-            await asyncio.shield(self._arecord(call, key, permit, self._outcome(exc)))
-            raise
-        await self._arecord(call, key, permit, "success")
+    async def aafter(self, call: Call, result: Any) -> Any:
+        key, permit = call.meta.pop(self._meta)
+        if self._local:
+            self._record(call, key, permit, "success")
+        else:
+            await self._arecord(call, key, permit, "success")
         return result
 
-    def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
-        key = self.key(call)
-        permit = self._acquire(call, key)
-        outcome: Outcome = "release"
-        try:
-            for chunk in call_next(call):
-                outcome = "success"  # the stream delivered; an early stop is not a failure
-                yield chunk
-            outcome = "success"
-        except GeneratorExit:
-            raise
-        except BaseException as exc:
-            outcome = self._outcome(exc)
-            raise
-        finally:
-            self._record(call, key, permit, outcome)
+    def on_error(self, call: Call, exc: BaseException) -> None:
+        key, permit = call.meta.pop(self._meta)
+        self._record(call, key, permit, self._outcome(exc))
 
-    async def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
-        key = self.key(call)
-        permit = await self._aacquire(call, key)
-        outcome: Outcome = "release"
-        agen = call_next(call)
-        try:
-            async for chunk in agen:
-                outcome = "success"
-                yield chunk
-            outcome = "success"
-        except GeneratorExit:
-            raise
-        except BaseException as exc:
-            outcome = self._outcome(exc)
-            raise
-        finally:
-            await aclose(agen)
-            await self._arecord(call, key, permit, outcome)
+    async def aon_error(self, call: Call, exc: BaseException) -> None:
+        key, permit = call.meta.pop(self._meta)
+        await self._afailed(call, key, permit, exc)
 
     # -- standalone ------------------------------------------------------------------------
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
@@ -227,18 +205,15 @@ class CircuitBreaker(Middleware):
         if self._custom_key:
             return self.handle(standalone_call(fn, args, kwargs), run_fn)
         # One circuit for standalone use, and no Call built: this path is the benchmarked one.
-        key, store, config, clock = self.name, self.store, self.config, self.clock
-        permit = store.acquire(key, key, config, clock())
-        if permit.transition is not None or not permit.allowed:
-            self._admit(None, key, permit)
+        key = self.name
+        permit = self.store.acquire(key, key, self.config, self.clock())
+        self._admit(None, key, permit)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
             self._record(None, key, permit, self._outcome(exc))
             raise
-        changed = store.record(key, key, config, clock(), permit, "success")
-        if changed is not None:
-            self._announce(None, key, changed)
+        self._record(None, key, permit, "success")
         return result
 
     async def acall(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
@@ -246,12 +221,15 @@ class CircuitBreaker(Middleware):
         if self._custom_key:
             return await self.ahandle(standalone_call(fn, args, kwargs), arun_fn)
         key = self.name
-        permit = await self._aacquire(None, key)
+        if self._local:
+            permit = self.store.acquire(key, key, self.config, self.clock())
+        else:
+            permit = await self.store.aacquire(key, key, self.config, self.clock())
+        self._admit(None, key, permit)
         try:
             result = await fn(*args, **kwargs)
         except BaseException as exc:
-            # A cancelled probe hands its permit back before the cancellation propagates.
-            await asyncio.shield(self._arecord(None, key, permit, self._outcome(exc)))
+            await self._afailed(None, key, permit, exc)
             raise
         await self._arecord(None, key, permit, "success")
         return result

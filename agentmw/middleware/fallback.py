@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
+from agentmw._validate import check_name
 from agentmw.classify import Failure, FailureScenario, classify_exception, scenario_predicate
 from agentmw.core.call import Call
-from agentmw.core.middleware import (
-    AsyncNext,
-    AsyncStreamNext,
-    Middleware,
-    Next,
+from agentmw.core.loops import (
     Restart,
-    StreamNext,
+    arestartable,
     arestartable_stream,
+    restartable,
     restartable_stream,
 )
+from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext
 from agentmw.errors import CircuitOpenError
 
 
@@ -44,11 +45,11 @@ class Fallback(Middleware):
         name: str | None = None,
     ) -> None:
         super().__init__(name=name, kinds="turn")
-        if isinstance(models, str):
-            raise ValueError(f"models must be a list of model names, got the string {models!r}")
-        chosen = tuple(models)
-        if not chosen or not all(isinstance(m, str) and m.strip() for m in chosen):
-            raise ValueError(f"models must be a non-empty list of model names, got {models!r}")
+        if isinstance(models, str) or not isinstance(models, Iterable):
+            raise TypeError(f"models must be a list of model names, got {type(models).__name__}")
+        chosen = tuple(check_name(f"models[{i}]", m) for i, m in enumerate(models))
+        if not chosen:
+            raise ValueError("models must be a non-empty list of model names, got none")
         self.models = chosen
         self.on = scenario_predicate(on, argument="on", default=None)
 
@@ -88,55 +89,23 @@ class Fallback(Middleware):
             )
         return True
 
-    def handle(self, call: Call, call_next: Next) -> Any:
-        try:
-            return call_next(call)
-        except BaseException as exc:
-            remaining = self._candidates(call)
-            if not self._switch(call, exc, remaining):
-                raise
-        while True:
-            try:
-                return call_next(call)
-            except BaseException as exc:
-                if not self._switch(call, exc, remaining):
-                    raise
-
-    async def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
-        try:
-            return await call_next(call)
-        except BaseException as exc:
-            remaining = self._candidates(call)
-            if not self._switch(call, exc, remaining):
-                raise
-        while True:
-            try:
-                return await call_next(call)
-            except BaseException as exc:
-                if not self._switch(call, exc, remaining):
-                    raise
-
-    def _restart(self, call: Call) -> Restart:
-        remaining: list[str] | None = None
+    # -- the four paths: Fallback switches at once, so the restart delay is always 0 ---------
+    def _plan(self, call: Call) -> Restart:
+        remaining = self._candidates(call)
 
         def restart(exc: BaseException) -> tuple[Call, float] | None:
-            nonlocal remaining
-            if remaining is None:
-                remaining = self._candidates(call)
             return (call, 0.0) if self._switch(call, exc, remaining) else None
 
         return restart
 
+    def handle(self, call: Call, call_next: Next) -> Any:
+        return restartable(call, call_next, self._plan, time.sleep)
+
+    def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
+        return arestartable(call, call_next, self._plan, asyncio.sleep)
+
     def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
-        return restartable_stream(call, call_next, self._restart(call), _no_sleep)
+        return restartable_stream(call, call_next, self._plan, time.sleep)
 
     def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
-        return arestartable_stream(call, call_next, self._restart(call), _ano_sleep)
-
-
-def _no_sleep(seconds: float) -> None:
-    """Fallback switches at once (delays belong to Retry below it)."""
-
-
-async def _ano_sleep(seconds: float) -> None:
-    """Async twin of `_no_sleep`."""
+        return arestartable_stream(call, call_next, self._plan, asyncio.sleep)

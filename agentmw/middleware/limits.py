@@ -6,18 +6,12 @@ import threading
 from decimal import Decimal
 from typing import Any
 
+from agentmw._validate import check_optional_int, check_usd
 from agentmw.core.call import Call
 from agentmw.core.middleware import Middleware
 from agentmw.errors import LimitExceededError, MaxIterationsExceededError
-from agentmw.middleware.budget import _usd
 
-
-def _count(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if type(value) is not int or value < 0:
-        raise ValueError(f"{name} must be a non-negative int or None, got {value!r}")
-    return value
+_COUNTS = "agentmw.limits.counts"  # + the layer's id: a session's admitted turns and tool calls
 
 
 class _Counts:
@@ -56,12 +50,16 @@ class Limits(Middleware):
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
-        self.max_turns = _count("max_turns", max_turns)
-        self.max_tool_calls = _count("max_tool_calls", max_tool_calls)
-        self.max_input_tokens = _count("max_input_tokens", max_input_tokens)
-        self.max_output_tokens = _count("max_output_tokens", max_output_tokens)
-        self.max_total_tokens = _count("max_total_tokens", max_total_tokens)
-        self.max_cost_usd = None if max_cost_usd is None else _usd(max_cost_usd)
+        self.max_turns = check_optional_int("max_turns", max_turns, minimum=0)
+        self.max_tool_calls = check_optional_int("max_tool_calls", max_tool_calls, minimum=0)
+        self.max_input_tokens = check_optional_int("max_input_tokens", max_input_tokens, minimum=0)
+        self.max_output_tokens = check_optional_int(
+            "max_output_tokens", max_output_tokens, minimum=0
+        )
+        self.max_total_tokens = check_optional_int("max_total_tokens", max_total_tokens, minimum=0)
+        self.max_cost_usd = (
+            None if max_cost_usd is None else check_usd("max_cost_usd", max_cost_usd)
+        )
         self._usage_limited = any(
             ceiling is not None
             for ceiling in (
@@ -72,7 +70,7 @@ class Limits(Middleware):
             )
         )
         self._lock = threading.Lock()
-        self._meta_key = f"limits:{id(self)}"
+        self._meta_key = f"{_COUNTS}:{id(self):x}"
 
     def _counts(self, call: Call) -> _Counts | None:
         session = call.session
@@ -111,7 +109,8 @@ class Limits(Middleware):
                         raise self._refuse(call, error)
                     counts.tools = current + 1
             return
-        self._check_usage(call)
+        if self._usage_limited:
+            self._check_usage(call)
         if self.max_turns is not None:
             with counts.lock:
                 current = max(counts.turns, session.iterations)
@@ -121,8 +120,6 @@ class Limits(Middleware):
                 counts.turns = current + 1
 
     def _check_usage(self, call: Call) -> None:
-        if not self._usage_limited:
-            return
         session = call.session
         assert session is not None
         usage = session.usage

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agentmw._validate import check_instance
 from agentmw.core.call import Call
 from agentmw.core.middleware import Middleware
 from agentmw.errors import PermissionDeniedError
@@ -23,10 +24,8 @@ class Permissions(Middleware):
     """
 
     def __init__(self, policy: PermissionPolicy, *, name: str | None = None) -> None:
-        if not isinstance(policy, PermissionPolicy):
-            raise TypeError(f"policy must be a PermissionPolicy, got {type(policy).__name__}")
         super().__init__(name=name, kinds="tool")
-        self.policy = policy
+        self.policy = check_instance("policy", policy, PermissionPolicy, "a PermissionPolicy")
 
     def before(self, call: Call) -> None:
         agent = call.agent

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from agentmw._validate import check_callable, check_instance
 from agentmw.classify import classify_exception
 from agentmw.core.call import Call
 from agentmw.core.handoff import Handoff
-from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
+from agentmw.core.middleware import Middleware
 from agentmw.core.session.lifecycle import AgentState
 from agentmw.errors import (
     ApprovalRequiredError,
@@ -135,16 +136,12 @@ class Policy(Middleware):
         name: str | None = None,
         kinds: Any = None,
     ) -> None:
-        if not isinstance(engine, PolicyEngine):
-            raise TypeError(f"engine must be a PolicyEngine, got {type(engine).__name__}")
-        if gate is not None and not isinstance(gate, QualityGate):
-            raise TypeError(f"gate must be a QualityGate, got {type(gate).__name__}")
-        if not callable(clock):
-            raise TypeError("clock must be a callable returning seconds")
         super().__init__(name=name, kinds=kinds)
-        self.engine = engine
-        self.gate = gate
-        self.clock = clock
+        self.engine = check_instance("engine", engine, PolicyEngine, "a PolicyEngine")
+        self.gate = (
+            None if gate is None else check_instance("gate", gate, QualityGate, "a QualityGate")
+        )
+        self.clock = check_callable("clock", clock, "a callable returning seconds")
 
     def open_session(self, session: Session) -> None:
         session.meta[_STATE] = _SessionState(self.clock())
@@ -202,70 +199,36 @@ class Policy(Middleware):
             state.consecutive_failures += 1
             state.last_failure = _scenario(exc)
 
-    def _before(self, call: Call) -> None:
+    # -- hooks: rules decide before the call; its outcome feeds the failure facts ------------
+    def before(self, call: Call) -> None:
         for action in self.engine.evaluate(self.facts(call)):
             prompt = self._apply(call, action)
             if prompt is not None:
-                call.emit("policy.approval_required", rule=action.rule)
-                raise ApprovalRequiredError(action.rule, prompt)
+                raise self._approval_required(call, action, prompt)
 
-    async def _abefore(self, call: Call) -> None:
+    async def abefore(self, call: Call) -> None:
         for action in await self.engine.aevaluate(self.facts(call)):
             prompt = self._apply(call, action)
-            if prompt is None:
-                continue
-            call.emit("policy.approval_required", rule=action.rule)
-            if call.session is None:
-                raise ApprovalRequiredError(action.rule, prompt)
-            approved = await call.session.wait_for_input(prompt)
-            if approved is not True:
-                call.emit("policy.approval_refused", rule=action.rule)
-                raise ApprovalRequiredError(action.rule, prompt, refused=True)
-            call.emit("policy.approved", rule=action.rule)
+            if prompt is not None:
+                required = self._approval_required(call, action, prompt)
+                if call.session is None:
+                    raise required
+                self._approved(call, action, prompt, await call.session.wait_for_input(prompt))
 
-    # -- the four paths -----------------------------------------------------------------------
-    def handle(self, call: Call, call_next: Next) -> Any:
-        self._before(call)
-        try:
-            result = call_next(call)
-        except BaseException as exc:
-            self._record(call, exc)
-            raise
+    def _approval_required(self, call: Call, action: Action, prompt: str) -> ApprovalRequiredError:
+        """Announce that a human must approve; the error to raise when nobody can be asked."""
+        call.emit("policy.approval_required", rule=action.rule)
+        return ApprovalRequiredError(action.rule, prompt)
+
+    def _approved(self, call: Call, action: Action, prompt: str, answer: Any) -> None:
+        if answer is not True:
+            call.emit("policy.approval_refused", rule=action.rule)
+            raise ApprovalRequiredError(action.rule, prompt, refused=True)
+        call.emit("policy.approved", rule=action.rule)
+
+    def after(self, call: Call, result: Any) -> Any:
         self._record(call, None)
         return result
 
-    async def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
-        await self._abefore(call)
-        try:
-            result = await call_next(call)
-        except BaseException as exc:
-            self._record(call, exc)
-            raise
-        self._record(call, None)
-        return result
-
-    def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
-        self._before(call)
-        try:
-            yield from call_next(call)
-        except GeneratorExit:
-            raise
-        except BaseException as exc:
-            self._record(call, exc)
-            raise
-        self._record(call, None)
-
-    async def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
-        await self._abefore(call)
-        agen = call_next(call)
-        try:
-            async for chunk in agen:
-                yield chunk
-        except GeneratorExit:
-            raise
-        except BaseException as exc:
-            self._record(call, exc)
-            raise
-        finally:
-            await aclose(agen)
-        self._record(call, None)
+    def on_error(self, call: Call, exc: BaseException) -> None:
+        self._record(call, exc)

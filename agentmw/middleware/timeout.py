@@ -4,26 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import math
 import queue
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from agentmw._validate import check_number
 from agentmw.core.call import Call
-from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
+from agentmw.core.middleware import (
+    AsyncNext,
+    AsyncStreamNext,
+    Middleware,
+    Next,
+    StreamNext,
+    aclose,
+    close,
+)
 from agentmw.errors import TurnTimeoutError
 
-_DONE = object()
-
-
-def _check_seconds(seconds: Any) -> float:
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise TypeError(f"seconds must be a number, got {type(seconds).__name__}")
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"seconds must be a finite number > 0, got {seconds!r}")
-    return float(seconds)
+_DONE = object()  # the end of a stream
 
 
 def run_in_worker(fn: Any, name: str) -> tuple[threading.Event, list[Any]]:
@@ -58,13 +58,17 @@ class Timeout(Middleware):
 
     def __init__(self, seconds: float, *, name: str | None = None, kinds: Any = None) -> None:
         super().__init__(name=name, kinds=kinds)
-        self.seconds = _check_seconds(seconds)
+        self.seconds = check_number("seconds", seconds, above=0)
+
+    def _expired(self, call: Call) -> TurnTimeoutError:
+        """Announce the expired deadline; the error the attempt fails with."""
+        call.emit("timeout.expired", seconds=self.seconds, attempt=call.attempt)
+        return TurnTimeoutError(self.seconds, call.name)
 
     def handle(self, call: Call, call_next: Next) -> Any:
         done, box = run_in_worker(lambda: call_next(call), call.name)
         if not done.wait(self.seconds):
-            call.emit("timeout.expired", seconds=self.seconds, attempt=call.attempt)
-            raise TurnTimeoutError(self.seconds, call.name)
+            raise self._expired(call)
         ok, value = box[0]
         if ok:
             return value
@@ -78,8 +82,7 @@ class Timeout(Middleware):
         except TimeoutError:
             if not scope.expired():  # the call's own TimeoutError, not our deadline
                 raise
-            call.emit("timeout.expired", seconds=self.seconds, attempt=call.attempt)
-            raise TurnTimeoutError(self.seconds, call.name) from None
+            raise self._expired(call) from None
 
     def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
         # The producer runs in a worker thread and hands chunks over a small queue, so the
@@ -104,9 +107,7 @@ class Timeout(Middleware):
             except BaseException as exc:
                 chunks.put((False, exc))
             finally:
-                close = getattr(gen, "close", None)
-                if close is not None:
-                    close()
+                close(gen)
 
         run_in_worker(produce, call.name)
         loop_deadline = time.monotonic() + self.seconds
@@ -116,8 +117,7 @@ class Timeout(Middleware):
                 try:
                     ok, item = chunks.get(timeout=max(remaining, 0.0))
                 except queue.Empty:
-                    call.emit("timeout.expired", seconds=self.seconds, attempt=call.attempt)
-                    raise TurnTimeoutError(self.seconds, call.name) from None
+                    raise self._expired(call) from None
                 if not ok:
                     raise item
                 if item is _DONE:
@@ -136,14 +136,13 @@ class Timeout(Middleware):
                 scope = asyncio.timeout_at(deadline)
                 try:
                     async with scope:
-                        chunk = await anext(agen)
-                except StopAsyncIteration:
-                    return
+                        chunk = await anext(agen, _DONE)
                 except TimeoutError:
                     if not scope.expired():
                         raise
-                    call.emit("timeout.expired", seconds=self.seconds, attempt=call.attempt)
-                    raise TurnTimeoutError(self.seconds, call.name) from None
+                    raise self._expired(call) from None
+                if chunk is _DONE:
+                    return
                 yield chunk
         finally:
             await aclose(agen)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 from typing import Any
 
 import pytest
 
 from agentmw import Call, Middleware, Stack, agent_tool
 from agentmw.core import get_default_stack, set_default_stack
+from agentmw.core.middleware import AsyncNext
 from agentmw.middleware import Timeout
 from agentmw.testing import RecordingMiddleware
 from tests.support import PATHS, Hooks, PassThrough, consume, make_fn, run_path
@@ -137,10 +140,12 @@ def test_invalid_kinds(kinds: Any) -> None:
         A(kinds=kinds)
 
 
-@pytest.mark.parametrize("name", ["", "  ", 3])
+@pytest.mark.parametrize("name", ["", "  "])
 def test_invalid_name(name: Any) -> None:
-    with pytest.raises(ValueError, match="name"):
+    with pytest.raises(ValueError, match="name must be a non-blank string"):
         A(name=name)
+    with pytest.raises(TypeError, match="name must be a string, got int 3"):
+        A(name=3)
 
 
 def test_name_defaults_to_class_name_and_is_overridable() -> None:
@@ -271,3 +276,95 @@ def _decorate_plain(fn: Any) -> Any:
     from agentmw import agent_turn
 
     return agent_turn(fn)
+
+
+# -- async hooks -------------------------------------------------------------------------------
+class AsyncHooks(Hooks):
+    """Hooks with async twins: the async paths must await these, the sync paths the others."""
+
+    async def abefore(self, call: Call) -> None:
+        await asyncio.sleep(0)
+        self.log.append((self.name, "abefore"))
+
+    async def aafter(self, call: Call, result: Any) -> Any:
+        await asyncio.sleep(0)
+        self.log.append((self.name, "aafter"))
+        return result
+
+    async def aon_error(self, call: Call, exc: BaseException) -> None:
+        await asyncio.sleep(0)
+        self.log.append((self.name, f"aerror:{type(exc).__name__}"))
+
+
+@pytest.mark.parametrize("path", PATHS)
+async def test_async_paths_await_the_async_hooks(path: str) -> None:
+    log: list[tuple[str, str]] = []
+    stack = Stack([AsyncHooks(log, name="outer"), Hooks(log, name="inner")])
+    result = await run_path(path, stack)
+    assert result == ("ok" if path in ("sync", "async") else ["a", "b", "c"])
+    a = "a" if path in ("async", "astream") else ""
+    assert log == [
+        ("outer", f"{a}before"),
+        ("inner", "before"),
+        ("inner", "after"),
+        ("outer", f"{a}after"),
+    ]
+    log.clear()
+    with pytest.raises(KeyError):
+        await run_path(path, stack, fail=KeyError("boom"))
+    assert log[2:] == [("inner", "error:KeyError"), ("outer", f"{a}error:KeyError")]
+
+
+@pytest.mark.parametrize("path", ["stream", "astream"])
+async def test_stream_early_stop_runs_the_final_hook(path: str) -> None:
+    log: list[tuple[str, str]] = []
+    chunks = await consume(path, _decorate(path, Stack([AsyncHooks(log, name="h")])), take=1)
+    assert chunks == ["a"]
+    a = "a" if path == "astream" else ""
+    assert log == [("h", f"{a}before"), ("h", f"{a}after")]
+
+
+class AsyncOnlyBefore(Middleware):
+    """Overrides only `abefore`: a concern of the async paths alone."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self.log = log
+
+    async def abefore(self, call: Call) -> None:
+        self.log.append(call.name)
+
+
+async def test_an_async_hook_alone_leaves_the_sync_paths_untouched(mode: str) -> None:
+    log: list[str] = []
+    stack = Stack([AsyncOnlyBefore(log)])
+    assert stack.chain("turn", "sync") is stack.chain("turn", "sync")
+    assert await run_path(mode, stack) == "ok"
+    assert log == ([] if mode == "sync" else ["async_fn"])
+
+
+class BeforeOnly(Middleware):
+    def before(self, call: Call) -> None:
+        call.meta["seen"] = True
+
+
+def test_sync_hooks_add_no_coroutine_frame_on_the_async_path() -> None:
+    # A before-only layer is a plain function returning the next link's awaitable; a layer
+    # with sync hooks around the call is one coroutine calling them directly.
+    assert not inspect.iscoroutinefunction(Stack([BeforeOnly()]).chain("turn", "async"))
+    assert inspect.iscoroutinefunction(Stack([Hooks([])]).chain("turn", "async"))
+    assert Stack([A()]).chain("turn", "astream") is Stack().chain("turn", "astream")
+
+
+class SuperAhandle(Hooks):
+    """A layer overriding `ahandle` that defers to the base class (the public API)."""
+
+    async def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
+        self.log.append((self.name, "ahandle"))
+        return await super().ahandle(call, call_next)
+
+
+async def test_overridden_paths_may_defer_to_the_hooks() -> None:
+    log: list[tuple[str, str]] = []
+    assert await run_path("async", Stack([SuperAhandle(log, name="s")])) == "ok"
+    assert log == [("s", "ahandle"), ("s", "before"), ("s", "after")]

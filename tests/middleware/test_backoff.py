@@ -52,10 +52,8 @@ def test_rng_makes_it_reproducible() -> None:
     ("kwargs", "argument"),
     [
         ({"attempt": 0}, "attempt"),
-        ({"attempt": True}, "attempt"),
         ({"attempt": 1, "base": -1}, "base"),
         ({"attempt": 1, "base": math.nan}, "base"),
-        ({"attempt": 1, "base": True}, "base"),
         ({"attempt": 1, "cap": -0.1}, "cap"),
         ({"attempt": 1, "jitter": "wild"}, "jitter"),
         ({"attempt": 1, "prev": -2.0, "jitter": "decorrelated"}, "prev"),
@@ -65,3 +63,22 @@ def test_bad_arguments_name_the_argument(kwargs: dict[str, object], argument: st
     attempt = kwargs.pop("attempt")
     with pytest.raises(ValueError, match=argument):
         backoff_delay(attempt, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"attempt": True}, "attempt must be an int, got bool True"),
+        ({"attempt": 1, "base": True}, "base must be a number, got bool True"),
+        ({"attempt": 1, "cap": "30"}, "cap must be a number, got str '30'"),
+        ({"attempt": 1, "jitter": 1}, "jitter must be one of none, full, equal, decorrelated"),
+    ],
+)
+def test_wrong_types_raise_type_error(kwargs: dict[str, object], message: str) -> None:
+    attempt = kwargs.pop("attempt")
+    with pytest.raises(TypeError, match=message):
+        backoff_delay(attempt, **kwargs)  # type: ignore[arg-type]
+
+
+def test_an_infinite_cap_means_no_cap() -> None:
+    assert backoff_delay(3, base=1.0, cap=math.inf, jitter="none") == 4.0

@@ -98,8 +98,17 @@ async def test_shared_ledger_spans_sessions(mode: str) -> None:
 
 @pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "abc"])
 def test_usd_must_be_finite_non_negative(bad: object) -> None:
-    with pytest.raises(ValueError, match="usd must be a finite number"):
+    with pytest.raises(ValueError, match="usd must be a finite amount >= 0"):
         Budget(bad)  # type: ignore[arg-type]
+
+
+def test_wrong_types_name_the_argument() -> None:
+    with pytest.raises(TypeError, match="usd must be an amount in USD"):
+        Budget(True)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"ledger must be a Ledger \(missing aadd, add, aspent"):
+        Budget(1, ledger=object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="estimate must be a callable"):
+        Budget(1, estimate=0.5)  # type: ignore[arg-type]
 
 
 def test_ledger_check_and_add() -> None:

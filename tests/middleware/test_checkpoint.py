@@ -275,5 +275,7 @@ async def test_corrupt_result_names_thread_and_step() -> None:
 def test_options_are_validated() -> None:
     with pytest.raises(ValueError, match="on_divergence must be one of raise, rerun"):
         Checkpoint(InMemorySaver(), on_divergence="skip")
-    with pytest.raises(TypeError, match="saver must be a CheckpointSaver"):
+    with pytest.raises(TypeError, match=r"saver must be a CheckpointSaver \(missing "):
         Checkpoint(object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="store_results must be True or False"):
+        Checkpoint(InMemorySaver(), store_results="yes")  # type: ignore[arg-type]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from typing import Any
@@ -17,6 +18,7 @@ from agentmw.stores import BreakerStore, InMemoryBreakerStore
 from agentmw.testing import FakeClock, ScriptedModel, capture_events
 from tests.errors import http
 from tests.middleware.reliability import run_tool, run_turn
+from tests.support import consume
 
 CLOSED, OPEN, HALF = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 
@@ -223,16 +225,26 @@ def test_invalid_options_name_the_argument() -> None:
     for kwargs, word in [
         ({"failure_threshold": 0}, "failure_threshold"),
         ({"recovery_timeout": 0}, "recovery_timeout"),
-        ({"half_open_max_calls": True}, "half_open_max_calls"),
         ({"failure_ratio": 1.5}, "failure_ratio"),
         ({"minimum_calls": 0}, "minimum_calls"),
         ({"window": float("nan")}, "window"),
         ({"counts": ["nope"]}, "counts"),
-        ({"key": "model"}, "key"),
-        ({"store": object()}, "store"),
     ]:
         with pytest.raises(ValueError, match=word):
             CircuitBreaker("b", **kwargs)  # type: ignore[arg-type]
+
+
+def test_wrong_types_name_the_argument() -> None:
+    for kwargs, message in [
+        ({"half_open_max_calls": True}, "half_open_max_calls must be an int"),
+        ({"recovery_timeout": "30"}, "recovery_timeout must be a number"),
+        ({"key": "model"}, "key must be a callable call -> str"),
+        ({"clock": 5}, "clock must be a callable returning seconds"),
+        ({"store": object()}, r"store must be a BreakerStore \(missing aacquire, "),
+    ]:
+        with pytest.raises(TypeError, match=message):
+            CircuitBreaker("b", **kwargs)  # type: ignore[arg-type]
+    assert CircuitBreaker("b", recovery_timeout=float("inf")).config.recovery_timeout == math.inf
 
 
 def test_in_memory_store_implements_the_protocol() -> None:
@@ -494,3 +506,79 @@ class BreakerModel(RuleBasedStateMachine):
 
 BreakerModel.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
 test_breaker_state_machine = BreakerModel.TestCase
+
+
+# -- streams: "release" before the first chunk, success once delivered, the outcome on error ---
+def _stream(path: str, cb: CircuitBreaker, chunks: list[str], error: BaseException | None) -> Any:
+    from agentmw import agent_turn
+
+    if path == "stream":
+
+        def talk() -> Any:
+            yield from chunks
+            if error is not None:
+                raise error
+
+        return agent_turn(stack=[cb], model="s")(talk)
+
+    async def atalk() -> Any:
+        for chunk in chunks:
+            yield chunk
+        if error is not None:
+            raise error
+
+    return agent_turn(stack=[cb], model="s")(atalk)
+
+
+def _half_open(clock: FakeClock, cb: CircuitBreaker) -> None:
+    for _ in range(3):
+        run_turn("sync", [cb], ScriptedModel([TimeoutError()]), model="s")
+    clock.advance(10)
+    assert cb.state("s") is HALF
+
+
+@pytest.mark.parametrize("path", ["stream", "astream"])
+async def test_stream_outcomes(path: str) -> None:
+    clock = FakeClock()
+    cb = breaker(clock)
+    _half_open(clock, cb)
+    # A control-flow error before the first chunk releases the probe's permit.
+    with pytest.raises(ControlFlowError):
+        await consume(path, _stream(path, cb, [], ControlFlowError("stop")))
+    assert cb.state("s") is HALF
+    # A consumer that stops early got what it asked for: the probe succeeded.
+    assert await consume(path, _stream(path, cb, ["a", "b"], None), take=1) == ["a"]
+    assert cb.state("s") is CLOSED
+    # A counted failure after the first chunk still counts.
+    cb1 = breaker(clock, failure_threshold=1)
+    with pytest.raises(ConnectionResetError):
+        await consume(path, _stream(path, cb1, ["a"], ConnectionResetError()))
+    assert cb1.state("s") is OPEN
+    # An empty stream that finished is a success.
+    cb2 = breaker(clock, failure_threshold=1)
+    assert await consume(path, _stream(path, cb2, [], None)) == []
+    assert cb2.state("s") is CLOSED
+
+
+async def test_cancelled_stream_probe_releases_its_permit() -> None:
+    from agentmw import agent_turn
+
+    clock = FakeClock()
+    cb = breaker(clock)
+    _half_open(clock, cb)
+    started = asyncio.Event()
+
+    @agent_turn(stack=[cb], model="s")
+    async def hang() -> Any:
+        started.set()
+        await asyncio.sleep(10)
+        yield "never"
+
+    task = asyncio.create_task(consume("astream", hang))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cb.state("s") is HALF
+    assert await consume("astream", _stream("astream", cb, ["ok"], None)) == ["ok"]
+    assert cb.state("s") is CLOSED

@@ -130,9 +130,12 @@ def test_starts_after_the_calls_model_in_the_list(mode: str) -> None:
 
 
 def test_invalid_models() -> None:
-    for bad in ("gpt", [], ["ok", ""], [3]):
+    for bad in ([], ["ok", ""]):
         with pytest.raises(ValueError, match="models"):
-            Fallback(bad)  # type: ignore[arg-type]
+            Fallback(bad)
+    for wrong, message in [("gpt", "models must be a list"), ([3], r"models\[0\] must be a str")]:
+        with pytest.raises(TypeError, match=message):
+            Fallback(wrong)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="on"):
         Fallback(["x"], on=["nope"])
 

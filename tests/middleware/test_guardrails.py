@@ -115,8 +115,12 @@ def test_option_validation() -> None:
         PIIRedactor(strategy="shred")
     with pytest.raises(ValueError, match="stream_window"):
         Guardrails([], stream_window=0)
-    with pytest.raises(TypeError, match="guards"):
+    with pytest.raises(TypeError, match=r"guards\[0\] must be a guardrail"):
         Guardrails([object()])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="stream_window must be one of full"):
+        Guardrails([], stream_window="half")
+    with pytest.raises(TypeError, match=r"stream_window must be an int, got float 1\.5"):
+        Guardrails([], stream_window=1.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="stages"):
         DenyPatterns(["x"], stages=("middle",))
 
@@ -324,3 +328,36 @@ async def test_stream_consumer_stopping_early_closes_upstream(path: str) -> None
     received = await consume(path, streamer(path, upstream, stack), take=2)
     assert len(received) == 2
     assert upstream.closed
+
+
+class WholeAsyncGuard:
+    """A whole-output guard (like OutputSchema) whose sync check must not run on async paths."""
+
+    name = "WholeAsync"
+    whole_output = True
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def check_input(self, call: Call) -> Verdict:
+        return Verdict.allow()
+
+    def check_output(self, call: Call, value: Any) -> Verdict:
+        raise AssertionError("the async twin must be used on the async path")
+
+    async def acheck_output(self, call: Call, value: Any) -> Verdict:
+        await asyncio.sleep(0)
+        self.seen.append(value)
+        return Verdict.block("not allowed") if "bad" in value else Verdict.allow()
+
+
+async def test_async_stream_runs_the_async_whole_output_check() -> None:
+    guard = WholeAsyncGuard()
+    stack = Stack([Guardrails([guard], stream_window=4)])
+    received = await consume("astream", streamer("astream", Upstream(["good ", "text"]), stack))
+    assert received == ["good ", "text"]
+    assert guard.seen == ["good text"]  # once, on the whole output
+    with capture_events() as events, pytest.raises(GuardrailViolation) as info:
+        await consume("astream", streamer("astream", Upstream(["a bad ", "answer"]), stack))
+    assert info.value.guards == ["WholeAsync"]
+    assert events.named("turn.blocked")[0].data["stage"] == "output"

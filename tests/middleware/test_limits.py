@@ -88,8 +88,12 @@ def test_counts_are_per_session() -> None:
 
 
 def test_options_validated() -> None:
-    with pytest.raises(ValueError, match="max_turns must be a non-negative int"):
+    with pytest.raises(ValueError, match="max_turns must be an int >= 0"):
         Limits(max_turns=-1)
+    with pytest.raises(TypeError, match=r"max_tool_calls must be an int, got float 2\.0"):
+        Limits(max_tool_calls=2.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_cost_usd must be a finite amount >= 0"):
+        Limits(max_cost_usd=-1)
 
 
 async def test_turn_and_tool_limits_continue_after_a_checkpoint_resume(mode: str) -> None:

@@ -224,5 +224,7 @@ async def test_completed_and_failed_roles(mode: str) -> None:
 def test_layer_options() -> None:
     with pytest.raises(TypeError, match="PolicyEngine"):
         Policy([])  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="gate"):
+    with pytest.raises(TypeError, match="gate must be a QualityGate, got str 'strict'"):
         Policy(PolicyEngine([]), gate="strict")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="clock must be a callable returning seconds"):
+        Policy(PolicyEngine([]), clock=5)  # type: ignore[arg-type]

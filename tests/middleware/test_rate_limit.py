@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from agentmw import Agent, RateLimitedError, Usage
+from agentmw import Agent, RateLimitedError, Stack, Usage, agent_turn
 from agentmw.middleware import RateLimit
+from agentmw.stores import InMemoryLimiterStore
 from agentmw.testing import FakeClock, Reply, ScriptedModel, capture_events
+from tests.support import consume
 
 from ._helpers import turn
 
@@ -215,12 +219,29 @@ def test_fifo_threads_large_request_not_starved() -> None:
 def test_options_validated() -> None:
     with pytest.raises(ValueError, match="at least one of rpm"):
         RateLimit()
-    with pytest.raises(ValueError, match="tpm must be a finite number > 0"):
+    with pytest.raises(ValueError, match="tpm must be a number > 0"):
         RateLimit(tpm=0)
     with pytest.raises(ValueError, match="burst"):
         RateLimit(tpm=10, burst=2)
     with pytest.raises(ValueError, match="max_wait"):
         RateLimit(tpm=10, max_wait=-1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"tpm": "10"}, "tpm must be a number, got str '10'"),
+        ({"store": object()}, r"store must be a LimiterStore \(missing aacquire, aadjust"),
+        ({"clock": 5}, "clock must be a callable returning seconds, got int 5"),
+        ({"key": 5}, "key must be a string, a callable call -> str, or None, got int 5"),
+        ({"estimate": 5}, "estimate must be a callable call -> Usage, got int 5"),
+        ({"max_wait": True}, "max_wait must be a number, got bool True"),
+    ],
+)
+def test_wrong_types_name_the_argument(kwargs: dict[str, Any], message: str) -> None:
+    kwargs.setdefault("rpm", 10)
+    with pytest.raises(TypeError, match=message):
+        RateLimit(**kwargs)
 
 
 async def test_reconciles_with_real_usage_in_a_session(mode: str) -> None:
@@ -254,3 +275,100 @@ def test_budget_and_rate_limit_share_one_estimate_per_call(
     with Agent("w", stack=stack).session() as session:
         session.run_turn(lambda prompt: "ok", "x" * 400, model="m", usage=Usage(100, 5))
     assert len(calls) == 1
+
+
+# -- the async paths never block; streams settle and cool down like calls ----------------------
+class AsyncOnlyStore:
+    """A LimiterStore whose blocking methods fail: the async path must use the `a*` twins."""
+
+    def __init__(self) -> None:
+        self.inner = InMemoryLimiterStore()
+        self.used: list[str] = []
+
+    def _blocking(self, *args: Any) -> Any:
+        raise AssertionError("a blocking store method was called on the async path")
+
+    acquire = wait_time = adjust = cooldown = _blocking
+
+    async def aacquire(self, key: str, demands: Any, now: float) -> float:
+        self.used.append("aacquire")
+        return self.inner.acquire(key, demands, now)
+
+    async def await_time(self, key: str, demands: Any, now: float) -> float:
+        self.used.append("await_time")
+        return self.inner.wait_time(key, demands, now)
+
+    async def aadjust(self, key: str, demands: Any, now: float) -> None:
+        self.used.append("aadjust")
+        self.inner.adjust(key, demands, now)
+
+    async def acooldown(self, key: str, until: float) -> None:
+        self.used.append("acooldown")
+        self.inner.cooldown(key, until)
+
+
+async def test_async_call_uses_only_async_store_methods() -> None:
+    store = AsyncOnlyStore()
+    agent = Agent("r", stack=[RateLimit(tpm=10_000, store=store, clock=FakeClock())])
+    model = ScriptedModel([Reply("ok", Usage(10, 10)), ValueError("boom"), _Err()])
+    async with agent.session() as s:
+        await s.arun_turn(model.acall, max_tokens=500)  # reconciled: 500 reserved, 20 used
+        with pytest.raises(ValueError, match="boom"):
+            await s.arun_turn(model.acall, max_tokens=500)  # refunded
+        with pytest.raises(_Err):
+            await s.arun_turn(model.acall, max_tokens=500)  # refunded and cooled down
+    # each call: acquire, then reconcile (success) or refund (failure), plus the 429's cooldown
+    assert store.used == [*["aacquire", "aadjust"] * 3, "acooldown"]
+
+
+async def test_async_stream_uses_only_async_store_methods() -> None:
+    store = AsyncOnlyStore()
+    stack = Stack([RateLimit(tpm=10_000, store=store, clock=FakeClock())])
+    fail: list[BaseException] = []
+
+    @agent_turn(stack=stack, model="m")
+    async def talk(prompt: str, max_tokens: int) -> AsyncIterator[str]:
+        if fail:
+            raise fail.pop()
+        for chunk in ("a ", "short ", "answer"):
+            await asyncio.sleep(0)
+            yield chunk
+
+    assert [c async for c in talk("hi", max_tokens=500)] == ["a ", "short ", "answer"]
+    async with aclosing(talk("hi", max_tokens=500)) as agen:
+        assert await anext(agen) == "a "  # the consumer stops early: reconciled too
+    fail.append(_Err())
+    with pytest.raises(_Err):
+        _ = [c async for c in talk("hi", max_tokens=500)]
+    # each call: acquire, then reconcile (success) or refund (failure), plus the 429's cooldown
+    assert store.used == [*["aacquire", "aadjust"] * 3, "acooldown"]
+
+
+@pytest.mark.parametrize("path", ["stream", "astream"])
+async def test_stream_429_before_its_first_chunk_starts_the_cooldown(path: str) -> None:
+    clock = FakeClock()
+    stack = Stack([RateLimit(rpm=1000, clock=clock)])
+    fail = [_Err()]
+
+    if path == "stream":
+
+        def talk() -> Iterator[str]:
+            if fail:
+                raise fail.pop()
+            yield "ok"
+
+    else:
+
+        async def talk() -> AsyncIterator[str]:  # type: ignore[misc]
+            if fail:
+                raise fail.pop()
+            yield "ok"
+
+    fn = agent_turn(stack=stack, model="m")(talk)
+    with capture_events() as events:
+        with pytest.raises(_Err):
+            await consume(path, fn)
+        assert await consume(path, fn) == ["ok"]
+    assert clock.sleeps == [pytest.approx(30.0)]  # the next reservation waited out the pause
+    (cooldown,) = events.named("rate_limit.cooldown")
+    assert (cooldown.data["key"], cooldown.data["seconds"]) == ("m", 30.0)

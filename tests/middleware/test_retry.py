@@ -207,6 +207,19 @@ def test_invalid_options_name_the_argument() -> None:
             Retry(**kwargs)  # type: ignore[arg-type]
 
 
+def test_wrong_types_name_the_argument() -> None:
+    for kwargs, message in [
+        ({"attempts": True}, "attempts must be an int, got bool True"),
+        ({"respect_retry_after": "yes"}, "respect_retry_after must be True or False"),
+        ({"sleep": 5}, "sleep must be a callable taking seconds, got int 5"),
+        ({"asleep": 5}, "asleep must be an async callable taking seconds, got int 5"),
+        ({"recover": [1]}, "recover must be a mapping scenario -> callable"),
+        ({"recover": {"timeout": 3}}, r"recover\['timeout'\] must be a callable"),
+    ]:
+        with pytest.raises(TypeError, match=message):
+            Retry(**kwargs)  # type: ignore[arg-type]
+
+
 def test_standalone_call_and_acall() -> None:
     clock = FakeClock()
     layer = retry(clock)

@@ -587,10 +587,12 @@ def test_options_are_validated() -> None:
         Telemetry(provider_name=" ")
     with pytest.raises(TypeError, match="capture_content"):
         Telemetry(capture_content="yes")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="tracer_provider"):
+    with pytest.raises(TypeError, match=r"tracer_provider must be an OpenTelemetry Tracer"):
         Telemetry(tracer_provider=object())  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="meter_provider"):
+    with pytest.raises(TypeError, match=r"meter_provider must be an OpenTelemetry MeterProv"):
         Telemetry(meter_provider=object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="provider_name must be a string"):
+        Telemetry(provider_name=3)  # type: ignore[arg-type]
 
 
 def test_global_providers_are_looked_up_again_at_session_start(

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from agentmw._validate import check_bool, check_choice, check_protocol
 from agentmw.core.call import Call
+from agentmw.core.loops import arun_plan, run_plan
 from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext
 from agentmw.errors import ReplayDivergedError
 from agentmw.middleware.checkpoint.replay import (
@@ -56,15 +59,9 @@ class Checkpoint(Middleware):
         kinds: Any = None,
     ) -> None:
         super().__init__(name=name, kinds=kinds)
-        if not isinstance(saver, CheckpointSaver):
-            raise TypeError(f"saver must be a CheckpointSaver, got {type(saver).__name__}")
-        if on_divergence not in _DIVERGENCE_MODES:
-            raise ValueError(f"on_divergence must be one of raise, rerun; got {on_divergence!r}")
-        if not isinstance(store_results, bool):
-            raise TypeError(f"store_results must be a bool, got {type(store_results).__name__}")
-        self.saver = saver
-        self.on_divergence = on_divergence
-        self.store_results = store_results
+        self.saver: CheckpointSaver = check_protocol("saver", saver, CheckpointSaver)
+        self.on_divergence = check_choice("on_divergence", on_divergence, _DIVERGENCE_MODES)
+        self.store_results = check_bool("store_results", store_results)
         self._key = f"checkpoint:{self.name}"
 
     # -- session hooks -------------------------------------------------------------------------
@@ -84,39 +81,49 @@ class Checkpoint(Middleware):
         if session.thread_id is not None:
             await self.saver.aput_snapshot(_snapshot(session))
 
-    # -- decisions -----------------------------------------------------------------------------
-    def _state(self, call: Call) -> ReplayState | None:
+    # -- decisions (shared by both paths; only the saver calls differ) ------------------------
+    def _plan(self, call: Call) -> _Step | None:
+        """Replay or live for `call`, or None outside a checkpointed session."""
         session = call.session
-        return None if session is None else session.meta.get(self._key)
-
-    def _decide(self, call: Call, state: ReplayState) -> tuple[Decision, str, list[int]]:
-        """Replay or live; in "rerun" mode also the steps to delete from the saver."""
+        state: ReplayState | None = None if session is None else session.meta.get(self._key)
+        if state is None or session is None or session.thread_id is None:
+            return None
         fp = fingerprint(call.args, call.kwargs)
         decision = state.decide(call.kind, call.name, fp)
         expected = decision.diverged
-        if expected is None:
-            return decision, fp, []
-        if self.on_divergence == "raise":
-            raise ReplayDivergedError(
-                expected.step,
-                _describe(expected.kind, expected.name, expected.fingerprint),
-                _describe(call.kind, call.name, fp),
-            )
-        dropped = state.drop_pending()
-        call.emit("checkpoint.diverged", checkpoint_step=expected.step, dropped=len(dropped))
-        return state.decide(call.kind, call.name, fp), fp, dropped
+        dropped: list[int] = []
+        if expected is not None:
+            if self.on_divergence == "raise":
+                raise ReplayDivergedError(
+                    expected.step,
+                    _describe(expected.kind, expected.name, expected.fingerprint),
+                    _describe(call.kind, call.name, fp),
+                )
+            # "rerun": the thread's remaining records go, and the call runs live.
+            dropped = state.drop_pending()
+            call.emit("checkpoint.diverged", checkpoint_step=expected.step, dropped=len(dropped))
+            decision = state.decide(call.kind, call.name, fp)
+        return _Step(state, decision, fp, session.thread_id, dropped, datetime.now(UTC))
 
-    def _replay(self, call: Call, record: StepRecord, state: ReplayState) -> Any:
+    def _replay(self, call: Call, step: _Step, record: StepRecord) -> Any:
         result = load_result(adapter_for(call.fn), record)
         call.usage = record.usage
         call.cost_usd = record.cost_usd
-        state.finished()
+        step.state.finished()
         call.emit("checkpoint.replayed", checkpoint_step=record.step)
         return result
 
-    def _record(
-        self, call: Call, d: Decision, fp: str, started: datetime, result: Any, failed: bool
-    ) -> StepRecord:
+    def _failed(self, call: Call, step: _Step, exc: BaseException) -> StepRecord | None:
+        """The record of a failed step; None when it was interrupted (nothing to keep)."""
+        step.state.finished()
+        return self._record(call, step, None, True) if isinstance(exc, Exception) else None
+
+    def _completed(self, call: Call, step: _Step, result: Any) -> StepRecord:
+        step.state.finished()
+        return self._record(call, step, result, False)
+
+    def _record(self, call: Call, step: _Step, result: Any, failed: bool) -> StepRecord:
+        d = step.decision
         text: str | None = None
         if self.store_results and not failed:
             try:
@@ -128,71 +135,58 @@ class Checkpoint(Middleware):
                     "JSON-serializable value, a pydantic model or a dataclass, or use "
                     "Checkpoint(store_results=False)"
                 ) from exc
-        session = call.session
-        assert session is not None
-        assert session.thread_id is not None
         return StepRecord(
-            session.thread_id,
+            step.thread_id,
             d.step,
             call.kind,
             call.name,
-            fp,
+            step.fp,
             "failed" if failed else "completed",
             text,
             call.usage or _ZERO_USAGE,
             call_cost(call),
             d.finished_before,
-            started,
+            step.started,
             datetime.now(UTC),
         )
 
-    # -- the paths -----------------------------------------------------------------------------
+    # -- the paths: one plan per step, run with the saver's sync or async methods --------------
     def handle(self, call: Call, call_next: Next) -> Any:
-        state = self._state(call)
-        if state is None:
+        step = self._plan(call)
+        if step is None:
             return call_next(call)
-        decision, fp, dropped = self._decide(call, state)
-        if dropped:
-            self.saver.delete_steps(call.session.thread_id, dropped)  # type: ignore[union-attr,arg-type]
-        if decision.record is not None:
-            return self._replay(call, decision.record, state)
-        started = datetime.now(UTC)
-        try:
-            result = call_next(call)
-        except Exception:
-            state.finished()
-            self.saver.put_step(self._record(call, decision, fp, started, None, True))
-            raise
-        except BaseException:
-            state.finished()
-            raise
-        state.finished()
-        self.saver.put_step(self._record(call, decision, fp, started, result, False))
-        call.emit("checkpoint.saved", checkpoint_step=decision.step)
-        return result
+        saver = self.saver
+        return run_plan(self._run(call, step, call_next, saver.delete_steps, saver.put_step))
 
-    async def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
-        state = self._state(call)
-        if state is None:
-            return await call_next(call)
-        decision, fp, dropped = self._decide(call, state)
-        if dropped:
-            await self.saver.adelete_steps(call.session.thread_id, dropped)  # type: ignore[union-attr,arg-type]
-        if decision.record is not None:
-            return self._replay(call, decision.record, state)
-        started = datetime.now(UTC)
+    def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
+        step = self._plan(call)
+        if step is None:
+            return call_next(call)
+        saver = self.saver
+        return arun_plan(self._run(call, step, call_next, saver.adelete_steps, saver.aput_step))
+
+    def _run(
+        self,
+        call: Call,
+        step: _Step,
+        call_next: Callable[[Call], Any],
+        delete_steps: Callable[[str, list[int]], Any],
+        put_step: Callable[[StepRecord], Any],
+    ) -> Generator[Any, Any, Any]:
+        """Replay the step or run it live and record it (a plan: see `run_plan`)."""
+        if step.dropped:
+            yield delete_steps(step.thread_id, step.dropped)
+        if step.decision.record is not None:
+            return self._replay(call, step, step.decision.record)
         try:
-            result = await call_next(call)
-        except Exception:
-            state.finished()
-            await self.saver.aput_step(self._record(call, decision, fp, started, None, True))
+            result = yield call_next(call)
+        except BaseException as exc:
+            failed = self._failed(call, step, exc)
+            if failed is not None:
+                yield put_step(failed)
             raise
-        except BaseException:
-            state.finished()
-            raise
-        state.finished()
-        await self.saver.aput_step(self._record(call, decision, fp, started, result, False))
-        call.emit("checkpoint.saved", checkpoint_step=decision.step)
+        yield put_step(self._completed(call, step, result))
+        call.emit("checkpoint.saved", checkpoint_step=step.decision.step)
         return result
 
     # Streamed calls are not checkpointed: chunks are not a result to store; they run live.
@@ -201,6 +195,18 @@ class Checkpoint(Middleware):
 
     def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
         return call_next(call)
+
+
+@dataclass(slots=True)
+class _Step:
+    """One checkpointed step on its way: the replay decision and what its record needs."""
+
+    state: ReplayState
+    decision: Decision
+    fp: str
+    thread_id: str
+    dropped: list[int]
+    started: datetime
 
 
 def _snapshot(session: Session) -> SessionSnapshot:

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
+from agentmw._validate import check_choice, check_instance, check_int
 from agentmw.core.call import Call
-from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
+from agentmw.core.middleware import AsyncStreamNext, Middleware, StreamNext, aclose, close
 from agentmw.errors import GuardrailViolation
 from agentmw.guardrails import Guardrail, Verdict
 from agentmw.guardrails.text import output_text, replace_input_texts, with_text
-from agentmw.middleware.guardrails.window import OutputWindow
+from agentmw.middleware.guardrails.window import GuardedStream
 
 __all__ = ["Guardrails"]
 
-_PENDING, _REPORTED = "guardrails.stream_pending", "guardrails.stream_reported"
+Violations = list[tuple[str, str]]
+# Each guard with its async twin of the stage's check (None: the sync check serves both paths).
+InputChecks = tuple[tuple[Guardrail, Callable[[Call], Awaitable[Verdict]] | None], ...]
+OutputChecks = tuple[tuple[Guardrail, Callable[[Call, Any], Awaitable[Verdict]] | None], ...]
 
 
 class Guardrails(Middleware):
@@ -23,11 +27,14 @@ class Guardrails(Middleware):
     Every guard of a stage runs (collect-all). Replacements chain: each guard sees the value the
     previous one produced. Any block raises `GuardrailViolation` with one entry per blocking guard
     and emits `turn.blocked` / `tool.blocked` with `kind="guardrail"`; an input block means the
-    function is never called.
+    function is never called. On the async paths a guard's `acheck_input` / `acheck_output`
+    twin is awaited when it has one.
 
     Streams: output guards see a held-back window of `stream_window` characters (or everything,
     with `"full"`) before chunks reach the consumer; a block closes the upstream stream and
     raises, so violating text is never yielded, and redaction works across chunk borders.
+    Guards that need the whole output (`whole_output = True`, like `OutputSchema`) check it once
+    the stream has ended, before the last window is released.
 
     Args:
         guards: the guards, in order (objects following the `Guardrail` protocol).
@@ -45,29 +52,37 @@ class Guardrails(Middleware):
         kinds: Any = None,
     ) -> None:
         super().__init__(name=name, kinds=kinds)
-        self.guards = tuple(guards)
-        for index, guard in enumerate(self.guards):
-            if not isinstance(guard, Guardrail):
-                raise TypeError(
-                    f"guards[{index}] must have name, check_input and check_output; "
-                    f"got {type(guard).__name__}"
-                )
-        if stream_window != "full" and (type(stream_window) is not int or stream_window < 1):
-            raise ValueError(f"stream_window must be an int >= 1 or 'full', got {stream_window!r}")
-        self.stream_window: int | None = None if stream_window == "full" else int(stream_window)
-        self._whole = any(getattr(g, "whole_output", False) for g in self.guards)
-        self._ainput = [getattr(g, "acheck_input", None) for g in self.guards]
-        self._aoutput = [getattr(g, "acheck_output", None) for g in self.guards]
+        self.guards: tuple[Guardrail, ...] = tuple(
+            check_instance(
+                f"guards[{i}]", g, Guardrail, "a guardrail (name, check_input, check_output)"
+            )
+            for i, g in enumerate(guards)
+        )
+        if isinstance(stream_window, str):
+            self.stream_window: int | None = None
+            check_choice("stream_window", stream_window, ("full",))
+        else:
+            self.stream_window = check_int("stream_window", stream_window, minimum=1)
+        whole = [getattr(g, "whole_output", False) for g in self.guards]
+        self._inputs: InputChecks = tuple(
+            (g, getattr(g, "acheck_input", None)) for g in self.guards
+        )
+        outputs = [(g, getattr(g, "acheck_output", None)) for g in self.guards]
+        self._outputs: OutputChecks = tuple(outputs)
+        self._streamed: OutputChecks = tuple(
+            c for c, w in zip(outputs, whole, strict=True) if not w
+        )
+        self._wholes: OutputChecks = tuple(c for c, w in zip(outputs, whole, strict=True) if w)
 
-    # -- shared, synchronous bookkeeping --------------------------------------------------------
-    def _blocked(self, call: Call, stage: str, violations: list[tuple[str, str]]) -> None:
+    # -- decisions (shared by every path) ------------------------------------------------------
+    def _blocked(self, call: Call, stage: str, violations: Violations) -> None:
         if violations:
             names = [name for name, _ in violations]
             call.emit(f"{call.kind}.blocked", kind="guardrail", stage=stage, guards=names)
             raise GuardrailViolation(stage, violations, call.name if call.kind == "tool" else None)
 
     def _input_verdict(
-        self, call: Call, guard: Guardrail, verdict: Verdict, violations: list[tuple[str, str]]
+        self, call: Call, guard: Guardrail, verdict: Verdict, violations: Violations
     ) -> None:
         if verdict.action == "block":
             violations.append((guard.name, verdict.reason or "blocked"))
@@ -84,18 +99,18 @@ class Guardrails(Middleware):
         guard: Guardrail,
         verdict: Verdict,
         value: Any,
-        violations: list[tuple[str, str]],
+        violations: Violations,
+        stream: GuardedStream | None,
     ) -> Any:
         if verdict.action == "block":
             violations.append((guard.name, verdict.reason or "blocked"))
         elif verdict.action == "replace":
-            pending = call.meta.get(_PENDING)
-            if pending is None:
+            if stream is None:
                 call.emit("guardrail.replaced", stage="output", guard=guard.name)
             else:
-                # A stream re-checks its window after every chunk: report a guard once, and
-                # only when its replacement is actually released (see `_apply`).
-                pending.append(guard.name)
+                # A stream re-checks its window after every chunk: the stream reports a guard
+                # once, and only when its replacement is actually released.
+                stream.pending.append(guard.name)
             return verdict.value
         return value
 
@@ -104,141 +119,86 @@ class Guardrails(Middleware):
             return result if value == text else with_text(result, value)
         return value  # unchanged structured output, or a parsed value (OutputSchema)
 
-    # -- sync ----------------------------------------------------------------------------------
-    def _check_input(self, call: Call) -> None:
-        violations: list[tuple[str, str]] = []
-        for guard in self.guards:
+    # -- the checks: each guard's sync check, or its awaited async twin ------------------------
+    def _check_output(
+        self, call: Call, value: Any, checks: OutputChecks, stream: GuardedStream | None = None
+    ) -> Any:
+        violations: Violations = []
+        for guard, _ in checks:
+            verdict = guard.check_output(call, value)
+            value = self._output_verdict(call, guard, verdict, value, violations, stream)
+        self._blocked(call, "output", violations)
+        return value
+
+    async def _acheck_output(
+        self, call: Call, value: Any, checks: OutputChecks, stream: GuardedStream | None = None
+    ) -> Any:
+        violations: Violations = []
+        for guard, acheck in checks:
+            verdict = await acheck(call, value) if acheck else guard.check_output(call, value)
+            value = self._output_verdict(call, guard, verdict, value, violations, stream)
+        self._blocked(call, "output", violations)
+        return value
+
+    # -- hooks: the input before the call, the output after it ---------------------------------
+    def before(self, call: Call) -> None:
+        violations: Violations = []
+        for guard, _ in self._inputs:
             self._input_verdict(call, guard, guard.check_input(call), violations)
         self._blocked(call, "input", violations)
 
-    def _check_output(self, call: Call, value: Any, *, stream: bool = False) -> Any:
-        violations: list[tuple[str, str]] = []
-        for guard in self.guards:
-            if stream and getattr(guard, "whole_output", False):
-                continue
-            verdict = guard.check_output(call, value)
-            value = self._output_verdict(call, guard, verdict, value, violations)
-        self._blocked(call, "output", violations)
-        return value
-
-    def handle(self, call: Call, call_next: Next) -> Any:
-        self._check_input(call)
-        result = call_next(call)
-        text = output_text(result)
-        value = self._check_output(call, result if text is None else text)
-        return self._rebuild(result, text, value)
-
-    # -- async ---------------------------------------------------------------------------------
-    async def _acheck_input(self, call: Call) -> None:
-        violations: list[tuple[str, str]] = []
-        for guard, acheck in zip(self.guards, self._ainput, strict=True):
-            verdict = await acheck(call) if acheck is not None else guard.check_input(call)
+    async def abefore(self, call: Call) -> None:
+        violations: Violations = []
+        for guard, acheck in self._inputs:
+            verdict = await acheck(call) if acheck else guard.check_input(call)
             self._input_verdict(call, guard, verdict, violations)
         self._blocked(call, "input", violations)
 
-    async def _acheck_output(self, call: Call, value: Any, *, stream: bool = False) -> Any:
-        violations: list[tuple[str, str]] = []
-        for guard, acheck in zip(self.guards, self._aoutput, strict=True):
-            if stream and getattr(guard, "whole_output", False):
-                continue
-            if acheck is not None:
-                verdict = await acheck(call, value)
-            else:
-                verdict = guard.check_output(call, value)
-            value = self._output_verdict(call, guard, verdict, value, violations)
-        self._blocked(call, "output", violations)
-        return value
-
-    async def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
-        await self._acheck_input(call)
-        result = await call_next(call)
+    def after(self, call: Call, result: Any) -> Any:
         text = output_text(result)
-        value = await self._acheck_output(call, result if text is None else text)
+        value = self._check_output(call, result if text is None else text, self._outputs)
         return self._rebuild(result, text, value)
 
-    # -- streams -------------------------------------------------------------------------------
-    def _window(self, call: Call) -> OutputWindow:
-        call.meta[_PENDING] = []
-        return OutputWindow(self.stream_window, keep_released=self._whole)
+    async def aafter(self, call: Call, result: Any) -> Any:
+        text = output_text(result)
+        value = await self._acheck_output(call, result if text is None else text, self._outputs)
+        return self._rebuild(result, text, value)
 
-    @staticmethod
-    def _mark(call: Call, window: OutputWindow, final: bool) -> str:
-        call.stream_offset = window.released_chars
-        return window.text()
-
-    def _apply(self, call: Call, window: OutputWindow, held: str, value: Any, final: bool) -> None:
-        pending: list[str] = call.meta[_PENDING]
-        guards, pending[:] = list(pending), []
-        if not isinstance(value, str) or value == held:
-            return
-        if not final:
-            # A change inside the held-back tail may be a partial match (half a card number
-            # looks like a phone number): keep the original; it is checked again with more text.
-            boundary = len(held) - window.size if window.size is not None else 0
-            first = next(
-                (i for i, (a, b) in enumerate(zip(held, value, strict=False)) if a != b), None
-            )
-            if first is None:
-                first = min(len(held), len(value))
-            if first >= boundary:
-                return
-        window.set_text(value)
-        reported: set[str] = call.meta.setdefault(_REPORTED, set())
-        for name in dict.fromkeys(guards):
-            if name not in reported:
-                reported.add(name)
-                call.emit("guardrail.replaced", stage="output", guard=name)
-
-    def _whole_check(self, call: Call, window: OutputWindow, held: str) -> None:
-        # Guards that need the whole output (OutputSchema) validate it once, at the end; a
-        # parsed replacement cannot be streamed, so only the validation counts here.
-        whole = "".join(window.released) + held
-        violations: list[tuple[str, str]] = []
-        for guard in self.guards:
-            if getattr(guard, "whole_output", False):
-                self._output_verdict(
-                    call, guard, guard.check_output(call, whole), whole, violations
-                )
-        self._blocked(call, "output", violations)
+    # -- streams: the window logic lives in `GuardedStream`; only the checks are awaited -------
+    def _stream(self, call: Call) -> GuardedStream:
+        return GuardedStream(call, self.stream_window, keep_released=bool(self._wholes))
 
     def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
-        self._check_input(call)
+        self.before(call)
         gen = call_next(call)
-        window = self._window(call)
+        stream, checks = self._stream(call), self._streamed
         try:
             for chunk in gen:
-                window.push(chunk)
-                held = self._mark(call, window, False)
-                self._apply(call, window, held, self._check_output(call, held, stream=True), False)
-                yield from window.release()
-            held = self._mark(call, window, True)
-            self._apply(call, window, held, self._check_output(call, held, stream=True), True)
-            if self._whole:
-                self._whole_check(call, window, window.text())
-            yield from window.drain()
+                held = stream.push(chunk)
+                yield from stream.release(held, self._check_output(call, held, checks, stream))
+            held = stream.held()
+            stream.settle(held, self._check_output(call, held, checks, stream))
+            if self._wholes:
+                self._check_output(call, stream.whole(), self._wholes, stream)
+            yield from stream.drain()
         finally:
-            close = getattr(gen, "close", None)
-            if close is not None:
-                close()
+            close(gen)
 
     async def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
-        await self._acheck_input(call)
+        await self.abefore(call)
         agen = call_next(call)
-        window = self._window(call)
+        stream, checks = self._stream(call), self._streamed
         try:
             async for chunk in agen:
-                window.push(chunk)
-                held = self._mark(call, window, False)
-                checked = await self._acheck_output(call, held, stream=True)
-                self._apply(call, window, held, checked, False)
-                for out in window.release():
+                held = stream.push(chunk)
+                checked = await self._acheck_output(call, held, checks, stream)
+                for out in stream.release(held, checked):
                     yield out
-            held = self._mark(call, window, True)
-            checked = await self._acheck_output(call, held, stream=True)
-            self._apply(call, window, held, checked, True)
-            if self._whole:
-                self._whole_check(call, window, window.text())
-            for out in window.drain():
+            held = stream.held()
+            stream.settle(held, await self._acheck_output(call, held, checks, stream))
+            if self._wholes:
+                await self._acheck_output(call, stream.whole(), self._wholes, stream)
+            for out in stream.drain():
                 yield out
         finally:
             await aclose(agen)

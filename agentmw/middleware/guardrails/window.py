@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentmw.guardrails.text import output_text, with_text
+
+if TYPE_CHECKING:
+    from agentmw.core.call import Call
 
 _SKIP = object()
 
@@ -87,3 +90,67 @@ class OutputWindow:
         self._held.clear()
         self._held_chars = 0
         return [chunk for chunk in out if chunk is not _SKIP]
+
+
+class GuardedStream:
+    """One guarded stream: its window, and the replacements waiting to be reported.
+
+    Both stream paths of `Guardrails` drive it the same way: `push` each chunk (-> the held text
+    to check), `release` what the check allows, then `held`/`settle` the final window, check
+    `whole()` for whole-output guards, and `drain`.
+    """
+
+    __slots__ = ("call", "pending", "reported", "window")
+
+    def __init__(self, call: Call, size: int | None, *, keep_released: bool) -> None:
+        self.call = call
+        self.window = OutputWindow(size, keep_released=keep_released)
+        self.pending: list[str] = []  # guards whose replacement the last check produced
+        self.reported: set[str] = set()
+
+    def held(self) -> str:
+        """The held-back text to check (and how much was released before it, for `MaxLength`)."""
+        self.call.stream_offset = self.window.released_chars
+        return self.window.text()
+
+    def push(self, chunk: Any) -> str:
+        self.window.push(chunk)
+        return self.held()
+
+    def release(self, held: str, checked: Any) -> list[Any]:
+        """Apply the check of `held` mid-stream; the chunks that may now reach the consumer."""
+        self._apply(held, checked, final=False)
+        return self.window.release()
+
+    def settle(self, held: str, checked: Any) -> None:
+        """Apply the final check (the stream ended)."""
+        self._apply(held, checked, final=True)
+
+    def whole(self) -> str:
+        """Everything the stream produced (for guards that need the whole output)."""
+        return "".join(self.window.released) + self.window.text()
+
+    def drain(self) -> list[Any]:
+        return self.window.drain()
+
+    def _apply(self, held: str, value: Any, *, final: bool) -> None:
+        window = self.window
+        guards, self.pending = self.pending, []
+        if not isinstance(value, str) or value == held:
+            return
+        if not final:
+            # A change inside the held-back tail may be a partial match (half a card number
+            # looks like a phone number): keep the original; it is checked again with more text.
+            boundary = len(held) - window.size if window.size is not None else 0
+            first = next(
+                (i for i, (a, b) in enumerate(zip(held, value, strict=False)) if a != b), None
+            )
+            if first is None:
+                first = min(len(held), len(value))
+            if first >= boundary:
+                return
+        window.set_text(value)
+        for name in dict.fromkeys(guards):
+            if name not in self.reported:
+                self.reported.add(name)
+                self.call.emit("guardrail.replaced", stage="output", guard=name)

@@ -2,7 +2,8 @@
 
 Only the head of a line may try to acquire; the others sleep on their own ticket (a
 `threading.Event` for threads, a future for tasks) until the head leaves. No lock is ever held
-while a caller waits.
+while a caller waits. The decisions of a wait are one plan (`Lines._line`), run with the store's
+sync methods by `wait_in_line` and with its async twins by `await_in_line`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import asyncio
 import contextlib
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
+from agentmw.core.loops import arun_plan, run_plan
 from agentmw.errors import RateLimitedError
 from agentmw.stores.gcra import Demand, merge_demands
 
@@ -68,11 +70,14 @@ class Ticket:
 
 
 class Lines:
-    """Waiting lines per key."""
+    """Waiting lines per key in front of one limiter store."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, store: LimiterStore, clock: Callable[[], float], max_wait: float | None
+    ) -> None:
         self._lock = threading.Lock()
         self._lines: dict[str, deque[Ticket]] = {}
+        self.store, self.clock, self.max_wait = store, clock, max_wait
 
     def busy(self, key: str) -> bool:
         """True when someone is waiting under `key`."""
@@ -111,83 +116,68 @@ class Lines:
         if head is not None:
             head.wake()
 
+    # -- waiting: one plan (`_line`), a sync and an async driver ---------------------------
+    def wait_in_line(self, key: str, demands: list[Demand], sleep: Callable[[float], Any]) -> float:
+        """Acquire `demands` under `key` in arrival order; returns the seconds waited.
+
+        Raises:
+            RateLimitedError: the wait would be longer than `max_wait` (raised before waiting).
+        """
+        store = self.store
+        return run_plan(
+            self._line(key, demands, store.acquire, store.wait_time, Ticket.wait, sleep, None)
+        )
+
+    async def await_in_line(
+        self, key: str, demands: list[Demand], asleep: Callable[[float], Awaitable[Any]]
+    ) -> float:
+        """Async twin of `wait_in_line` (never holds a lock across an await)."""
+        store, loop = self.store, asyncio.get_running_loop()
+        plan = self._line(
+            key, demands, store.aacquire, store.await_time, Ticket.await_, asleep, loop
+        )
+        return await arun_plan(plan)
+
+    def _line(
+        self,
+        key: str,
+        demands: list[Demand],
+        acquire: Callable[..., Any],
+        wait_time: Callable[..., Any],
+        park: Callable[[Ticket], Any],
+        sleep: Callable[[float], Any],
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> Generator[Any, Any, float]:
+        """The decisions of one caller's wait (see `run_plan`): only the head of a line tries to
+        acquire; the others are parked on their ticket until the head leaves."""
+        clock, max_wait = self.clock, self.max_wait
+        start = clock()
+        if not self.busy(key) and (yield acquire(key, demands, start)) == 0.0:
+            return 0.0
+        if max_wait is not None:
+            # Everyone already in line goes first: the wait covers their demands too.
+            wait = yield wait_time(key, merge_demands([*self.pending(key), demands]), start)
+            if wait > max_wait:
+                raise _too_long(key, wait)
+        ticket = Ticket(demands, loop)
+        self.join(key, ticket)
+        try:
+            while True:
+                if not self.ahead(key, ticket):
+                    yield park(ticket)
+                    continue
+                now = clock()
+                wait = yield acquire(key, demands, now)
+                if wait == 0.0:
+                    return now - start
+                if max_wait is not None and now + wait - start > max_wait:
+                    raise _too_long(key, now + wait - start)
+                yield sleep(wait)
+        finally:
+            self.leave(key, ticket)
+
 
 def _too_long(key: str, wait: float) -> RateLimitedError:
     return RateLimitedError(
         wait, f"rate limit for key {key!r}: a wait of {wait:.3f}s exceeds max_wait"
     )
-
-
-def wait_in_line(
-    lines: Lines,
-    store: LimiterStore,
-    key: str,
-    demands: list[Demand],
-    clock: Callable[[], float],
-    sleep: Callable[[float], Any],
-    max_wait: float | None,
-) -> float:
-    """Acquire `demands` under `key` in arrival order; returns the seconds waited.
-
-    Raises:
-        RateLimitedError: the wait would be longer than `max_wait` (raised before waiting).
-    """
-    start = clock()
-    if not lines.busy(key) and store.acquire(key, demands, start) == 0.0:
-        return 0.0
-    if max_wait is not None:
-        # Everyone already in line goes first: the wait covers their demands too.
-        wait = store.wait_time(key, merge_demands([*lines.pending(key), demands]), start)
-        if wait > max_wait:
-            raise _too_long(key, wait)
-    ticket = Ticket(demands)
-    lines.join(key, ticket)
-    try:
-        while True:
-            if not lines.ahead(key, ticket):
-                ticket.wait()
-                continue
-            now = clock()
-            wait = store.acquire(key, demands, now)
-            if wait == 0.0:
-                return now - start
-            if max_wait is not None and now + wait - start > max_wait:
-                raise _too_long(key, now + wait - start)
-            sleep(wait)
-    finally:
-        lines.leave(key, ticket)
-
-
-async def await_in_line(
-    lines: Lines,
-    store: LimiterStore,
-    key: str,
-    demands: list[Demand],
-    clock: Callable[[], float],
-    asleep: Callable[[float], Awaitable[Any]],
-    max_wait: float | None,
-) -> float:
-    """Async twin of `wait_in_line` (never holds a lock across an await)."""
-    start = clock()
-    if not lines.busy(key) and await store.aacquire(key, demands, start) == 0.0:
-        return 0.0
-    if max_wait is not None:
-        wait = await store.await_time(key, merge_demands([*lines.pending(key), demands]), start)
-        if wait > max_wait:
-            raise _too_long(key, wait)
-    ticket = Ticket(demands, asyncio.get_running_loop())
-    lines.join(key, ticket)
-    try:
-        while True:
-            if not lines.ahead(key, ticket):
-                await ticket.await_()
-                continue
-            now = clock()
-            wait = await store.aacquire(key, demands, now)
-            if wait == 0.0:
-                return now - start
-            if max_wait is not None and now + wait - start > max_wait:
-                raise _too_long(key, now + wait - start)
-            await asleep(wait)
-    finally:
-        lines.leave(key, ticket)

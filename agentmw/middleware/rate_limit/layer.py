@@ -3,33 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+from agentmw._validate import (
+    check_callable,
+    check_clock,
+    check_optional_callable,
+    check_optional_number,
+    check_protocol,
+)
 from agentmw.classify import FailureScenario, classify_exception
 from agentmw.core.call import Call
-from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
+from agentmw.core.middleware import Middleware
 from agentmw.errors import RateLimitedError
-from agentmw.middleware.rate_limit.fifo import Lines, await_in_line, wait_in_line
+from agentmw.middleware.rate_limit.fifo import Lines
 from agentmw.middleware.rate_limit.reservation import Reservation
 from agentmw.stores.gcra import Demand, Rate
 from agentmw.stores.limiter import InMemoryLimiterStore, LimiterStore
 from agentmw.usage import ZERO_USAGE, Usage, estimate_usage
 
 Estimate = Callable[[Call], "Usage | int"]
-
-
-def _per_minute(name: str, value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number or None, got {type(value).__name__}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
+_RESERVATION = "agentmw.rate_limit.reservation"  # + the layer's id: the call's Reservation
 
 
 class RateLimit(Middleware):
@@ -40,6 +37,8 @@ class RateLimit(Middleware):
     tokens on all dimensions at once, or waits in line (first come, first served) until it can.
     After the call the reservation is reconciled with the real usage; a failed or cancelled call
     gets its tokens back; a provider 429 with Retry-After pauses the key for every caller.
+    Streams reserve before their first chunk and settle the same way when they end (a consumer
+    that stops early has spent what it read). The async paths only await the store's `a*` twins.
 
     Args:
         rpm: requests per minute.
@@ -75,18 +74,19 @@ class RateLimit(Middleware):
     ) -> None:
         super().__init__(name=name, kinds=kinds)
         limits = {
-            "rpm": _per_minute("rpm", rpm),
-            "tpm": _per_minute("tpm", tpm),
-            "input_tpm": _per_minute("input_tpm", input_tpm),
-            "output_tpm": _per_minute("output_tpm", output_tpm),
+            dim: check_optional_number(dim, value, above=0)
+            for dim, value in (
+                ("rpm", rpm),
+                ("tpm", tpm),
+                ("input_tpm", input_tpm),
+                ("output_tpm", output_tpm),
+            )
         }
         if all(v is None for v in limits.values()):
             raise ValueError("RateLimit needs at least one of rpm, tpm, input_tpm, output_tpm")
-        share = 1.0 if burst is None else _per_minute("burst", burst)
-        if share is None or share > 1:
-            raise ValueError(f"burst must be a share of each limit, 0 < burst <= 1; got {burst!r}")
+        share = check_optional_number("burst", burst, above=0, maximum=1)
         rates = {
-            dim: Rate(dim, value / 60.0, value * share)
+            dim: Rate(dim, value / 60.0, value * (1.0 if share is None else share))
             for dim, value in limits.items()
             if value is not None
         }
@@ -98,26 +98,24 @@ class RateLimit(Middleware):
         self._tpm = rates.get("tpm")
         self._input = rates.get("input_tpm")
         self._output = rates.get("output_tpm")
-        if key is not None and not isinstance(key, str) and not callable(key):
-            raise TypeError(f"key must be a string, a callable or None, got {type(key).__name__}")
-        if estimate is not None and not callable(estimate):
-            raise TypeError(f"estimate must be a callable call -> Usage, got {type(estimate)}")
-        if max_wait is not None:
-            if isinstance(max_wait, bool) or not isinstance(max_wait, (int, float)):
-                raise TypeError(f"max_wait must be a number or None, got {type(max_wait).__name__}")
-            if not math.isfinite(max_wait) or max_wait < 0:
-                raise ValueError(f"max_wait must be a finite number >= 0, got {max_wait!r}")
+        if key is not None and not isinstance(key, str):
+            check_callable("key", key, "a string, a callable call -> str, or None")
         self.key = key
-        self.estimate = estimate
-        self.max_wait = None if max_wait is None else float(max_wait)
-        self.clock: Callable[[], float] = clock if clock is not None else time.monotonic
+        self.estimate = check_optional_callable("estimate", estimate, "a callable call -> Usage")
+        self.max_wait = check_optional_number("max_wait", max_wait, minimum=0)
+        self.clock: Callable[[], float] = check_clock("clock", clock) or time.monotonic
         self._sleep: Callable[[float], Any] = getattr(clock, "sleep", time.sleep)
         self._asleep: Callable[[float], Any] = getattr(clock, "asleep", asyncio.sleep)
-        self.store: LimiterStore = store if store is not None else InMemoryLimiterStore()
-        self._lines = Lines()
+        self.store: LimiterStore = (
+            InMemoryLimiterStore()
+            if store is None
+            else check_protocol("store", store, LimiterStore)
+        )
+        self._lines = Lines(self.store, self.clock, self.max_wait)
+        self._meta = f"{_RESERVATION}:{id(self):x}"
         # A request with no tokens always costs the same: its demands are computed (and their
-        # size checked) once. An in-memory store does no I/O, so an uncontended async caller
-        # can be admitted without awaiting anything.
+        # size checked) once. An in-memory store does no I/O, so an uncontended caller is
+        # admitted without entering a waiting line (and, on the async path, without awaiting).
         self._zero_demands = self.demands(ZERO_USAGE)
         self._check_size("any", self._zero_demands)
         self._local = type(self.store) is InMemoryLimiterStore
@@ -146,15 +144,7 @@ class RateLimit(Middleware):
                     "or split the request)",
                 )
 
-    # -- acquisition -----------------------------------------------------------------------
-    def _acquire(self, key: str, demands: list[Demand]) -> float:
-        """Wait in line until `demands` are admitted; returns the seconds waited."""
-        if demands is not self._zero_demands:
-            self._check_size(key, demands)
-        return wait_in_line(
-            self._lines, self.store, key, demands, self.clock, self._sleep, self.max_wait
-        )
-
+    # -- acquisition: one decision (`_admit_now`, then the FIFO line), two ways to wait ------
     def _admit_now(self, key: str, demands: list[Demand]) -> bool:
         """Checks the request's size; True when an in-memory store admits it without a wait."""
         if demands is not self._zero_demands:
@@ -165,22 +155,26 @@ class RateLimit(Middleware):
             and self.store.acquire(key, demands, self.clock()) == 0.0
         )
 
+    def _acquire(self, key: str, demands: list[Demand]) -> float:
+        """Wait in line until `demands` are admitted; returns the seconds waited."""
+        if self._admit_now(key, demands):
+            return 0.0
+        return self._lines.wait_in_line(key, demands, self._sleep)
+
     async def _aacquire(self, key: str, demands: list[Demand]) -> float:
         """Async twin of `_acquire`."""
         if self._admit_now(key, demands):
             return 0.0
-        return await await_in_line(
-            self._lines, self.store, key, demands, self.clock, self._asleep, self.max_wait
-        )
-
-    def _demands_of(self, usage: Usage) -> list[Demand]:
-        return self._zero_demands if usage is ZERO_USAGE else self.demands(usage)
+        return await self._lines.await_in_line(key, demands, self._asleep)
 
     # -- standalone API --------------------------------------------------------------------
     def _usage_of(self, tokens: int | None, usage: Usage | None) -> Usage:
         if usage is not None:
             return usage
         return Usage(input_tokens=tokens) if tokens else ZERO_USAGE
+
+    def _demands_of(self, usage: Usage) -> list[Demand]:
+        return self._zero_demands if usage is ZERO_USAGE else self.demands(usage)
 
     def acquire(
         self, tokens: int | None = None, *, usage: Usage | None = None, key: str = "default"
@@ -194,12 +188,8 @@ class RateLimit(Middleware):
         self, tokens: int | None = None, *, usage: Usage | None = None, key: str = "default"
     ) -> Reservation:
         """Async twin of `acquire`."""
-        if usage is None and not tokens:
-            reserved, demands = ZERO_USAGE, self._zero_demands
-        else:
-            reserved = self._usage_of(tokens, usage)
-            demands = self._demands_of(reserved)
-        waited = 0.0 if self._admit_now(key, demands) else await self._aacquire(key, demands)
+        reserved = self._usage_of(tokens, usage)
+        waited = await self._aacquire(key, self._demands_of(reserved))
         return Reservation(self, key, reserved, waited)
 
     @contextmanager
@@ -229,92 +219,68 @@ class RateLimit(Middleware):
             await reservation.arefund()
             raise
 
-    # -- middleware ------------------------------------------------------------------------
-    def _key_of(self, call: Call) -> str:
+    # -- decisions of the middleware (shared by the four paths) ----------------------------
+    def _request(self, call: Call) -> tuple[str, Usage, list[Demand]]:
+        """The key, the estimated usage and what it costs, for one attempt of `call`."""
         key = self.key
         if key is None:
-            return call.model or call.name
-        return key if isinstance(key, str) else key(call)
-
-    def _estimate_of(self, call: Call) -> Usage:
+            key = call.model or call.name
+        elif not isinstance(key, str):
+            key = key(call)
         if self.estimate is None:
             # An outer layer (Budget's precheck) may already have estimated this call.
-            found = call.estimate or estimate_usage(call.args, call.kwargs)
+            usage = call.estimate or estimate_usage(call.args, call.kwargs)
         else:
             value = self.estimate(call)
-            found = value if isinstance(value, Usage) else Usage(input_tokens=int(value))
-        call.estimate = found
-        return found
+            usage = value if isinstance(value, Usage) else Usage(input_tokens=int(value))
+        call.estimate = usage
+        return key, usage, self.demands(usage)
 
-    def _admitted(self, call: Call, key: str, usage: Usage, waited: float) -> Reservation:
+    def _admitted(self, call: Call, key: str, usage: Usage, waited: float) -> None:
         if waited > 0:
             call.emit("rate_limit.waited", key=key, seconds=round(waited, 6))
-        return Reservation(self, key, usage, waited)
+        call.meta[self._meta] = Reservation(self, key, usage, waited)
 
-    def _retry_after(self, exc: BaseException) -> float | None:
+    def _failed(self, call: Call, exc: BaseException) -> tuple[Reservation, float | None]:
+        """The failed attempt's reservation (to refund) and the provider's 429 pause, if any."""
         failure = classify_exception(exc)
-        if failure.scenario is FailureScenario.RATE_LIMITED and failure.retry_after:
-            return failure.retry_after
-        return None
+        pause = failure.retry_after if failure.scenario is FailureScenario.RATE_LIMITED else None
+        return call.meta.pop(self._meta), pause or None
 
-    def handle(self, call: Call, call_next: Next) -> Any:
-        key, usage = self._key_of(call), self._estimate_of(call)
-        res = self._admitted(call, key, usage, self._acquire(key, self.demands(usage)))
-        try:
-            result = call_next(call)
-        except BaseException as exc:
-            res.refund()
-            pause = self._retry_after(exc)
-            if pause is not None:
-                self.store.cooldown(key, self.clock() + pause)
-                call.emit("rate_limit.cooldown", key=key, seconds=pause)
-            raise
+    def _cooled(self, call: Call, key: str, pause: float) -> None:
+        call.emit("rate_limit.cooldown", key=key, seconds=pause)
+
+    # -- hooks: reserve before each attempt, reconcile after it, refund (and cool down) on error
+    def before(self, call: Call) -> None:
+        key, usage, demands = self._request(call)
+        self._admitted(call, key, usage, self._acquire(key, demands))
+
+    async def abefore(self, call: Call) -> None:
+        key, usage, demands = self._request(call)
+        self._admitted(call, key, usage, await self._aacquire(key, demands))
+
+    def after(self, call: Call, result: Any) -> Any:
+        reservation: Reservation = call.meta.pop(self._meta)
         if call.usage is not None:
-            res.reconcile(call.usage)
+            reservation.reconcile(call.usage)
         return result
 
-    async def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
-        key, usage = self._key_of(call), self._estimate_of(call)
-        res = self._admitted(call, key, usage, await self._aacquire(key, self.demands(usage)))
-        try:
-            result = await call_next(call)
-        except BaseException as exc:
-            await res.arefund()
-            pause = self._retry_after(exc)
-            if pause is not None:
-                await self.store.acooldown(key, self.clock() + pause)
-                call.emit("rate_limit.cooldown", key=key, seconds=pause)
-            raise
+    async def aafter(self, call: Call, result: Any) -> Any:
+        reservation: Reservation = call.meta.pop(self._meta)
         if call.usage is not None:
-            await res.areconcile(call.usage)
+            await reservation.areconcile(call.usage)
         return result
 
-    def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
-        key, usage = self._key_of(call), self._estimate_of(call)
-        res = self._admitted(call, key, usage, self._acquire(key, self.demands(usage)))
-        try:
-            yield from call_next(call)
-        except BaseException as exc:
-            # GeneratorExit: the consumer stopped early, and what it read was spent.
-            if not isinstance(exc, GeneratorExit):
-                res.refund()
-            raise
-        finally:
-            if call.usage is not None:
-                res.reconcile(call.usage)
+    def on_error(self, call: Call, exc: BaseException) -> None:
+        reservation, pause = self._failed(call, exc)
+        reservation.refund()
+        if pause is not None:
+            self.store.cooldown(reservation.key, self.clock() + pause)
+            self._cooled(call, reservation.key, pause)
 
-    async def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
-        key, usage = self._key_of(call), self._estimate_of(call)
-        res = self._admitted(call, key, usage, await self._aacquire(key, self.demands(usage)))
-        agen = call_next(call)
-        try:
-            async for chunk in agen:
-                yield chunk
-        except BaseException as exc:
-            if not isinstance(exc, GeneratorExit):
-                res.refund()
-            raise
-        finally:
-            await aclose(agen)
-            if call.usage is not None:
-                res.reconcile(call.usage)
+    async def aon_error(self, call: Call, exc: BaseException) -> None:
+        reservation, pause = self._failed(call, exc)
+        await reservation.arefund()
+        if pause is not None:
+            await self.store.acooldown(reservation.key, self.clock() + pause)
+            self._cooled(call, reservation.key, pause)

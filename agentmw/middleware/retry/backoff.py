@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import math
 import random
-from typing import Any, Literal
+from typing import Literal
+
+from agentmw._validate import check_choice, check_int, check_number, check_optional_number
 
 __all__ = ["backoff_delay"]
 
 Jitter = Literal["none", "full", "equal", "decorrelated"]
-JITTERS: frozenset[str] = frozenset({"none", "full", "equal", "decorrelated"})
-
-
-def check_seconds(name: str, value: Any, *, positive: bool = False) -> float:
-    """`value` as a float, or `ValueError` naming `name` (bools, NaN, negatives refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if math.isnan(value) or value < 0 or (positive and value == 0):
-        bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name} must be a number {bound}, got {value!r}")
-    return float(value)
-
-
-def check_jitter(jitter: Any) -> Jitter:
-    """`jitter` if it names a mode, else `ValueError` listing the modes."""
-    if not isinstance(jitter, str) or jitter not in JITTERS:
-        raise ValueError(f"jitter must be one of {', '.join(sorted(JITTERS))}; got {jitter!r}")
-    return jitter  # type: ignore[return-value]
+JITTERS = ("none", "full", "equal", "decorrelated")
 
 
 def backoff_delay(
@@ -53,15 +37,14 @@ def backoff_delay(
         rng: a `random.Random` for reproducible delays (default: the module's generator).
 
     Raises:
-        ValueError: an argument is negative, NaN, a bool, or `jitter` is not a mode.
+        TypeError: an argument has the wrong type (a bool is not a number).
+        ValueError: an argument is negative or NaN, or `jitter` is not a mode.
     """
-    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
-        raise ValueError(f"attempt must be an int >= 1, got {attempt!r}")
-    base = check_seconds("base", base)
-    cap = check_seconds("cap", cap)
-    mode = check_jitter(jitter)
-    if prev is not None:
-        prev = check_seconds("prev", prev)
+    check_int("attempt", attempt, minimum=1)
+    base = check_number("base", base, minimum=0, finite=False)
+    cap = check_number("cap", cap, minimum=0, finite=False)
+    mode = check_choice("jitter", jitter, JITTERS)
+    prev = check_optional_number("prev", prev, minimum=0, finite=False)
     uniform = (rng or random).uniform
     if mode == "decorrelated":
         high = 3.0 * (prev or base)

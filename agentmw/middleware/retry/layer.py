@@ -11,20 +11,27 @@ from typing import Any, cast
 
 import tenacity
 
+from agentmw._validate import (
+    check_bool,
+    check_callable,
+    check_choice,
+    check_instance,
+    check_int,
+    check_number,
+    check_optional_callable,
+)
 from agentmw.classify import Failure, FailureScenario, classify_exception, scenario_predicate
 from agentmw.core.call import Call
-from agentmw.core.middleware import (
-    AsyncNext,
-    AsyncStreamNext,
-    Middleware,
-    Next,
+from agentmw.core.loops import (
     Restart,
-    StreamNext,
+    arestartable,
     arestartable_stream,
+    restartable,
     restartable_stream,
 )
+from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext
 from agentmw.middleware._standalone import arun_fn, run_fn, standalone_call
-from agentmw.middleware.retry.backoff import backoff_delay, check_jitter, check_seconds
+from agentmw.middleware.retry.backoff import JITTERS, backoff_delay
 
 Recover = Callable[[Call, Failure], Call | None]
 _NEVER = frozenset({FailureScenario.CONTROL_FLOW, FailureScenario.CANCELLED})
@@ -33,12 +40,10 @@ _NEVER = frozenset({FailureScenario.CONTROL_FLOW, FailureScenario.CANCELLED})
 def _recover_map(recover: Any) -> dict[FailureScenario, Recover]:
     if recover is None:
         return {}
-    if not isinstance(recover, Mapping):
-        raise ValueError(f"recover must be a mapping scenario -> callable, got {recover!r}")
+    check_instance("recover", recover, Mapping, "a mapping scenario -> callable(call, failure)")
     out: dict[FailureScenario, Recover] = {}
     for scenario, fn in recover.items():
-        if not callable(fn):
-            raise ValueError(f"recover[{scenario!r}] must be callable, got {fn!r}")
+        check_callable(f"recover[{scenario!r}]", fn, "a callable(call, failure) -> Call | None")
         try:
             out[FailureScenario(scenario)] = fn
         except ValueError:
@@ -69,6 +74,11 @@ class _Plan:
         self.call = call
         self.history: list[tuple[int, str, float]] = []
         self.state = tenacity.RetryCallState(cast(Any, None), None, (), {})
+
+    def restart(self, exc: BaseException) -> tuple[Call, float] | None:
+        """The call for the next attempt and the delay before it, or None to re-raise."""
+        delay = self.failed(exc)
+        return None if delay is None else (self.call, delay)
 
     def failed(self, exc: BaseException) -> float | None:
         """The delay before the next attempt, or None to give up (the caller re-raises)."""
@@ -185,76 +195,42 @@ class Retry(Middleware):
         kinds: Any = None,
     ) -> None:
         super().__init__(name=name, kinds=kinds)
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-            raise ValueError(f"attempts must be an int >= 1, got {attempts!r}")
-        if not isinstance(respect_retry_after, bool):
-            raise ValueError(f"respect_retry_after must be a bool, got {respect_retry_after!r}")
-        for label, fn in (("sleep", sleep), ("asleep", asleep)):
-            if fn is not None and not callable(fn):
-                raise ValueError(f"{label} must be callable, got {fn!r}")
-        self.attempts = attempts
+        self.attempts = check_int("attempts", attempts, minimum=1)
         self.on = scenario_predicate(on, argument="on", default=None)
-        self.jitter = check_jitter(jitter)
-        self.base = check_seconds("base", base)
-        self.cap = check_seconds("cap", cap)
-        self.respect_retry_after = respect_retry_after
-        self.max_retry_after = check_seconds("max_retry_after", max_retry_after)
+        self.jitter = check_choice("jitter", jitter, JITTERS)
+        self.base = check_number("base", base, minimum=0, finite=False)
+        self.cap = check_number("cap", cap, minimum=0, finite=False)
+        self.respect_retry_after = check_bool("respect_retry_after", respect_retry_after)
+        self.max_retry_after = check_number(
+            "max_retry_after", max_retry_after, minimum=0, finite=False
+        )
         self.recover = _recover_map(recover)
-        self.sleep: Callable[[float], Any] = sleep or time.sleep
-        self.asleep: Callable[[float], Awaitable[Any]] = asleep or asyncio.sleep
+        seconds = "a callable taking seconds"
+        self.sleep: Callable[[float], Any] = check_optional_callable("sleep", sleep, seconds) or (
+            time.sleep
+        )
+        self.asleep: Callable[[float], Awaitable[Any]] = (
+            check_optional_callable("asleep", asleep, "an async callable taking seconds")
+            or asyncio.sleep
+        )
         self.stop = tenacity.stop_after_attempt(attempts)
         self.wait = _BackoffWait(self.base, self.cap, self.jitter)
 
+    # -- the four paths: one restart loop per path shape, the decision in `_Plan` ------------
+    def _plan(self, call: Call) -> Restart:
+        return _Plan(self, call).restart
+
     def handle(self, call: Call, call_next: Next) -> Any:
-        try:
-            return call_next(call)
-        except BaseException as exc:
-            plan = _Plan(self, call)
-            delay = plan.failed(exc)
-            if delay is None:
-                raise
-        while True:
-            self.sleep(delay)
-            try:
-                return call_next(plan.call)
-            except BaseException as exc:
-                delay = plan.failed(exc)
-                if delay is None:
-                    raise
+        return restartable(call, call_next, self._plan, self.sleep)
 
-    async def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
-        try:
-            return await call_next(call)
-        except BaseException as exc:
-            plan = _Plan(self, call)
-            delay = plan.failed(exc)
-            if delay is None:
-                raise
-        while True:
-            await self.asleep(delay)
-            try:
-                return await call_next(plan.call)
-            except BaseException as exc:
-                delay = plan.failed(exc)
-                if delay is None:
-                    raise
-
-    def _restart(self, call: Call) -> Restart:
-        plan: _Plan | None = None
-
-        def restart(exc: BaseException) -> tuple[Call, float] | None:
-            nonlocal plan
-            plan = plan or _Plan(self, call)
-            delay = plan.failed(exc)
-            return None if delay is None else (plan.call, delay)
-
-        return restart
+    def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
+        return arestartable(call, call_next, self._plan, self.asleep)
 
     def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
-        return restartable_stream(call, call_next, self._restart(call), self.sleep)
+        return restartable_stream(call, call_next, self._plan, self.sleep)
 
     def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
-        return arestartable_stream(call, call_next, self._restart(call), self.asleep)
+        return arestartable_stream(call, call_next, self._plan, self.asleep)
 
     # -- standalone ------------------------------------------------------------------------
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:

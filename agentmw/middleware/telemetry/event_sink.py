@@ -6,7 +6,7 @@ from opentelemetry import trace
 
 from agentmw.events import Event
 from agentmw.middleware.telemetry.genai import event_attributes
-from agentmw.middleware.telemetry.layer import agent_span
+from agentmw.middleware.telemetry.sessions import agent_span
 
 
 class OpenTelemetryEventSink:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -13,27 +11,37 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.context import Context
-from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, Status, StatusCode
 
+from agentmw._validate import check_bool, check_methods, check_optional_name
 from agentmw.classify import exception_type
 from agentmw.core.call import Call
-from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext, aclose
+from agentmw.core.middleware import (
+    AsyncNext,
+    AsyncStreamNext,
+    Middleware,
+    Next,
+    StreamNext,
+    aclose,
+    close,
+    stream_failure,
+)
 from agentmw.events import Event
 from agentmw.middleware.telemetry import semconv as sc
 from agentmw.middleware.telemetry.genai import end_attributes, event_attributes, start_attributes
 from agentmw.middleware.telemetry.providers import Instruments, resolve
+from agentmw.middleware.telemetry.sessions import SessionSpans, SessionTrace
 from agentmw.pricing import call_cost, table_for
 
 if TYPE_CHECKING:
     from agentmw.core.session.session import Session
 
-# The agent span of each open session (the outermost Telemetry layer's), by session id, so that
-# `OpenTelemetryEventSink` finds it from any thread; entries leave when the session closes.
-_agent_spans: dict[str, Span] = {}
-_agent_spans_lock = threading.Lock()
 _TRUTHY = frozenset({"1", "true", "yes", "on", "span_only", "event_only", "span_and_event"})
-_LINK_CAPACITY = 4096  # remembered session spans, for links from handoff target sessions
 _RECHECK_S = 1.0  # how often a layer on unset global providers looks for them again
+_END = object()  # a stream's end, from `next(chunks, _END)`
+_SPAN = "agentmw.telemetry.span"  # + the layer's id: the call's span, from `before` to `after`
+_TRACER_PROVIDER = "an OpenTelemetry TracerProvider or None"
+_METER_PROVIDER = "an OpenTelemetry MeterProvider or None"
 
 
 def _cost_of(call: Call) -> float | None:
@@ -43,26 +51,23 @@ def _cost_of(call: Call) -> float | None:
     return float(call_cost(call))
 
 
-def agent_span(session_id: str) -> Span | None:
-    """The `invoke_agent` span Telemetry opened for the open session `session_id`, if any."""
-    return _agent_spans.get(session_id)
-
-
-@dataclass(slots=True)
-class _SessionTrace:
-    span: Span
-    context: Context
-    trace_id: int
-
-
 @dataclass(slots=True)
 class _CallTrace:
+    """One call's span; `with trace:` makes the span current while the call's code runs."""
+
     span: Span
     context: Context
     metric_attrs: dict[str, Any]
     start: float
     observer: Callable[[Event], None] | None = None
     last: Any = None  # the last streamed chunk (carries the response model, id, finish reason)
+    token: Any = None
+
+    def __enter__(self) -> None:
+        self.token = otel_context.attach(self.context)
+
+    def __exit__(self, *exc_info: object) -> None:
+        otel_context.detach(self.token)
 
 
 class Telemetry(Middleware):
@@ -95,28 +100,21 @@ class Telemetry(Middleware):
         kinds: Any = None,
     ) -> None:
         super().__init__(name=name, kinds=kinds)
-        if tracer_provider is not None and not callable(getattr(tracer_provider, "get_tracer", 0)):
-            raise TypeError("tracer_provider must be an OpenTelemetry TracerProvider or None")
-        if meter_provider is not None and not callable(getattr(meter_provider, "get_meter", 0)):
-            raise TypeError("meter_provider must be an OpenTelemetry MeterProvider or None")
-        if provider_name is not None and (
-            not isinstance(provider_name, str) or not provider_name.strip()
-        ):
-            raise ValueError(
-                f"provider_name must be a non-blank string or None, got {provider_name!r}"
-            )
-        if capture_content is not None and not isinstance(capture_content, bool):
-            raise TypeError(f"capture_content must be True, False or None, got {capture_content!r}")
+        if tracer_provider is not None:
+            check_methods("tracer_provider", tracer_provider, ("get_tracer",), _TRACER_PROVIDER)
+        if meter_provider is not None:
+            check_methods("meter_provider", meter_provider, ("get_meter",), _METER_PROVIDER)
         if capture_content is None:
             env = os.environ.get(sc.ENV_CAPTURE_CONTENT, "")
             capture_content = env.strip().lower() in _TRUTHY
-        self.provider_name = provider_name
+        self.provider_name = check_optional_name("provider_name", provider_name)
+        capture_content = check_bool("capture_content", capture_content)
         self.capture_content = capture_content
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
         self._key = f"agentmw.telemetry:{self.name}"
-        self._links: OrderedDict[str, SpanContext] = OrderedDict()
-        self._lock = threading.Lock()
+        self._meta = f"{_SPAN}:{id(self):x}"
+        self._sessions = SessionSpans()
         self._recheck_at = 0.0
         self._refresh()
 
@@ -144,56 +142,18 @@ class Telemetry(Middleware):
     def open_session(self, session: Session) -> None:
         if not self._settled:
             self._refresh()
-        if not self._tracing:
-            return
-        agent = session.agent
-        attrs: dict[str, Any] = {
-            sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT,
-            sc.GEN_AI_AGENT_NAME: agent.role,
-            sc.GEN_AI_AGENT_ID: session.id,
-        }
-        if session.thread_id is not None:
-            attrs[sc.GEN_AI_CONVERSATION_ID] = session.thread_id
-        links = []
-        handoff = session.received_handoff
-        if handoff is not None and handoff.source_session_id is not None:
-            with self._lock:
-                source = self._links.get(handoff.source_session_id)
-            if source is not None:
-                links.append(Link(source))
-        span = self._tracer.start_span(
-            f"{sc.OP_INVOKE_AGENT} {agent.role}",
-            kind=SpanKind.INTERNAL,
-            attributes=attrs,
-            links=links,
-        )
-        span_context = span.get_span_context()
-        session.meta[self._key] = _SessionTrace(
-            span, trace.set_span_in_context(span), span_context.trace_id
-        )
-        with _agent_spans_lock:
-            _agent_spans.setdefault(session.id, span)
-        with self._lock:
-            self._links[session.id] = span_context
-            while len(self._links) > _LINK_CAPACITY:
-                self._links.popitem(last=False)
+        if self._tracing:
+            session.meta[self._key] = self._sessions.open(self._tracer, session)
 
     def close_session(self, session: Session, error: BaseException | None) -> None:
-        state: _SessionTrace | None = session.meta.pop(self._key, None)
-        if state is None:
-            return
-        with _agent_spans_lock:
-            if _agent_spans.get(session.id) is state.span:
-                del _agent_spans[session.id]
-        if error is not None:
-            state.span.set_status(Status(StatusCode.ERROR))
-            state.span.set_attribute(sc.ERROR_TYPE, exception_type(error))
-        state.span.end()
+        state: SessionTrace | None = session.meta.pop(self._key, None)
+        if state is not None:
+            self._sessions.close(session, state, error)
 
     # -- per call --------------------------------------------------------------------------
     def _parent(self, call: Call) -> Context | None:
         session = call.session
-        state: _SessionTrace | None = session.meta.get(self._key) if session is not None else None
+        state: SessionTrace | None = session.meta.get(self._key) if session is not None else None
         if state is None:
             return None  # outside a traced session: the current context
         current = trace.get_current_span().get_span_context()
@@ -241,100 +201,74 @@ class Telemetry(Middleware):
             self._metrics.on_call(record.metric_attrs, duration, error_type, usage, cost)
         span.end()
 
-    # -- the four paths --------------------------------------------------------------------
+    # -- the four paths: untraced calls go straight to the next link -----------------------
+    # Traced calls and tool runs take the base class's paths through the hooks below (the span
+    # is current for the whole call); streams take `_stream`/`_astream`.
     def handle(self, call: Call, call_next: Next) -> Any:
-        if not self._active():
-            return call_next(call)
-        record = self._begin(call)
-        token = otel_context.attach(record.context)
-        try:
-            result = call_next(call)
-        except BaseException as exc:
-            otel_context.detach(token)
-            self._end(call, record, None, exc)
-            raise
-        otel_context.detach(token)
-        self._end(call, record, result, None)
-        return result
+        return super().handle(call, call_next) if self._active() else call_next(call)
 
-    async def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
-        if not self._active():
-            return await call_next(call)
-        record = self._begin(call)
-        token = otel_context.attach(record.context)
-        try:
-            result = await call_next(call)
-        except BaseException as exc:
-            otel_context.detach(token)
-            self._end(call, record, None, exc)
-            raise
-        otel_context.detach(token)
-        self._end(call, record, result, None)
-        return result
+    def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
+        return super().ahandle(call, call_next) if self._active() else call_next(call)
 
     def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
-        if not self._active():
-            yield from call_next(call)
-            return
+        return self._stream(call, call_next) if self._active() else call_next(call)
+
+    def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
+        return self._astream(call, call_next) if self._active() else call_next(call)
+
+    def before(self, call: Call) -> None:
+        record = call.meta[self._meta] = self._begin(call)
+        record.__enter__()
+
+    def after(self, call: Call, result: Any) -> Any:
+        record: _CallTrace = call.meta.pop(self._meta)
+        record.__exit__()
+        self._end(call, record, result, None)
+        return result
+
+    def on_error(self, call: Call, exc: BaseException) -> None:
+        record: _CallTrace = call.meta.pop(self._meta)
+        record.__exit__()
+        self._end(call, record, None, exc)
+
+    # The span is current only while the producer runs, never across a `yield`: the consumer's
+    # code between chunks is not part of the call.
+    def _stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
         record = self._begin(call)
-        error: BaseException | None = None
-        # The span is current only while the producer runs, never across a `yield`: the
-        # consumer's code between chunks is not part of the call.
-        token = otel_context.attach(record.context)
-        try:
+        with record:
             chunks = iter(call_next(call))
-        finally:
-            otel_context.detach(token)
+        failure: BaseException | None = None
         try:
             while True:
-                token = otel_context.attach(record.context)
-                try:
-                    chunk = next(chunks)
-                except StopIteration:
-                    break
-                finally:
-                    otel_context.detach(token)
+                with record:
+                    chunk = next(chunks, _END)
+                if chunk is _END:
+                    return
                 record.last = chunk
                 yield chunk
         except BaseException as exc:
-            error = None if isinstance(exc, GeneratorExit) else exc
+            failure = stream_failure(exc)
             raise
         finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
-            self._end(call, record, record.last, error)
+            close(chunks)
+            self._end(call, record, record.last, failure)
 
-    async def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
-        if not self._active():
-            agen = call_next(call)
-            try:
-                async for chunk in agen:
-                    yield chunk
-            finally:
-                await aclose(agen)
-            return
+    async def _astream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
         record = self._begin(call)
-        error: BaseException | None = None
-        token = otel_context.attach(record.context)
-        try:
+        with record:
             agen = call_next(call)
-        finally:
-            otel_context.detach(token)
+        failure: BaseException | None = None
         try:
             while True:
-                token = otel_context.attach(record.context)
-                try:
-                    chunk = await anext(agen)
-                except StopAsyncIteration:
-                    break
-                finally:
-                    otel_context.detach(token)
+                with record:
+                    chunk = await anext(agen, _END)
+                if chunk is _END:
+                    return
                 record.last = chunk
                 yield chunk
         except BaseException as exc:
-            error = None if isinstance(exc, GeneratorExit) else exc
+            failure = stream_failure(exc)
             raise
         finally:
             await aclose(agen)
-            self._end(call, record, record.last, error)
+            self._end(call, record, record.last, failure)

@@ -1,0 +1,178 @@
+"""Chain compilation: the terminals that call the user's function, and one link per layer.
+
+A `Stack` compiles one chain per (kind, mode) with `compile_chain` and caches it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from typing import Any
+
+from agentmw.core.call import Call
+from agentmw.core.middleware import Middleware, aclose, close, overrides
+from agentmw.usage import chunk_chars, combine_stream_usage, estimate_stream_usage, extract_usage
+
+__all__: list[str] = []  # internal: `Stack.chain` is the public face
+
+
+# -- terminals: the innermost step, which calls the user's function ---------------------------
+def _terminal(call: Call) -> Any:
+    result = call.fn(*call.args, **call.kwargs)
+    ufn = call.usage_fn
+    call.usage = ufn(result) if ufn is not None else extract_usage(result)
+    return result
+
+
+async def _aterminal(call: Call) -> Any:
+    result = await call.fn(*call.args, **call.kwargs)
+    ufn = call.usage_fn
+    call.usage = ufn(result) if ufn is not None else extract_usage(result)
+    return result
+
+
+class _StreamUsage:
+    """A stream's usage: read from the chunks that carry it, else estimated from its text."""
+
+    __slots__ = ("call", "chars", "read")
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self.read = call.usage_fn or extract_usage
+        self.chars = 0
+
+    def see(self, chunk: Any) -> None:
+        usage = self.read(chunk)
+        if usage is not None:
+            self.call.usage = combine_stream_usage(self.call.usage, usage)
+        self.chars += chunk_chars(chunk)
+
+    def settle(self) -> None:
+        # A stream that never reported usage still spent tokens: estimate them, and say so.
+        call = self.call
+        if call.usage is None:
+            call.usage = estimate_stream_usage(call.args, call.kwargs, self.chars)
+            call.usage_estimated = True
+
+
+def _terminal_stream(call: Call) -> Iterator[Any]:
+    gen = call.fn(*call.args, **call.kwargs)
+    usage = _StreamUsage(call)
+    try:
+        for chunk in gen:
+            usage.see(chunk)
+            yield chunk
+    finally:
+        close(gen)
+        usage.settle()
+
+
+async def _aterminal_stream(call: Call) -> AsyncIterator[Any]:
+    agen = call.fn(*call.args, **call.kwargs)
+    usage = _StreamUsage(call)
+    try:
+        async for chunk in agen:
+            usage.see(chunk)
+            yield chunk
+    finally:
+        await aclose(agen)
+        usage.settle()
+
+
+_TERMINALS: dict[str, Callable[[Call], Any]] = {
+    "sync": _terminal,
+    "async": _aterminal,
+    "stream": _terminal_stream,
+    "astream": _aterminal_stream,
+}
+_METHODS = {
+    "sync": "handle",
+    "async": "ahandle",
+    "stream": "handle_stream",
+    "astream": "ahandle_stream",
+}
+_HOOKS = ("before", "after", "on_error")
+_AHOOKS = ("abefore", "aafter", "aon_error")
+
+
+def _link(layer: Middleware, mode: str, nxt: Callable[[Call], Any]) -> Callable[[Call], Any]:
+    """One link of a chain: tight closures for hook-only layers, no link for no-op ones."""
+    method = _METHODS[mode]
+    if not overrides(layer, method):
+        hooks = _HOOKS if mode in ("sync", "stream") else _HOOKS + _AHOOKS
+        if not any(overrides(layer, hook) for hook in hooks):
+            return nxt  # overrides nothing on this path: a no-op layer costs nothing
+        if mode == "sync":
+            return _sync_hooks(layer, nxt)
+        if mode == "async":
+            return _async_hooks(layer, nxt)
+    handle = getattr(layer, method)
+
+    # A plain function returning what `handle` returns (a value, coroutine or iterator): no extra
+    # coroutine frame per layer on the async path.
+    def link(call: Call) -> Any:
+        return handle(call, nxt)
+
+    return link
+
+
+def _sync_hooks(layer: Middleware, nxt: Callable[[Call], Any]) -> Callable[[Call], Any]:
+    """The sync path of a hook-only layer, skipping the hooks it does not implement."""
+    before, after, on_error = layer.before, layer.after, layer.on_error
+    if not overrides(layer, "after") and not overrides(layer, "on_error"):
+
+        def before_only(call: Call) -> Any:
+            before(call)
+            return nxt(call)
+
+        return before_only
+
+    def hooks(call: Call) -> Any:
+        before(call)
+        try:
+            result = nxt(call)
+        except BaseException as exc:
+            on_error(call, exc)
+            raise
+        return after(call, result)
+
+    return hooks
+
+
+def _async_hooks(layer: Middleware, nxt: Callable[[Call], Any]) -> Callable[[Call], Any]:
+    """The async path of a hook-only layer. A sync hook is called directly (no coroutine frame)
+    unless the layer overrides its async twin; a sync before-only layer adds no frame at all.
+    """
+    abefore, aafter, aon_error = (overrides(layer, hook) for hook in _AHOOKS)
+    around = aafter or aon_error or overrides(layer, "after") or overrides(layer, "on_error")
+    if not around and not abefore:
+        sync_before = layer.before
+
+        def before_only(call: Call) -> Any:
+            sync_before(call)
+            return nxt(call)  # the next link's awaitable, awaited by our caller
+
+        return before_only
+    before: Callable[[Call], Any] = layer.abefore if abefore else layer.before
+    after: Callable[[Call, Any], Any] = layer.aafter if aafter else layer.after
+    on_error: Callable[[Call, BaseException], Any] = (
+        layer.aon_error if aon_error else layer.on_error
+    )
+
+    async def hooks(call: Call) -> Any:
+        await before(call) if abefore else before(call)
+        try:
+            result = await nxt(call)
+        except BaseException as exc:
+            await on_error(call, exc) if aon_error else on_error(call, exc)
+            raise
+        return await after(call, result) if aafter else after(call, result)
+
+    return hooks
+
+
+def compile_chain(layers: Iterable[Middleware], kind: str, mode: str) -> Callable[[Call], Any]:
+    """Fold `layers` (first = outermost) around the terminal for one kind and mode."""
+    nxt = _TERMINALS[mode]
+    for layer in reversed([x for x in layers if kind in x.kinds]):
+        nxt = _link(layer, mode, nxt)
+    return nxt
