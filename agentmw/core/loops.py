@@ -17,6 +17,8 @@ from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Next, StreamNext
 __all__: list[str] = []  # internal: the layers use these
 
 T = TypeVar("T")
+# A plan: a generator of operations (results or awaitables) that returns a `T`.
+Plan = Generator[Any, Any, T]
 
 
 # -- restarts (Retry, Fallback) ------------------------------------------------------------------
@@ -137,7 +139,7 @@ class _Restarts:
 # A plan yields each operation it needs: called with sync operations, it yields their results,
 # which `run_plan` sends straight back; called with async operations, it yields awaitables,
 # which `arun_plan` awaits, sending back the result or throwing the failure into the plan.
-def run_plan(plan: Generator[Any, Any, T]) -> T:
+def run_plan(plan: Plan[T]) -> T:
     """Run a plan whose operations are sync (each step it yields is already a result)."""
     reply: Any = None
     try:
@@ -149,7 +151,7 @@ def run_plan(plan: Generator[Any, Any, T]) -> T:
         plan.close()
 
 
-async def arun_plan(plan: Generator[Any, Any, T]) -> T:
+async def arun_plan(plan: Plan[T]) -> T:
     """Async twin of `run_plan`: each step is an awaitable, awaited here."""
     reply: Any = None
     error: BaseException | None = None

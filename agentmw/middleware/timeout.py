@@ -26,6 +26,9 @@ from agentmw.errors import TurnTimeoutError
 _DONE = object()  # the end of a stream
 
 
+__all__ = ["Timeout"]
+
+
 def run_in_worker(fn: Any, name: str) -> tuple[threading.Event, list[Any]]:
     """Run `fn()` in a daemon library worker thread carrying the caller's contextvars.
 

@@ -6,6 +6,7 @@ the facts of each call and applies the actions.
 
 from agentmw.policy.conditions import Condition, Fact, all_of, any_of, fact, not_
 from agentmw.policy.engine import PolicyEngine
+from agentmw.policy.facts import FACTS
 from agentmw.policy.rules import (
     Action,
     Rule,
@@ -19,6 +20,7 @@ from agentmw.policy.rules import (
 )
 
 __all__ = [
+    "FACTS",
     "Action",
     "Condition",
     "Fact",

@@ -10,7 +10,7 @@ from agentmw.stores._sink import BatchedSink, UsageTotals
 from agentmw.stores._sqlite_saver import SqliteSaver
 from agentmw.stores._sqlite_sinks import SqliteEventSink, SqliteUsageSink
 from agentmw.stores.breaker import BreakerStore, InMemoryBreakerStore
-from agentmw.stores.circuit import BreakerConfig, Permit
+from agentmw.stores.circuit import BreakerConfig, BreakerState, Permit
 from agentmw.stores.ledger import InMemoryLedger, Ledger, LedgerResult
 from agentmw.stores.limiter import InMemoryLimiterStore, LimiterStore
 from agentmw.stores.redis import RedisBreakerStore, RedisLedger, RedisRateLimitStore
@@ -18,6 +18,7 @@ from agentmw.stores.redis import RedisBreakerStore, RedisLedger, RedisRateLimitS
 __all__ = [
     "BatchedSink",
     "BreakerConfig",
+    "BreakerState",
     "BreakerStore",
     "CheckpointCorruptError",
     "CheckpointSaver",

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from agentmw import Agent, AgentState, Middleware, Session, Usage
+from agentmw.core.loops import Plan, arun_plan, run_plan
 from agentmw.core.session.event_log import EventLog
 from agentmw.core.session.human_input import HumanInput
 from agentmw.core.session.lifecycle import Lifecycle
-from agentmw.core.session.plan import Plan, arun_plan, run_plan
 from agentmw.core.session.runner import CallRunner
 from agentmw.errors import InvalidTransitionError
 from agentmw.events import Event, UsageRecord
@@ -182,7 +182,7 @@ def _step(mode: str, log: list[str], name: str, fail: BaseException | None = Non
     return astep
 
 
-async def _drive(mode: str, plan: Plan) -> None:
+async def _drive(mode: str, plan: Plan[None]) -> None:
     if mode == "sync":
         run_plan(plan)
     else:
@@ -192,13 +192,13 @@ async def _drive(mode: str, plan: Plan) -> None:
 async def test_a_plan_runs_its_steps_in_order_and_handles_their_failures(mode: str) -> None:
     log: list[str] = []
 
-    def plan() -> Plan:
-        yield _step(mode, log, "one")
+    def plan() -> Plan[None]:
+        yield _step(mode, log, "one")()
         try:
-            yield _step(mode, log, "two", KeyError("k"))
+            yield _step(mode, log, "two", KeyError("k"))()
         except KeyError:
             log.append("handled")
-        yield _step(mode, log, "three")
+        yield _step(mode, log, "three")()
 
     await _drive(mode, plan())
     assert log == ["one", "two", "handled", "three"]
@@ -214,9 +214,9 @@ async def test_a_plan_that_does_not_handle_a_failure_propagates_it(
 ) -> None:
     log: list[str] = []
 
-    def plan() -> Plan:
+    def plan() -> Plan[None]:
         try:
-            yield _step(mode, log, "one", error)
+            yield _step(mode, log, "one", error)()
             log.append("not reached")
         finally:
             log.append("cleanup")
@@ -229,7 +229,7 @@ async def test_a_plan_that_does_not_handle_a_failure_propagates_it(
 
 
 async def test_an_empty_plan_runs(mode: str) -> None:
-    def plan() -> Plan:
+    def plan() -> Plan[None]:
         return
         yield
 

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 from agentmw.classify import exception_type
 from agentmw.core.context import CURRENT_SESSION
 from agentmw.core.handoff import Handoff
+from agentmw.core.loops import Plan, arun_plan, run_plan
 from agentmw.core.session.event_log import EventLog
 from agentmw.core.session.human_input import HumanInput
 from agentmw.core.session.ledger import UsageTracker
 from agentmw.core.session.lifecycle import AgentState, Lifecycle
-from agentmw.core.session.plan import Plan, arun_plan, run_plan
 from agentmw.core.session.runner import CallRunner
 from agentmw.core.stack import Stack
 from agentmw.events import Event
@@ -214,32 +214,32 @@ class Session:
     ) -> None:
         await arun_plan(self._leaving(exc, _ASYNC_HOOKS))
 
-    # The plans behind `with` and `async with` (see `agentmw.core.session.plan`): each step is
-    # one layer hook; the drivers call or await it and throw its exception back in here.
-    def _entering(self, hooks: tuple[str, str]) -> Plan:
+    # The plans behind `with` and `async with` (see `agentmw.core.loops.run_plan`): each step
+    # is one layer hook's result (sync) or awaitable (async); a failure comes back in here.
+    def _entering(self, hooks: tuple[str, str]) -> Plan[None]:
         """Start, then open the layers in stack order; if one fails, close those opened."""
         self._start()
         opened: list[Middleware] = []
         try:
             for layer in self.stack:
-                yield partial(getattr(layer, hooks[0]), self)
+                yield getattr(layer, hooks[0])(self)
                 opened.append(layer)
         except BaseException as exc:
             yield from self._closing(opened, exc, hooks)
             self._end(exc)
             raise
 
-    def _leaving(self, error: BaseException | None, hooks: tuple[str, str]) -> Plan:
+    def _leaving(self, error: BaseException | None, hooks: tuple[str, str]) -> Plan[None]:
         """End by how the block ended, then close every layer in reverse stack order."""
         self._end(error)
         yield from self._closing(list(self.stack), error, hooks)
 
     def _closing(
         self, layers: list[Middleware], error: BaseException | None, hooks: tuple[str, str]
-    ) -> Plan:
+    ) -> Plan[None]:
         for layer in reversed(layers):
             try:
-                yield partial(getattr(layer, hooks[1]), self, error)
+                yield getattr(layer, hooks[1])(self, error)
             except Exception as exc:  # one layer's teardown must not skip the others
                 self.emit(
                     "layer.close_failed", detail=layer.name, failure_class=exception_type(exc)

@@ -20,6 +20,9 @@ from pydantic_core import to_jsonable_python
 from agentmw.errors import CheckpointCorruptError
 from agentmw.stores._checkpoint_records import StepRecord
 
+__all__: list[str] = []  # the Checkpoint layer's internals
+
+
 _ANY: TypeAdapter[Any] = TypeAdapter(Any)
 _adapters: dict[Any, TypeAdapter[Any]] = {}
 

@@ -10,6 +10,9 @@ from agentmw.guardrails.text import output_text, with_text
 if TYPE_CHECKING:
     from agentmw.core.call import Call
 
+__all__: list[str] = []  # the Guardrails layer's stream machinery
+
+
 _SKIP = object()
 
 

@@ -2,6 +2,5 @@
 
 from agentmw.middleware.telemetry.event_sink import OpenTelemetryEventSink
 from agentmw.middleware.telemetry.layer import Telemetry
-from agentmw.middleware.telemetry.sessions import agent_span
 
-__all__ = ["OpenTelemetryEventSink", "Telemetry", "agent_span"]
+__all__ = ["OpenTelemetryEventSink", "Telemetry"]

@@ -11,6 +11,9 @@ from agentmw.events import Event
 from agentmw.middleware.telemetry import semconv as sc
 from agentmw.usage import Usage
 
+__all__: list[str] = []  # internal: the Telemetry layer's providers
+
+
 try:  # the API's stand-in before a global meter provider is set (no public name)
     from opentelemetry.metrics._internal import _ProxyMeterProvider as _ProxyMeters
 except ImportError:  # pragma: no cover - a future API moved it: treat the proxy as live

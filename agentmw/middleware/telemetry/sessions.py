@@ -17,7 +17,7 @@ from agentmw.middleware.telemetry import semconv as sc
 if TYPE_CHECKING:
     from agentmw.core.session.session import Session
 
-__all__ = ["agent_span"]
+__all__: list[str] = []  # internal: the OTel event sink finds session spans here
 
 # The agent span of each open session (the outermost Telemetry layer's), by session id, so that
 # `OpenTelemetryEventSink` finds it from any thread; entries leave when the session closes.
