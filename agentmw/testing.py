@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentmw.core.call import Call
-from agentmw.core.middleware import AsyncNext, Middleware, Next
+from agentmw.core.middleware import Middleware
 from agentmw.errors import ScriptExhaustedError
 from agentmw.events import Event, add_listener, remove_listener
 from agentmw.usage import Usage
@@ -225,26 +225,6 @@ class RecordingMiddleware(Middleware):
     def __init__(self, log: list[tuple[str, str, str]], *, name: str | None = None) -> None:
         super().__init__(name=name)
         self.log = log
-
-    def handle(self, call: Call, call_next: Next) -> Any:
-        self.log.append((self.name, "enter", call.name))
-        try:
-            result = call_next(call)
-        except BaseException:
-            self.log.append((self.name, "error", call.name))
-            raise
-        self.log.append((self.name, "exit", call.name))
-        return result
-
-    async def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
-        self.log.append((self.name, "enter", call.name))
-        try:
-            result = await call_next(call)
-        except BaseException:
-            self.log.append((self.name, "error", call.name))
-            raise
-        self.log.append((self.name, "exit", call.name))
-        return result
 
     def before(self, call: Call) -> None:
         self.log.append((self.name, "enter", call.name))

@@ -2,7 +2,8 @@
 
 A twin pair is an `async def a<x>` (or `_a<x>`) beside a `def <x>` (or `_<x>`) in the same class
 or module (a sync function that awaits counts as async); its async lines are the async
-function's lines, decorators excluded. Usage:
+function's lines, decorators excluded; its body lines leave out the signature and docstring
+(what can drift is the body). Usage:
 
     python scripts/count_twins.py [PACKAGE_DIR [N]]   # N: also list the N longest async twins
 """
@@ -22,7 +23,18 @@ def _is_async(node: ast.AST) -> bool:
     return isinstance(node, ast.FunctionDef) and any(isinstance(x, AWAITS) for x in ast.walk(node))
 
 
-def scan(body: list[ast.stmt], where: str, found: list[tuple[int, str, str]]) -> None:
+def _body_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    body = node.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring
+    if not body:
+        return 0
+    end = body[-1].end_lineno
+    assert end is not None
+    return end - body[0].lineno + 1
+
+
+def scan(body: list[ast.stmt], where: str, found: list[tuple[int, int, str, str]]) -> None:
     funcs = {n.name: n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     for name, node in funcs.items():
         bare = name.lstrip("_")
@@ -32,7 +44,8 @@ def scan(body: list[ast.stmt], where: str, found: list[tuple[int, str, str]]) ->
         twin = prefix + bare[1:]
         if twin in funcs and twin != name:
             assert node.end_lineno is not None
-            found.append((node.end_lineno - node.lineno + 1, where, name))
+            total = node.end_lineno - node.lineno + 1
+            found.append((total, _body_lines(node), where, name))
     for child in body:
         if isinstance(child, ast.ClassDef):
             scan(child.body, f"{where}:{child.name}", found)
@@ -41,12 +54,14 @@ def scan(body: list[ast.stmt], where: str, found: list[tuple[int, str, str]]) ->
 def main() -> None:
     root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "agentmw")
     listed = int(sys.argv[2]) if len(sys.argv) > 2 else 0
-    found: list[tuple[int, str, str]] = []
+    found: list[tuple[int, int, str, str]] = []
     for path in sorted(root.rglob("*.py")):
         scan(ast.parse(path.read_text()).body, str(path), found)
-    for lines, where, name in sorted(found, reverse=True)[:listed]:
-        print(lines, where, name)
-    print(f"pairs={len(found)} async_twin_lines={sum(n for n, _, _ in found)}")
+    for lines, body, where, name in sorted(found, reverse=True)[:listed]:
+        print(lines, body, where, name)
+    total = sum(n for n, _, _, _ in found)
+    body = sum(b for _, b, _, _ in found)
+    print(f"pairs={len(found)} async_twin_lines={total} async_twin_body_lines={body}")
 
 
 if __name__ == "__main__":

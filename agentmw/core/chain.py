@@ -91,20 +91,18 @@ _METHODS = {
     "astream": "ahandle_stream",
 }
 _HOOKS = ("before", "after", "on_error")
-_AHOOKS = ("abefore", "aafter", "aon_error")
 
 
 def _link(layer: Middleware, mode: str, nxt: Callable[[Call], Any]) -> Callable[[Call], Any]:
     """One link of a chain: tight closures for hook-only layers, no link for no-op ones."""
     method = _METHODS[mode]
-    if not overrides(layer, method):
-        hooks = _HOOKS if mode in ("sync", "stream") else _HOOKS + _AHOOKS
-        if not any(overrides(layer, hook) for hook in hooks):
+    if not overrides(layer, method) and (mode in ("sync", "stream") or not layer.awaits()):
+        # Hook-only on this path, and on the async path no hook needs awaiting: the sync hooks
+        # run directly (no coroutine per hook).
+        if not any(overrides(layer, hook) for hook in _HOOKS):
             return nxt  # overrides nothing on this path: a no-op layer costs nothing
-        if mode == "sync":
-            return _sync_hooks(layer, nxt)
-        if mode == "async":
-            return _async_hooks(layer, nxt)
+        if mode in ("sync", "async"):
+            return _hooks(layer, nxt, mode == "async")
     handle = getattr(layer, method)
 
     # A plain function returning what `handle` returns (a value, coroutine or iterator): no extra
@@ -115,8 +113,12 @@ def _link(layer: Middleware, mode: str, nxt: Callable[[Call], Any]) -> Callable[
     return link
 
 
-def _sync_hooks(layer: Middleware, nxt: Callable[[Call], Any]) -> Callable[[Call], Any]:
-    """The sync path of a hook-only layer, skipping the hooks it does not implement."""
+def _hooks(layer: Middleware, nxt: Callable[[Call], Any], is_async: bool) -> Callable[[Call], Any]:
+    """A hook-only layer's sync hooks around `nxt`, skipping the ones it does not implement.
+
+    A before-only layer adds no frame of its own on either path: it returns what `nxt` returns
+    (on the async path, the next link's awaitable, awaited by our caller).
+    """
     before, after, on_error = layer.before, layer.after, layer.on_error
     if not overrides(layer, "after") and not overrides(layer, "on_error"):
 
@@ -125,49 +127,29 @@ def _sync_hooks(layer: Middleware, nxt: Callable[[Call], Any]) -> Callable[[Call
             return nxt(call)
 
         return before_only
+    if not is_async:
 
-    def hooks(call: Call) -> Any:
+        def hooks(call: Call) -> Any:
+            before(call)
+            try:
+                result = nxt(call)
+            except BaseException as exc:
+                on_error(call, exc)
+                raise
+            return after(call, result)
+
+        return hooks
+
+    async def ahooks(call: Call) -> Any:
         before(call)
         try:
-            result = nxt(call)
+            result = await nxt(call)
         except BaseException as exc:
             on_error(call, exc)
             raise
         return after(call, result)
 
-    return hooks
-
-
-def _async_hooks(layer: Middleware, nxt: Callable[[Call], Any]) -> Callable[[Call], Any]:
-    """The async path of a hook-only layer. A sync hook is called directly (no coroutine frame)
-    unless the layer overrides its async twin; a sync before-only layer adds no frame at all.
-    """
-    abefore, aafter, aon_error = (overrides(layer, hook) for hook in _AHOOKS)
-    around = aafter or aon_error or overrides(layer, "after") or overrides(layer, "on_error")
-    if not around and not abefore:
-        sync_before = layer.before
-
-        def before_only(call: Call) -> Any:
-            sync_before(call)
-            return nxt(call)  # the next link's awaitable, awaited by our caller
-
-        return before_only
-    before: Callable[[Call], Any] = layer.abefore if abefore else layer.before
-    after: Callable[[Call, Any], Any] = layer.aafter if aafter else layer.after
-    on_error: Callable[[Call, BaseException], Any] = (
-        layer.aon_error if aon_error else layer.on_error
-    )
-
-    async def hooks(call: Call) -> Any:
-        await before(call) if abefore else before(call)
-        try:
-            result = await nxt(call)
-        except BaseException as exc:
-            await on_error(call, exc) if aon_error else on_error(call, exc)
-            raise
-        return await after(call, result) if aafter else after(call, result)
-
-    return hooks
+    return ahooks
 
 
 def compile_chain(layers: Iterable[Middleware], kind: str, mode: str) -> Callable[[Call], Any]:

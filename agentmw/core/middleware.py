@@ -19,6 +19,7 @@ StreamNext = Callable[[Call], Iterator[Any]]
 AsyncStreamNext = Callable[[Call], AsyncIterator[Any]]
 
 KINDS = frozenset({"turn", "tool"})
+_ASYNC_HOOKS = ("abefore", "aafter", "aon_error")
 
 
 class Middleware:
@@ -88,6 +89,17 @@ class Middleware:
     async def aon_error(self, call: Call, exc: BaseException) -> None:
         """Async twin of `on_error`, used by the async paths (defaults to `on_error`)."""
         self.on_error(call, exc)
+
+    def awaits(self) -> bool:
+        """Whether this layer's async hooks must be awaited on the async path.
+
+        True when the class overrides `abefore`, `aafter` or `aon_error`. A layer whose async
+        hooks only matter for some configurations (a network store, a wait) returns False for
+        the others: its compiled async chain then calls the sync hooks directly, without a
+        coroutine per hook.
+        """
+        cls = type(self)
+        return any(getattr(cls, h) is not getattr(Middleware, h) for h in _ASYNC_HOOKS)
 
     # -- session hooks ---------------------------------------------------------------------
     def open_session(self, session: Session) -> None:

@@ -117,6 +117,10 @@ class Budget(Middleware):
             return call.session.cost_usd + cost
         return self._local.add(self.name, cost).total
 
+    def awaits(self) -> bool:
+        # Only a shared ledger with real I/O needs the async hooks on the async path.
+        return self.ledger is not None and type(self.ledger) is not InMemoryLedger
+
     # -- hooks: check before each call, record after it ------------------------------------
     # Only an enforcing budget reads the spend before a call (a shared ledger's read is I/O).
     def before(self, call: Call) -> None:

@@ -134,31 +134,20 @@ class CircuitBreaker(Middleware):
         return permit
 
     # -- store access: the only difference between the paths ---------------------------------
-    # An in-memory store does no I/O: on the async paths its sync methods are called directly,
-    # since its async twins would only add two coroutines per call.
+    def awaits(self) -> bool:
+        # An in-memory store does no I/O: the compiled async chain calls the sync hooks.
+        return not self._local
+
     def _record(self, call: Call | None, key: str, permit: Permit, outcome: Outcome) -> None:
         changed = self.store.record(self.name, key, self.config, self.clock(), permit, outcome)
         if changed is not None:
             self._announce(call, key, changed)
 
     async def _arecord(self, call: Call | None, key: str, permit: Permit, outcome: Outcome) -> None:
-        if self._local:
-            self._record(call, key, permit, outcome)
-            return
-        changed = await self.store.arecord(
-            self.name, key, self.config, self.clock(), permit, outcome
-        )
+        store, config = self.store, self.config
+        changed = await store.arecord(self.name, key, config, self.clock(), permit, outcome)
         if changed is not None:
             self._announce(call, key, changed)
-
-    async def _afailed(
-        self, call: Call | None, key: str, permit: Permit, exc: BaseException
-    ) -> None:
-        if self._local:  # nothing is awaited, so nothing can interrupt the release
-            self._record(call, key, permit, self._outcome(exc))
-            return
-        # A cancelled probe hands its permit back before the cancellation propagates.
-        await asyncio.shield(self._arecord(call, key, permit, self._outcome(exc)))
 
     # -- hooks: a permit before each attempt, its outcome after it -------------------------
     # Streams (the base class's paths) keep the stream rules: a stream that fails before its
@@ -171,11 +160,8 @@ class CircuitBreaker(Middleware):
         call.meta[self._meta] = (key, self._admit(call, key, permit))
 
     async def abefore(self, call: Call) -> None:
-        key, store = self.key(call), self.store
-        if self._local:
-            permit = store.acquire(self.name, key, self.config, self.clock())
-        else:
-            permit = await store.aacquire(self.name, key, self.config, self.clock())
+        key = self.key(call)
+        permit = await self.store.aacquire(self.name, key, self.config, self.clock())
         call.meta[self._meta] = (key, self._admit(call, key, permit))
 
     def after(self, call: Call, result: Any) -> Any:
@@ -185,10 +171,7 @@ class CircuitBreaker(Middleware):
 
     async def aafter(self, call: Call, result: Any) -> Any:
         key, permit = call.meta.pop(self._meta)
-        if self._local:
-            self._record(call, key, permit, "success")
-        else:
-            await self._arecord(call, key, permit, "success")
+        await self._arecord(call, key, permit, "success")
         return result
 
     def on_error(self, call: Call, exc: BaseException) -> None:
@@ -197,14 +180,21 @@ class CircuitBreaker(Middleware):
 
     async def aon_error(self, call: Call, exc: BaseException) -> None:
         key, permit = call.meta.pop(self._meta)
-        await self._afailed(call, key, permit, exc)
+        # A cancelled probe hands its permit back before the cancellation propagates.
+        await asyncio.shield(self._arecord(call, key, permit, self._outcome(exc)))
 
     # -- standalone ------------------------------------------------------------------------
+    def _standalone(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Call:
+        call = standalone_call(fn, args, kwargs)
+        if not self._custom_key:  # one circuit for standalone use, keyed by the breaker's name
+            call.name, call.model = self.name, None
+        return call
+
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call `fn(*args, **kwargs)` through the breaker, outside any stack."""
         if self._custom_key:
-            return self.handle(standalone_call(fn, args, kwargs), run_fn)
-        # One circuit for standalone use, and no Call built: this path is the benchmarked one.
+            return self.handle(self._standalone(fn, args, kwargs), run_fn)
+        # No Call built: this path is the benchmarked one.
         key = self.name
         permit = self.store.acquire(key, key, self.config, self.clock())
         self._admit(None, key, permit)
@@ -218,21 +208,7 @@ class CircuitBreaker(Middleware):
 
     async def acall(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Async twin of `call`: awaits `fn(*args, **kwargs)`."""
-        if self._custom_key:
-            return await self.ahandle(standalone_call(fn, args, kwargs), arun_fn)
-        key = self.name
-        if self._local:
-            permit = self.store.acquire(key, key, self.config, self.clock())
-        else:
-            permit = await self.store.aacquire(key, key, self.config, self.clock())
-        self._admit(None, key, permit)
-        try:
-            result = await fn(*args, **kwargs)
-        except BaseException as exc:
-            await self._afailed(None, key, permit, exc)
-            raise
-        await self._arecord(None, key, permit, "success")
-        return result
+        return await self.ahandle(self._standalone(fn, args, kwargs), arun_fn)
 
     def state(self, key: str | None = None) -> BreakerState:
         """The state of circuit `key` (None: the standalone circuit, keyed by the breaker name)."""
