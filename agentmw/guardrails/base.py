@@ -45,9 +45,13 @@ _ALLOW = Verdict("allow")
 
 @runtime_checkable
 class Guardrail(Protocol):
-    """A check on a call's input and output. May add `acheck_input` / `acheck_output` twins."""
+    """A check on a call's input and output. May add `acheck_input` / `acheck_output` twins.
 
-    name: str
+    `name` may be a class attribute (the built-ins), an instance attribute or a property.
+    """
+
+    @property
+    def name(self) -> str: ...
 
     def check_input(self, call: Call) -> Verdict: ...
 

@@ -39,7 +39,10 @@ def _rate(value: Any) -> Decimal:
     return Decimal(str(value)) if isinstance(value, float) else Decimal(value)
 
 
-@dataclass(frozen=True, slots=True)
+Rate = Decimal | float | int | str
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class ModelPricing:
     """Prices of one model in USD per million tokens (exact `Decimal`s).
 
@@ -56,20 +59,33 @@ class ModelPricing:
 
     input_per_million: Decimal
     output_per_million: Decimal
-    cache_read_per_million: Decimal | None = None
-    cache_write_per_million: Decimal | None = None
+    cache_read_per_million: Decimal | None
+    cache_write_per_million: Decimal | None
 
-    def __post_init__(self) -> None:
-        for name in FIELDS:
-            value = getattr(self, name)
+    def __init__(
+        self,
+        input_per_million: Rate,
+        output_per_million: Rate,
+        cache_read_per_million: Rate | None = None,
+        cache_write_per_million: Rate | None = None,
+    ) -> None:
+        given: tuple[Rate | None, ...] = (
+            input_per_million,
+            output_per_million,
+            cache_read_per_million,
+            cache_write_per_million,
+        )
+        for name, value in zip(FIELDS, given, strict=True):
             if value is None and name in OPTIONAL:
+                object.__setattr__(self, name, None)
                 continue
-            if type(value) is Decimal and value.is_finite() and value >= 0:
-                continue
-            problem = rate_problem(value) if value is not None else "is required"
-            if problem is not None:
-                error = TypeError if problem.startswith("must be a number >= 0 (") else ValueError
-                raise error(f"field {name!r}: {problem}")
+            if not (type(value) is Decimal and value.is_finite() and value >= 0):
+                problem = rate_problem(value) if value is not None else "is required"
+                if problem is not None:
+                    kind = (
+                        TypeError if problem.startswith("must be a number >= 0 (") else ValueError
+                    )
+                    raise kind(f"field {name!r}: {problem}")
             object.__setattr__(self, name, _rate(value))
 
     @classmethod
