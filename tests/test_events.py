@@ -162,7 +162,7 @@ def test_events_carry_the_exception_type_never_the_message() -> None:
     text = repr([e.as_dict() for e in events])
     assert "hunter2" not in text
     [failed] = events.named("tool.failed")
-    assert (failed.tool, failed.detail, failed.failure_class) == ("t", "ValueError", "unknown")
+    assert (failed.tool, failed.detail, failed.failure_class) == ("t", "ValueError", "tool_error")
 
 
 def _raise_secret() -> None:

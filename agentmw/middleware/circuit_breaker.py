@@ -103,10 +103,10 @@ class CircuitBreaker(Middleware):
         self._local = type(self.store) is InMemoryBreakerStore
 
     # -- decisions -------------------------------------------------------------------------
-    def _outcome(self, exc: BaseException) -> Outcome:
+    def _outcome(self, exc: BaseException, kind: str = "turn") -> Outcome:
         if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, GeneratorExit)):
             return "release"
-        failure = classify_exception(exc)
+        failure = classify_exception(exc, kind=kind)
         if failure.scenario in (S.CONTROL_FLOW, S.CANCELLED):
             return "release"
         return "failure" if self.counts(failure) else "release"
@@ -176,12 +176,12 @@ class CircuitBreaker(Middleware):
 
     def on_error(self, call: Call, exc: BaseException) -> None:
         key, permit = call.meta.pop(self._meta)
-        self._record(call, key, permit, self._outcome(exc))
+        self._record(call, key, permit, self._outcome(exc, call.kind))
 
     async def aon_error(self, call: Call, exc: BaseException) -> None:
         key, permit = call.meta.pop(self._meta)
         # A cancelled probe hands its permit back before the cancellation propagates.
-        await asyncio.shield(self._arecord(call, key, permit, self._outcome(exc)))
+        await asyncio.shield(self._arecord(call, key, permit, self._outcome(exc, call.kind)))
 
     # -- standalone ------------------------------------------------------------------------
     def _standalone(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Call:

@@ -19,6 +19,7 @@ from agentmw.errors import (
     PolicyViolationError,
 )
 from agentmw.policy import Action, PolicyEngine
+from agentmw.policy.facts import FACTS
 from agentmw.quality import LEVEL_KEY, SCORE_KEY, QualityGate
 
 if TYPE_CHECKING:
@@ -27,16 +28,11 @@ if TYPE_CHECKING:
 __all__ = ["Policy"]
 
 _STATE = "agentmw.policy"
-FACTS = (
-    "role", "phase", "kind", "model", "tool", "turns", "tool_calls", "tokens", "cost_usd",
-    "elapsed_s", "consecutive_failures", "last_failure", "quality_level", "gate_score",
-    "completed_roles", "failed_roles",
-)  # fmt: skip
 
 
-def _scenario(exc: BaseException) -> str:
+def _scenario(exc: BaseException, kind: str) -> str:
     """The failure scenario that feeds the `last_failure` fact."""
-    return classify_exception(exc).scenario.value
+    return classify_exception(exc, kind=kind).scenario.value
 
 
 class _SessionState:
@@ -157,7 +153,7 @@ class Policy(Middleware):
         """Apply one action; returns the approval prompt when a human must be asked."""
         kind, rule = action.kind, action.rule
         if kind == "warn":
-            call.emit("policy.warning", rule=rule, message=action.value)
+            call.emit("policy.warning", detail=action.value, rule=rule)
         elif kind == "emit":
             call.emit(action.value, rule=rule)
         elif kind == "switch_model":
@@ -197,7 +193,7 @@ class Policy(Middleware):
             state.consecutive_failures = 0
         elif not isinstance(exc, ControlFlowError):
             state.consecutive_failures += 1
-            state.last_failure = _scenario(exc)
+            state.last_failure = _scenario(exc, call.kind)
 
     # -- hooks: rules decide before the call; its outcome feeds the failure facts ------------
     def before(self, call: Call) -> None:

@@ -113,7 +113,8 @@ async def test_warn_and_emit_events(mode: str) -> None:
     with capture_events() as events:
         async with Sessions(mode, Agent("w", stack=stack)) as session:
             await turn(mode, session, ScriptedModel(["ok"]), "prompt text")
-    assert events.named("policy.warning")[0].data == {"rule": "noisy", "message": "careful"}
+    warning = events.named("policy.warning")[0]
+    assert (warning.detail, dict(warning.data)) == ("careful", {"rule": "noisy"})
     assert events.named("custom.thing")[0].data == {"rule": "noisy"}
     assert all("prompt text" not in repr(e.as_dict()) for e in events)
 

@@ -582,6 +582,25 @@ def test_event_sink_puts_session_events_on_the_agent_span(otel: Otel, mode: str)
     assert [e.name for e in otel.span("chat gpt-4o").events] == ["retry.scheduled"]
 
 
+@pytest.mark.parametrize("capture", [False, True])
+def test_the_event_sink_exports_details_only_with_content_capture(
+    otel: Otel, capture: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", raising=False)
+    sink = OpenTelemetryEventSink(capture_content=capture)
+    agent = Agent("writer", stack=[otel.layer()], event_sink=sink)
+    with agent.session() as session:
+        session.emit("policy.warning", detail="rule text", data={"rule": "r"})
+    (event,) = [e for e in otel.span("invoke_agent writer").events if e.name == "policy.warning"]
+    attributes = dict(event.attributes or {})
+    assert attributes["agentmw.rule"] == "r"
+    assert ("agentmw.detail" in attributes) is capture
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    assert OpenTelemetryEventSink().capture_content is True
+    with pytest.raises(TypeError, match="capture_content must be True or False"):
+        OpenTelemetryEventSink(capture_content="yes")  # type: ignore[arg-type]
+
+
 def test_options_are_validated() -> None:
     with pytest.raises(ValueError, match="provider_name"):
         Telemetry(provider_name=" ")

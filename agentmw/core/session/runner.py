@@ -153,7 +153,7 @@ class CallRunner:
                 call.step,
                 call.model if turn else None,
                 None if turn else call.name,
-                failure_class(exc),
+                failure_class(exc, call.kind),
                 exception_type(exc),
             )
         )

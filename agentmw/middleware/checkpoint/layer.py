@@ -15,10 +15,12 @@ from agentmw.errors import ReplayDivergedError
 from agentmw.middleware.checkpoint.replay import (
     Decision,
     ReplayState,
+    _ResultMismatch,
     adapter_for,
     dump_result,
     fingerprint,
     load_result,
+    return_annotation,
 )
 from agentmw.pricing import call_cost
 from agentmw.stores._checkpoint_records import CheckpointSaver, SessionSnapshot, StepRecord
@@ -128,6 +130,15 @@ class Checkpoint(Middleware):
         if self.store_results and not failed:
             try:
                 text = dump_result(adapter_for(call.fn), result)
+            except _ResultMismatch as exc:
+                annotation = return_annotation(call.fn)
+                shown = getattr(annotation, "__qualname__", None) or repr(annotation)
+                raise TypeError(
+                    f"checkpoint step {d.step} ({call.kind} {call.name!r}) returned a "
+                    f"{type(result).__qualname__}, but its return annotation is {shown}: a "
+                    "resumed run reads the stored result back as the annotation, so return "
+                    "what it says or correct it"
+                ) from exc
             except Exception as exc:
                 raise TypeError(
                     f"checkpoint step {d.step} ({call.kind} {call.name!r}): a result of type "

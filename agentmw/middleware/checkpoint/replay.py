@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from pydantic_core import to_jsonable_python
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from agentmw.errors import CheckpointCorruptError
 from agentmw.stores._checkpoint_records import StepRecord
@@ -73,13 +73,27 @@ def adapter_for(fn: Any) -> TypeAdapter[Any]:
     return cached
 
 
+class _ResultMismatch(Exception):  # caught by the Checkpoint layer, never raised out
+    """A result that does not match its function's return annotation (it could not be read
+    back as that type on resume)."""
+
+
 def dump_result(adapter: TypeAdapter[Any], value: Any) -> str:
-    """The result as JSON text; raises TypeError/ValueError when it cannot be serialized."""
-    try:
-        return adapter.dump_json(value).decode()
-    except Exception:
-        # The annotation may be wider or missing; plain JSON of the value is still fine.
+    """The result as JSON text that reads back as the function's return annotation.
+
+    Raises:
+        _ResultMismatch: the value is not what the annotation says (checked now, when the step
+            is saved, so a resume never meets a record it cannot read).
+        TypeError, ValueError: the value (with no annotation) cannot be serialized.
+    """
+    if adapter is _ANY:
         return _ANY.dump_json(value).decode()
+    try:
+        text = adapter.dump_json(value, warnings="error").decode()
+        adapter.validate_json(text)
+    except (PydanticSerializationError, ValidationError) as exc:
+        raise _ResultMismatch(type(exc).__name__) from exc
+    return text
 
 
 def load_result(adapter: TypeAdapter[Any], record: StepRecord) -> Any:

@@ -6,7 +6,6 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
-from dataclasses import replace
 from typing import Any, cast
 
 import tenacity
@@ -83,15 +82,9 @@ class _Plan:
     def failed(self, exc: BaseException) -> float | None:
         """The delay before the next attempt, or None to give up (the caller re-raises)."""
         layer, call = self.layer, self.call
-        failure = classify_exception(exc)
+        failure = classify_exception(exc, kind=call.kind)
         if failure.scenario in _NEVER:
             return None
-        if (
-            call.kind == "tool"
-            and failure.scenario is FailureScenario.UNKNOWN
-            and not failure.retryable
-        ):
-            failure = replace(failure, scenario=FailureScenario.TOOL_ERROR)
         if not layer.on(failure):
             return self._give_up(exc, failure, "not_retried") if self.history else None
         state = self.state

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from opentelemetry import trace
 
+from agentmw._validate import check_bool
 from agentmw.events import Event
-from agentmw.middleware.telemetry.genai import event_attributes
+from agentmw.middleware.telemetry.genai import capture_from_environment, event_attributes
 from agentmw.middleware.telemetry.sessions import agent_span
 
 
@@ -15,12 +16,23 @@ class OpenTelemetryEventSink:
     The span is the one a `Telemetry` layer in the agent's stack opened for the session. Events
     emitted while it does not exist (`agent.started` precedes the layers' session hooks) go to
     the current span instead, when that one records.
-    Event attributes: `agentmw.step`, `agentmw.detail`, `agentmw.failure_class` and each scalar
-    data value as `agentmw.<key>`; never exception messages or prompt text.
+    Event attributes: `agentmw.step`, `agentmw.failure_class` and each scalar data value as
+    `agentmw.<key>`; `agentmw.detail` only with content capture on (a detail can be a policy
+    rule's message); never exception messages or prompt text.
+
+    Args:
+        capture_content: export each event's `detail` too (default: the
+            `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` environment variable, the same
+            switch as the `Telemetry` layer's).
 
     Example:
         `Agent("writer", stack=[Telemetry()], event_sink=OpenTelemetryEventSink())`
     """
+
+    def __init__(self, *, capture_content: bool | None = None) -> None:
+        if capture_content is None:
+            capture_content = capture_from_environment()
+        self.capture_content = check_bool("capture_content", capture_content)
 
     def emit(self, event: Event) -> None:
         """Add `event` to the agent span (or the current recording span)."""
@@ -28,4 +40,5 @@ class OpenTelemetryEventSink:
         if span is None:
             span = trace.get_current_span()
         if span.is_recording():
-            span.add_event(event.name, attributes=event_attributes(event))
+            attributes = event_attributes(event, detail=self.capture_content)
+            span.add_event(event.name, attributes=attributes)

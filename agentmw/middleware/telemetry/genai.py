@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +18,7 @@ from agentmw.usage import Usage
 __all__: list[str] = []
 
 AttributeValue = str | bool | int | float | list[str]
+_TRUTHY = frozenset({"1", "true", "yes", "on", "span_only", "event_only", "span_and_event"})
 
 # Model-name prefixes that identify a provider when neither the layer's `provider_name` nor
 # `call.provider` says; values are the `gen_ai.provider.name` well-known values.
@@ -154,12 +156,22 @@ def tool_result(result: Any) -> str:
     return result if isinstance(result, str) else _dumps(result)
 
 
-def event_attributes(event: Event) -> dict[str, AttributeValue]:
-    """An agentmw event's fields as span-event attributes (scalar data values only)."""
+def capture_from_environment() -> bool:
+    """The default of the content-capture switch, from its environment variable."""
+    value = os.environ.get(sc.ENV_CAPTURE_CONTENT, "")
+    return value.strip().lower() in _TRUTHY
+
+
+def event_attributes(event: Event, *, detail: bool = True) -> dict[str, AttributeValue]:
+    """An agentmw event's fields as span-event attributes (scalar data values only).
+
+    `detail=False` leaves out the event's `detail` (the OpenTelemetry event sink does unless
+    content capture is on: a detail can be a policy rule's message).
+    """
     attrs: dict[str, AttributeValue] = {}
     if event.step is not None:
         attrs[sc.AGENTMW_STEP] = event.step
-    if event.detail is not None:
+    if detail and event.detail is not None:
         attrs[sc.AGENTMW_DETAIL] = event.detail
     if event.failure_class is not None:
         attrs[sc.AGENTMW_FAILURE_CLASS] = event.failure_class

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -27,8 +26,12 @@ from agentmw.core.middleware import (
     stream_failure,
 )
 from agentmw.events import Event
-from agentmw.middleware.telemetry import semconv as sc
-from agentmw.middleware.telemetry.genai import end_attributes, event_attributes, start_attributes
+from agentmw.middleware.telemetry.genai import (
+    capture_from_environment,
+    end_attributes,
+    event_attributes,
+    start_attributes,
+)
 from agentmw.middleware.telemetry.providers import Instruments, resolve
 from agentmw.middleware.telemetry.sessions import SessionSpans, SessionTrace
 from agentmw.pricing import call_cost, table_for
@@ -36,7 +39,6 @@ from agentmw.pricing import call_cost, table_for
 if TYPE_CHECKING:
     from agentmw.core.session.session import Session
 
-_TRUTHY = frozenset({"1", "true", "yes", "on", "span_only", "event_only", "span_and_event"})
 _RECHECK_S = 1.0  # how often a layer on unset global providers looks for them again
 _END = object()  # a stream's end, from `next(chunks, _END)`
 _SPAN = "agentmw.telemetry.span"  # + the layer's id: the call's span, from `before` to `after`
@@ -105,8 +107,7 @@ class Telemetry(Middleware):
         if meter_provider is not None:
             check_methods("meter_provider", meter_provider, ("get_meter",), _METER_PROVIDER)
         if capture_content is None:
-            env = os.environ.get(sc.ENV_CAPTURE_CONTENT, "")
-            capture_content = env.strip().lower() in _TRUTHY
+            capture_content = capture_from_environment()
         self.provider_name = check_optional_name("provider_name", provider_name)
         capture_content = check_bool("capture_content", capture_content)
         self.capture_content = capture_content
