@@ -70,7 +70,11 @@ class Routes:
         headers = options.headers if isinstance(options.headers, Mapping) else {}
         if name is not None:
             name = headers.get(HELPER_HEADER) or name
-            return f"beta.{name}" if "beta=true" in query else name
+            beta = "beta=true" in query or any(  # Anthropic passes it as a qualifier
+                isinstance(extra, Mapping) and str(extra.get("beta")).lower() == "true"
+                for extra in (getattr(options, "params", None), getattr(options, "qualifiers", None))
+            )
+            return f"beta.{name}" if beta else name
         if any(p.search(path) for p in self.not_calls):
             return None
         body = options.json_data
