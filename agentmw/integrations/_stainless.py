@@ -72,7 +72,10 @@ class Routes:
             name = headers.get(HELPER_HEADER) or name
             beta = "beta=true" in query or any(  # Anthropic passes it as a qualifier
                 isinstance(extra, Mapping) and str(extra.get("beta")).lower() == "true"
-                for extra in (getattr(options, "params", None), getattr(options, "qualifiers", None))
+                for extra in (
+                    getattr(options, "params", None),
+                    getattr(options, "qualifiers", None),
+                )
             )
             return f"beta.{name}" if beta else name
         if any(p.search(path) for p in self.not_calls):
@@ -171,7 +174,7 @@ async def _value(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
-def _sync_functions(original: Callable[..., Any]) -> tuple[Callable[..., Any], ...]:
+def _sync_functions(original: Callable[..., Any]) -> tuple[Callable[..., Any], Callable[..., Any]]:
     def send(ex: Exchange, **body: Any) -> Any:
         reply = original(ex.cast_to, ex.options_for(body), stream=False, stream_cls=ex.stream_cls)
         return ex.kept(reply, reply.parse()) if ex.raw else reply
@@ -189,7 +192,7 @@ def _sync_functions(original: Callable[..., Any]) -> tuple[Callable[..., Any], .
     return send, produce
 
 
-def _async_functions(original: Callable[..., Any]) -> tuple[Callable[..., Any], ...]:
+def _async_functions(original: Callable[..., Any]) -> tuple[Callable[..., Any], Callable[..., Any]]:
     async def send(ex: Exchange, **body: Any) -> Any:
         reply = await original(
             ex.cast_to, ex.options_for(body), stream=False, stream_cls=ex.stream_cls
@@ -264,8 +267,8 @@ def _async_request(state: _State, original: Callable[..., Any]) -> Callable[...,
             return await original(cast_to, options, stream=stream, stream_cls=stream_cls)
         turn, ex = begun
         if stream:
-            stream = AsyncTurnStream(turn(ex, **ex.body), ex, ex.fix)
-            return ex.returned(await stream._prefetch())
+            chunks = AsyncTurnStream(turn(ex, **ex.body), ex, ex.fix)
+            return ex.returned(await chunks._prefetch())
         return ex.settled(await turn(ex, **ex.body))
 
     return request

@@ -57,7 +57,7 @@ def provider_name(client: Any) -> str:
     return "gcp.vertex_ai" if getattr(client, "vertexai", False) else "gcp.gemini"
 
 
-def _sync_functions() -> tuple[Callable[..., Any], ...]:
+def _sync_functions() -> tuple[Callable[..., Any], Callable[..., Any]]:
     def send(original: Callable[..., Any], **kwargs: Any) -> Any:
         return original(**kwargs)
 
@@ -67,7 +67,7 @@ def _sync_functions() -> tuple[Callable[..., Any], ...]:
     return send, produce
 
 
-def _async_functions() -> tuple[Callable[..., Any], ...]:
+def _async_functions() -> tuple[Callable[..., Any], Callable[..., Any]]:
     async def send(original: Callable[..., Any], **kwargs: Any) -> Any:
         return await original(**kwargs)
 

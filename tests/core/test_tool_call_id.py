@@ -60,12 +60,16 @@ async def test_a_failed_tool_reports_its_id(mode: str) -> None:
         raise KeyError("x")
 
     agent = Agent("writer", stack=Stack())
-    with capture_events() as events, pytest.raises(KeyError):
+
+    async def run() -> None:
         async with agent.session() as session:
             if mode == "sync":
                 session.run_tool("broken", broken, tool_call_id="call_9")
             else:
                 await session.arun_tool("broken", broken, tool_call_id="call_9")
+
+    with capture_events() as events, pytest.raises(KeyError):
+        await run()
     (failed,) = events.named("tool.failed")
     assert failed.data["tool_call_id"] == "call_9"
 
@@ -73,4 +77,5 @@ async def test_a_failed_tool_reports_its_id(mode: str) -> None:
 @pytest.mark.parametrize(("value", "error"), [(42, TypeError), ("  ", ValueError)])
 def test_a_bad_tool_call_id_is_refused(value: Any, error: type[Exception]) -> None:
     with pytest.raises(error, match="tool_call_id"):
-        agent_tool(lambda: None)(tool_call_id=value)
+        tool: Any = agent_tool(lambda: None)
+        tool(tool_call_id=value)

@@ -122,7 +122,8 @@ async def test_retry_waits_the_retry_after_and_sends_once_per_attempt(
     clock = FakeClock()
     spy = Spy()
     c = instrument(
-        client(stub.url), stack=Stack([Retry(attempts=3, sleep=clock.sleep, asleep=clock.asleep), spy])
+        client(stub.url),
+        stack=Stack([Retry(attempts=3, sleep=clock.sleep, asleep=clock.asleep), spy]),
     )
     stub.add(
         gemini_error(429, "RESOURCE_EXHAUSTED", "slow down", retry_after="2"),

@@ -35,7 +35,7 @@ def client(mode: str, base: str, **options: Any) -> Any:
 
 
 def redactor(window: int | str = 32) -> Guardrails:
-    return Guardrails([PIIRedactor(["email"])], stream_window=window)  # type: ignore[arg-type]
+    return Guardrails([PIIRedactor(["email"])], stream_window=window)
 
 
 # Each path makes one chat completion request; the value is what the caller works with.
@@ -96,9 +96,7 @@ async def test_every_chat_path_is_one_turn_with_usage_and_the_sdk_type(
     assert len(stub.requests) == 2  # one each: nothing bypassed, nothing sent twice
 
 
-async def test_wrappers_accessed_before_instrument_are_covered(
-    stub: StubServer, mode: str
-) -> None:
+async def test_wrappers_accessed_before_instrument_are_covered(stub: StubServer, mode: str) -> None:
     spy = Spy()
     c = client(mode, stub.url)
     raw = c.chat.completions.with_raw_response  # cached by the SDK before instrument
@@ -158,9 +156,7 @@ async def test_chat_stream_helper_guards_events_and_the_final_completion(
     )
 
 
-async def test_leaving_a_stream_helper_early_settles_the_turn(
-    stub: StubServer, mode: str
-) -> None:
+async def test_leaving_a_stream_helper_early_settles_the_turn(stub: StubServer, mode: str) -> None:
     spy = Spy()
     c = instrument(client(mode, stub.url), stack=Stack([spy]))
     stub.add(chat_stream(["a", "b", "c", "d"]))
@@ -251,7 +247,9 @@ async def test_derived_clients_follow_the_latest_instrument(stub: StubServer, mo
     derived = c.with_options(timeout=10)
     stub.add(Reply(body=completion()), Reply(body=completion()))
     await done(c.chat.completions.create(model=GPT, messages=MESSAGES))
-    await done(derived.with_options(max_retries=0).chat.completions.create(model=GPT, messages=MESSAGES))
+    await done(
+        derived.with_options(max_retries=0).chat.completions.create(model=GPT, messages=MESSAGES)
+    )
     assert (len(first.calls), len(second.calls)) == (0, 2)
 
 

@@ -30,9 +30,7 @@ from .sdk import Spy
 from .stub import Reply, StubServer
 
 # Model runs whose signature names no model (the Assistants API's runs).
-EXTRA = re.compile(
-    r"threads\.(runs\.(create\w*|stream|submit_tool_outputs\w*)|create_and_run\w*)$"
-)
+EXTRA = re.compile(r"threads\.(runs\.(create\w*|stream|submit_tool_outputs\w*)|create_and_run\w*)$")
 # Methods that take a model but call none, with the reason.
 NOT_CALLS = {
     "models.retrieve": "reads a model's metadata",
@@ -106,8 +104,10 @@ def walk(obj: Any, path: str, seen: dict[int, Any]) -> Iterator[tuple[str, Calla
                 yield from walk(child, f"{path}{name}.", seen)
             continue
         value = getattr(obj, name, None)
-        if callable(value) and not isinstance(value, type) and (
-            inspect.ismethod(value) or inspect.isfunction(value)
+        if (
+            callable(value)
+            and not isinstance(value, type)
+            and (inspect.ismethod(value) or inspect.isfunction(value))
         ):
             yield f"{path}{name}", value
 
@@ -176,7 +176,10 @@ def clients(sdk: str, base: str) -> list[Any]:
         ]
     if sdk == "anthropic":
         opts = {"api_key": "k", "max_retries": 0, "timeout": 5}
-        return [anthropic.Anthropic(base_url=base, **opts), anthropic.AsyncAnthropic(base_url=base, **opts)]
+        return [
+            anthropic.Anthropic(base_url=base, **opts),
+            anthropic.AsyncAnthropic(base_url=base, **opts),
+        ]
     return [genai.Client(api_key="k", http_options={"base_url": base, "api_version": "v1beta"})]
 
 

@@ -36,11 +36,11 @@ StreamChain = Callable[[Call], Iterator[Any]]
 AsyncStreamChain = Callable[[Call], AsyncIterator[Any]]
 
 
-
 def _tool_data(call: Call) -> dict[str, Any] | None:
     """A tool event's data: the provider's tool call id, when the call has one."""
     call_id = call.tool_call_id
     return None if call_id is None else {"tool_call_id": call_id}
+
 
 class CallRunner:
     """Runs the calls of one session (see the module docstring).
