@@ -82,7 +82,13 @@ def _async_functions() -> tuple[Callable[..., Any], Callable[..., Any]]:
     return send, produce
 
 
-def _sync_gates(models: Any, turns: Turns) -> None:
+def _gates(models: Any, turns: Turns, opened: Callable[[Any], Any]) -> None:
+    """Put the turn gates on one `Models` object (`client.models` or `client.aio.models`).
+
+    Written once for both: the async SDK awaits what its `_generate_content` returns (here the
+    turn's coroutine) and what `_generate_content_stream` returns (`opened`: the prefetched
+    `AsyncTurnStream`); the sync SDK iterates the `TurnStream`.
+    """
     send = getattr(models._generate_content, ORIGINAL, models._generate_content)
     produce = getattr(models._generate_content_stream, ORIGINAL, models._generate_content_stream)
 
@@ -90,22 +96,7 @@ def _sync_gates(models: Any, turns: Turns) -> None:
         return turns.get("models.generate_content", False)(send, **kwargs)
 
     def _generate_content_stream(**kwargs: Any) -> Any:
-        return TurnStream(turns.get("models.generate_content_stream", True)(produce, **kwargs))
-
-    _install(models, _generate_content, send)
-    _install(models, _generate_content_stream, produce)
-
-
-def _async_gates(models: Any, turns: Turns) -> None:
-    send = getattr(models._generate_content, ORIGINAL, models._generate_content)
-    produce = getattr(models._generate_content_stream, ORIGINAL, models._generate_content_stream)
-
-    async def _generate_content(**kwargs: Any) -> Any:
-        return await turns.get("models.generate_content", False)(send, **kwargs)
-
-    async def _generate_content_stream(**kwargs: Any) -> Any:
-        stream = turns.get("models.generate_content_stream", True)(produce, **kwargs)
-        return await AsyncTurnStream(stream)._prefetch()
+        return opened(turns.get("models.generate_content_stream", True)(produce, **kwargs))
 
     _install(models, _generate_content, send)
     _install(models, _generate_content_stream, produce)
@@ -161,8 +152,8 @@ def instrument(client: C, *, stack: Stack | None = None, model_from_kwargs: bool
     sync_turns = Turns(*_sync_functions(), settings)
     async_turns = Turns(*_async_functions(), settings)
     client.__dict__[_STATE] = (sync_turns, async_turns)
-    _sync_gates(models, sync_turns)
-    _async_gates(aio.models, async_turns)
+    _gates(models, sync_turns, TurnStream)
+    _gates(aio.models, async_turns, lambda chunks: AsyncTurnStream(chunks)._prefetch())
     warner = BypassWarner("google-genai")
     for root, prefix in ((client, ""), (aio, "aio.")):
         for method in UNCOVERED:

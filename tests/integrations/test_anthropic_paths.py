@@ -3,6 +3,7 @@ streaming-response wrappers and derived clients; sync and async, counted at the 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import anthropic
@@ -26,10 +27,17 @@ REDACTED = "write to [REDACTED:email] today, thanks"
 KW: dict[str, Any] = {"model": CLAUDE, "max_tokens": 64, "messages": MESSAGES}
 
 
+_BASES: dict[tuple[str, str, int], Any] = {}
+
+
 def client(mode: str, base: str, **options: Any) -> Any:
-    options.setdefault("max_retries", 0)
-    cls = anthropic.Anthropic if mode == "sync" else anthropic.AsyncAnthropic
-    return cls(base_url=base, api_key="sk-ant-test", **options)
+    """A fresh uninstrumented client: a copy of one per (mode, server), sharing its pool."""
+    # An async pool belongs to one event loop (each async test runs its own).
+    key = (mode, base, id(asyncio.get_running_loop()) if mode == "async" else 0)
+    if key not in _BASES:
+        cls = anthropic.Anthropic if mode == "sync" else anthropic.AsyncAnthropic
+        _BASES[key] = cls(base_url=base, api_key="sk-ant-test", max_retries=0)
+    return _BASES[key].copy(**options)
 
 
 async def _message(c: Any, path: str) -> tuple[Any, Any]:

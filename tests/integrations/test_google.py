@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import httpx2
 import pytest
 from google import genai
 from google.genai import errors
@@ -25,8 +26,12 @@ from .stub import Reply, StubServer
 USAGE = Usage(40, 18, cache_read_tokens=16, reasoning_tokens=6)
 
 
+_HTTP = httpx2.Client()  # shared: a client's own pool costs a TLS context to build
+
+
 def client(base: str) -> Any:
-    return genai.Client(api_key="g-test", http_options={"base_url": base, "api_version": "v1beta"})
+    options = {"base_url": base, "api_version": "v1beta", "httpx_client": _HTTP}
+    return genai.Client(api_key="g-test", http_options=options)
 
 
 def models(c: Any, mode: str) -> Any:

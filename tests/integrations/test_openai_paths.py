@@ -3,6 +3,7 @@ wrappers, beta, embeddings and derived clients; sync and async, counted at the s
 
 from __future__ import annotations
 
+import asyncio
 import warnings
 from decimal import Decimal
 from typing import Any
@@ -28,10 +29,17 @@ MAIL = ["mail bo", "b@exam", "ple.com now", " please"]
 REDACTED = "mail [REDACTED:email] now please"
 
 
+_BASES: dict[tuple[str, str, int], Any] = {}
+
+
 def client(mode: str, base: str, **options: Any) -> Any:
-    options.setdefault("max_retries", 0)
-    cls = openai.OpenAI if mode == "sync" else openai.AsyncOpenAI
-    return cls(base_url=f"{base}/v1", api_key="sk-test", **options)
+    """A fresh uninstrumented client: a copy of one per (mode, server), sharing its pool."""
+    # An async pool belongs to one event loop (each async test runs its own).
+    key = (mode, base, id(asyncio.get_running_loop()) if mode == "async" else 0)
+    if key not in _BASES:
+        cls = openai.OpenAI if mode == "sync" else openai.AsyncOpenAI
+        _BASES[key] = cls(base_url=f"{base}/v1", api_key="sk-test", max_retries=0)
+    return _BASES[key].copy(**options)
 
 
 def redactor(window: int | str = 32) -> Guardrails:

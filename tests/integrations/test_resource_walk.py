@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import anthropic
+import httpx2
 import openai
 import pytest
 from google import genai
@@ -76,6 +77,7 @@ _ARGS: dict[str, Any] = {
     "training_dataset": {"gcs_uri": "gs://bucket/train.jsonl"},
     "source": {"prompt": "hi"},
 }
+_HTTP = httpx2.Client()  # shared by the google-genai clients (a pool costs a TLS context)
 _REPLY = Reply(body={"id": "x", "object": "x", "status": "completed", "name": "operations/x"})
 
 
@@ -180,7 +182,8 @@ def clients(sdk: str, base: str) -> list[Any]:
             anthropic.Anthropic(base_url=base, **opts),
             anthropic.AsyncAnthropic(base_url=base, **opts),
         ]
-    return [genai.Client(api_key="k", http_options={"base_url": base, "api_version": "v1beta"})]
+    options = {"base_url": base, "api_version": "v1beta", "httpx_client": _HTTP}
+    return [genai.Client(api_key="k", http_options=options)]
 
 
 def found(sdk: str, base: str) -> list[tuple[int, str]]:
