@@ -76,6 +76,6 @@ async def test_a_failed_tool_reports_its_id(mode: str) -> None:
 
 @pytest.mark.parametrize(("value", "error"), [(42, TypeError), ("  ", ValueError)])
 def test_a_bad_tool_call_id_is_refused(value: Any, error: type[Exception]) -> None:
+    tool: Any = agent_tool(lambda: None)
     with pytest.raises(error, match="tool_call_id"):
-        tool: Any = agent_tool(lambda: None)
         tool(tool_call_id=value)
