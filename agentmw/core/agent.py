@@ -7,13 +7,13 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from agentmw.core.handoff import Handoff
 from agentmw.core.middleware import Middleware
 from agentmw.core.stack import Stack, get_default_stack
 from agentmw.events import EventSink, RingBufferEventSink, SinkIsolation, UsageSink
 from agentmw.pricing import PricingTable
 
 if TYPE_CHECKING:
+    from agentmw.core.handoff import Handoff
     from agentmw.core.session.session import Session
 
 __all__ = ["Agent", "AgentRegistry", "default_registry"]

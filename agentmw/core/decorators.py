@@ -6,8 +6,6 @@ import inspect
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, TypeVar, overload
 
-import wrapt
-
 from agentmw.core.call import Call, CallKind, new_call
 from agentmw.core.context import CURRENT_SESSION
 from agentmw.core.middleware import Middleware, aclose
@@ -119,6 +117,8 @@ def build_wrapper(
     Everything is decided here, once: the mode, the name, the fixed stack. `provider` tags each
     call (integrations set it); `model_from_kwargs=False` ignores a `model=` keyword.
     """
+    import wrapt  # on the first decorated function, not at `import agentmw`
+
     mode = _mode_of(fn)
     inner = fn.__func__ if isinstance(fn, (classmethod, staticmethod)) else fn
     call_name = name or getattr(inner, "__name__", None) or type(inner).__name__

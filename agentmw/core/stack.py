@@ -236,11 +236,23 @@ def register_preset(name: str, build: Callable[..., Any]) -> None:
     _presets[name] = build
 
 
+_preset_loader: Callable[[], object] | None = None
+
+
+def set_preset_loader(load: Callable[[], object]) -> None:
+    """How to load the presets on first use (the package root sets it; internal)."""
+    global _preset_loader
+    _preset_loader = load
+
+
 def _preset(name: str) -> Callable[..., Any]:
-    try:
-        return _presets[name]
-    except KeyError:  # pragma: no cover - `import agentmw` always registers them
-        raise RuntimeError(f"agentmw.presets did not register {name!r}; import agentmw") from None
+    build = _presets.get(name)
+    if build is None and _preset_loader is not None:
+        _preset_loader()  # the presets import every layer: only when first needed
+        build = _presets.get(name)
+    if build is None:  # pragma: no cover - the root always sets the loader
+        raise RuntimeError(f"agentmw.presets did not register {name!r}; import agentmw")
+    return build
 
 
 _default_stack = Stack()

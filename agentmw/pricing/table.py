@@ -6,12 +6,14 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from agentmw.pricing.files import read_pricing_file
 from agentmw.pricing.model import ModelPricing, model_candidates
 from agentmw.usage import Usage
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["PricingTable"]
 
