@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, overload
 
 from agentmw.core.call import Call
 from agentmw.core.chain import compile_chain
@@ -14,6 +14,7 @@ __all__ = ["Stack", "get_default_stack", "set_default_stack"]
 
 Mode = Literal["sync", "async", "stream", "astream"]
 Target = type[Middleware] | str
+M = TypeVar("M", bound=Middleware)
 
 
 class Stack:
@@ -114,8 +115,12 @@ class Stack:
             return False
         return True
 
+    @overload
+    def get(self, target: type[M]) -> M: ...
+    @overload
+    def get(self, target: str) -> Middleware: ...
     def get(self, target: Target) -> Middleware:
-        """The one layer matching `target` (see `index`)."""
+        """The one layer matching `target` (see `index`); typed as `target` when it is a class."""
         return self._layers[self.index(target)]
 
     def replace(self, target: Target, new: Middleware) -> Stack:
