@@ -32,6 +32,10 @@ class Stack:
             TypeError: an entry is not a `Middleware` instance.
             ValueError: two layers share a name (give one of them `name=`).
         """
+        if isinstance(layers, (str, bytes, Middleware)) or not isinstance(layers, Iterable):
+            raise TypeError(
+                f"layers must be an iterable of Middleware, got {type(layers).__name__}"
+            )
         items = tuple(layers)
         seen: dict[str, int] = {}
         for index, layer in enumerate(items):
@@ -258,6 +262,17 @@ def _preset(name: str) -> Callable[..., Any]:
     if build is None:  # pragma: no cover - the root always sets the loader
         raise RuntimeError(f"agentmw.presets did not register {name!r}; import agentmw")
     return build
+
+
+def as_stack(argument: str, value: Stack | Iterable[Middleware]) -> Stack:
+    """`value` as a Stack (a list or tuple of layers is wrapped); errors name `argument`."""
+    if isinstance(value, Stack):
+        return value
+    if isinstance(value, (list, tuple)):
+        return Stack(value)
+    raise TypeError(
+        f"{argument} must be a Stack or a list of Middleware, got {type(value).__name__}"
+    )
 
 
 _default_stack = Stack()

@@ -12,6 +12,7 @@ from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from agentmw._validate import check_methods, check_optional_name
 from agentmw.classify import exception_type, is_cancellation
 from agentmw.core.context import CURRENT_SESSION
 from agentmw.core.loops import Plan, arun_plan, run_plan
@@ -63,8 +64,8 @@ class Session:
     def __init__(
         self, agent: Agent, thread_id: str | None = None, *, handoff: Handoff | None = None
     ) -> None:
-        if thread_id is not None and (not isinstance(thread_id, str) or not thread_id.strip()):
-            raise ValueError(f"thread_id must be a non-blank string or None, got {thread_id!r}")
+        check_methods("agent", agent, ("resolved_stack",), "an Agent")
+        check_optional_name("thread_id", thread_id)
         if handoff is not None:
             # Imported here: Handoff is a pydantic model, and `import agentmw` stays light.
             from agentmw.core.handoff import Handoff
