@@ -34,7 +34,7 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/lint-imports --no-cache
 
 types: $(VENV)/.dev
-	$(VENV)/bin/mypy --strict agentmw
+	$(VENV)/bin/mypy --strict agentmw tests
 
 pytest: $(VENV)/.dev
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agentmw import presets as _presets  # registers Stack.default and run_turn(timeout=)
-from agentmw._version import __version__
 from agentmw.core import (
     Agent,
     AgentState,
     Call,
-    Handoff,
     Middleware,
     Session,
     Stack,
@@ -27,6 +24,7 @@ from agentmw.core import (
     current_session,
 )
 from agentmw.core.config import configure
+from agentmw.core.stack import set_preset_loader as _set_preset_loader
 from agentmw.errors import (
     AgentMWError,
     ApprovalRequiredError,
@@ -82,7 +80,19 @@ __all__ = [
     "register_pricing",
 ]
 
-del _presets
+if TYPE_CHECKING:
+    from agentmw.core.handoff import Handoff
+
+    __version__: str
+
+
+def _load_presets() -> None:
+    # Stack.default and run_turn(timeout=) build layers: the presets (and with them every
+    # layer, OpenTelemetry and tenacity) load on their first use, not at `import agentmw`.
+    from agentmw import presets  # noqa: F401  (registers its builders on import)
+
+
+_set_preset_loader(_load_presets)
 
 # Names that left the root in 0.2: they still import from here for one release, with a
 # DeprecationWarning naming their new home.
@@ -167,6 +177,14 @@ _MOVED: dict[str, str] = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":  # read from the package metadata on first use
+        from agentmw._version import version
+
+        return version()
+    if name == "Handoff":  # a pydantic model, loaded on first use
+        from agentmw.core.handoff import Handoff
+
+        return Handoff
     module = _MOVED.get(name)
     if module is None:
         raise AttributeError(f"module 'agentmw' has no attribute {name!r}")

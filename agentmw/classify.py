@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import json
 import math
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
-from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any
 
@@ -23,6 +22,7 @@ __all__ = [
     "classify_exception",
     "exception_type",
     "failure_class",
+    "is_cancellation",
     "parse_retry_after",
 ]
 
@@ -228,6 +228,8 @@ def parse_retry_after(headers: Any, *, now: float | None = None) -> float | None
     try:
         seconds = float(raw)
     except ValueError:
+        from email.utils import parsedate_to_datetime  # rare: only HTTP-date Retry-After
+
         try:
             when = parsedate_to_datetime(raw)
         except (TypeError, ValueError, IndexError):
@@ -322,7 +324,7 @@ def _from_type(exc: BaseException) -> FailureScenario | None:
 def _direct(exc: BaseException) -> Failure | None:
     if isinstance(exc, ControlFlowError):
         return Failure(S.CONTROL_FLOW, False)
-    if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)):
+    if is_cancellation(exc):
         return Failure(S.CANCELLED, False)
     status = _status_of(exc)
     if status is not None:
@@ -409,6 +411,18 @@ def scenario_predicate(
         allowed = ", ".join(s.value for s in FailureScenario)
         raise ValueError(f"{argument} holds an unknown scenario; allowed: {allowed}") from None
     return lambda failure: failure.scenario in chosen
+
+
+def is_cancellation(exc: BaseException) -> bool:
+    """`asyncio.CancelledError` or `KeyboardInterrupt`: the run was stopped, nothing failed.
+
+    Reads asyncio from `sys.modules` instead of importing it: without asyncio loaded no
+    `CancelledError` can exist, and `import agentmw` stays light.
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and isinstance(exc, asyncio.CancelledError)
 
 
 def exception_type(exc: BaseException) -> str:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
+from agentmw._validate import check_int, check_methods
 from agentmw.usage import Usage
 
 __all__ = [
@@ -145,9 +146,7 @@ class RingBufferEventSink:
     """Keeps the most recent `capacity` events in memory (the default sink)."""
 
     def __init__(self, capacity: int = 1000) -> None:
-        if type(capacity) is not int or capacity < 1:
-            raise ValueError(f"capacity must be a positive int, got {capacity!r}")
-        self.capacity = capacity
+        self.capacity = check_int("capacity", capacity, minimum=1)
         self._events: deque[Event] = deque(maxlen=capacity)
 
     def emit(self, event: Event) -> None:
@@ -172,9 +171,7 @@ class RingBufferUsageSink:
     """Keeps the most recent `capacity` usage records in memory."""
 
     def __init__(self, capacity: int = 10_000) -> None:
-        if type(capacity) is not int or capacity < 1:
-            raise ValueError(f"capacity must be a positive int, got {capacity!r}")
-        self.capacity = capacity
+        self.capacity = check_int("capacity", capacity, minimum=1)
         self._records: deque[UsageRecord] = deque(maxlen=capacity)
 
     def record(self, record: UsageRecord) -> None:
@@ -193,8 +190,11 @@ class LoggingEventSink:
     """Writes each event as one structured log line (logger `agentmw.events` by default)."""
 
     def __init__(self, logger: logging.Logger | str = "agentmw.events", level: int = logging.INFO):
+        if not isinstance(logger, (str, logging.Logger)):
+            kind = type(logger).__name__
+            raise TypeError(f"logger must be a logging.Logger or a logger name, got {kind}")
         self.logger = logging.getLogger(logger) if isinstance(logger, str) else logger
-        self.level = level
+        self.level = check_int("level", level, minimum=0)
 
     def emit(self, event: Event) -> None:
         if self.logger.isEnabledFor(self.level):
@@ -217,6 +217,8 @@ class FanoutEventSink:
     """Sends each event to several sinks; one failing sink does not stop the others."""
 
     def __init__(self, *sinks: EventSink) -> None:
+        for index, sink in enumerate(sinks):
+            check_methods(f"sinks[{index}]", sink, ("emit",), "an EventSink")
         self.sinks: tuple[EventSink, ...] = tuple(sinks)
         self._isolation = SinkIsolation()
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, field_validator
 
+from agentmw._validate import check_choice
 from agentmw.documents import load_document, validate_document
 
 __all__ = [
@@ -33,19 +34,23 @@ class PermissionMode(IntEnum):
     FULL_ACCESS = 3
 
     @classmethod
-    def parse(cls, value: Any) -> PermissionMode:
-        """A mode from itself, its name (any case) or its number."""
+    def parse(cls, value: Any, argument: str = "mode") -> PermissionMode:
+        """A mode from itself, its name (any case) or its number; errors name `argument`."""
         if isinstance(value, cls):
             return value
+        allowed = ", ".join(m.name.lower() for m in cls)
         if isinstance(value, str):
             try:
                 return cls[value.strip().upper()]
             except KeyError:
                 pass
         elif isinstance(value, int) and not isinstance(value, bool):
-            return cls(value)
-        allowed = ", ".join(m.name.lower() for m in cls)
-        raise ValueError(f"permission mode must be one of {allowed}; got {value!r}")
+            if value in cls._value2member_map_:
+                return cls(value)
+        else:
+            kind = type(value).__name__
+            raise TypeError(f"{argument} must be a PermissionMode, its name or number; got {kind}")
+        raise ValueError(f"{argument} must be one of {allowed}; got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,14 +158,21 @@ class PermissionPolicy:
         unknown_role: str = "deny",
         tool_modes: Mapping[str, PermissionMode | str] | None = None,
     ) -> None:
-        if unknown_role not in UNKNOWN_ROLE:
-            raise ValueError(f"unknown_role must be 'deny' or 'allow', got {unknown_role!r}")
+        check_choice("unknown_role", unknown_role, UNKNOWN_ROLE)
+        if not isinstance(roles, Mapping):
+            kind = type(roles).__name__
+            raise TypeError(f"roles must be a mapping of role -> RolePermissions, got {kind}")
+        if tool_modes is not None and not isinstance(tool_modes, Mapping):
+            kind = type(tool_modes).__name__
+            raise TypeError(f"tool_modes must be a mapping of tool glob -> mode, got {kind}")
         for role, perms in roles.items():
             if not isinstance(perms, RolePermissions):
                 raise TypeError(f"roles[{role!r}] must be a RolePermissions")
         self.roles: dict[str, RolePermissions] = dict(roles)
         self.unknown_role = unknown_role
-        self.tool_modes = {k: PermissionMode.parse(v) for k, v in (tool_modes or {}).items()}
+        self.tool_modes = {
+            k: PermissionMode.parse(v, f"tool_modes[{k!r}]") for k, v in (tool_modes or {}).items()
+        }
         self._tool_modes = tuple(
             (pattern, rx, self.tool_modes[pattern])
             for pattern, rx in _compile(self.tool_modes, "tool_modes")

@@ -25,20 +25,21 @@ class QualityLevel(IntEnum):
     RELEASE = 4
 
     @classmethod
-    def parse(cls, value: Any) -> QualityLevel:
-        """A level from itself, its name (any case) or its number."""
+    def parse(cls, value: Any, argument: str = "quality level") -> QualityLevel:
+        """A level from itself, its name (any case) or its number; errors name `argument`."""
         if isinstance(value, cls):
             return value
-        if isinstance(value, str) and value.strip().upper() in cls.__members__:
-            return cls[value.strip().upper()]
-        if (
-            isinstance(value, int)
-            and not isinstance(value, bool)
-            and value in cls._value2member_map_
-        ):
-            return cls(value)
         names = ", ".join(m.name.lower() for m in cls)
-        raise ValueError(f"quality level must be one of {names}; got {value!r}")
+        if isinstance(value, str):
+            if value.strip().upper() in cls.__members__:
+                return cls[value.strip().upper()]
+        elif isinstance(value, int) and not isinstance(value, bool):
+            if value in cls._value2member_map_:
+                return cls(value)
+        else:
+            kind = type(value).__name__
+            raise TypeError(f"{argument} must be a QualityLevel, its name or number; got {kind}")
+        raise ValueError(f"{argument} must be one of {names}; got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,7 @@ class QualityGate:
     """Requires work to reach at least `required` (a `QualityLevel`, its name or number)."""
 
     def __init__(self, required: QualityLevel | str | int) -> None:
-        self.required = QualityLevel.parse(required)
+        self.required = QualityLevel.parse(required, "required")
 
     def evaluate(self, observed: QualityLevel | str | int) -> GateOutcome:
         """Compare `observed` with the requirement (pure: no events)."""

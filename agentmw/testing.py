@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentmw._validate import check_bool, check_int, check_name, check_number
 from agentmw.core.call import Call
 from agentmw.core.middleware import Middleware
 from agentmw.errors import ScriptExhaustedError
@@ -86,11 +87,12 @@ class ScriptedModel:
         repeat_last: bool = False,
         chunk_size: int = 8,
     ) -> None:
-        if type(chunk_size) is not int or chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
-        self.model = model
-        self.repeat_last = repeat_last
-        self.chunk_size = chunk_size
+        if isinstance(script, (str, bytes)) or not isinstance(script, Iterable):
+            kind = type(script).__name__
+            raise TypeError(f"script must be a list of replies, errors or callables, got {kind}")
+        self.model = check_name("model", model)
+        self.repeat_last = check_bool("repeat_last", repeat_last)
+        self.chunk_size = check_int("chunk_size", chunk_size, minimum=1)
         self._script: deque[ScriptItem] = deque(script)
         self._last: ScriptItem | None = None
         self._lock = threading.Lock()
@@ -164,7 +166,7 @@ class FakeClock:
     """An injectable clock: `clock()` reads it, `sleep`/`asleep` advance it without waiting."""
 
     def __init__(self, start: float = 0.0) -> None:
-        self._now = float(start)
+        self._now = check_number("start", start)
         self._lock = threading.Lock()
         self.sleeps: list[float] = []
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from typing import Any
 
-from agentmw import Call, Middleware, Session, Stack, agent_turn
+from agentmw import AgentState, Call, Middleware, Session, Stack, agent_turn
 from agentmw.core.middleware import AsyncNext, Next
 
 PATHS = ["sync", "async", "stream", "astream"]
@@ -114,3 +114,12 @@ async def turn(mode: str, session: Session, fn: Any, *args: Any, **kwargs: Any) 
     if mode == "sync":
         return session.run_turn(fn, *args, **kwargs)
     return await session.arun_turn(fn, *args, **kwargs)
+
+
+def state_of(session: Session) -> AgentState:
+    """`session.state`, read afresh.
+
+    mypy keeps `session.state` narrowed by an earlier `assert session.state is X` across the calls
+    and awaits that move the session on, so a later check of another state looks unreachable.
+    """
+    return session.state

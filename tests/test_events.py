@@ -81,10 +81,10 @@ def test_ring_buffers_are_bounded() -> None:
         usage.record(UsageRecord(None, None, None, "turn", f"n{i}", i, Usage()))
     assert [r.name for r in usage.records] == ["n1", "n2"]
     assert len(usage) == 2
-    for bad in (0, -1, 1.5, True):
-        with pytest.raises(ValueError, match="capacity"):
+    for bad, error in ((0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(error, match="capacity"):
             RingBufferEventSink(capacity=bad)  # type: ignore[arg-type]
-        with pytest.raises(ValueError, match="capacity"):
+        with pytest.raises(error, match="capacity"):
             RingBufferUsageSink(capacity=bad)  # type: ignore[arg-type]
 
 

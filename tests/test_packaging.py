@@ -185,3 +185,22 @@ def test_make_demo_installs_what_the_docs_examples_need() -> None:
         "optional-dependencies"
     ]
     assert any(req.startswith("pyyaml") for req in extras["yaml"])
+
+
+def test_import_agentmw_loads_the_core_only_and_layers_on_first_use() -> None:
+    code = (
+        "import sys, agentmw\n"
+        "heavy = ('pydantic', 'opentelemetry', 'tenacity', 'wrapt', 'agentmw.middleware',"
+        " 'agentmw.presets', 'agentmw.stores', 'asyncio')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "stack = agentmw.Stack.default(budget_usd=1)\n"
+        "print(len(stack) > 0, 'agentmw.presets' in sys.modules, agentmw.__version__)\n"
+        "print(agentmw.Handoff.__name__, 'pydantic' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT
+    )
+    first, second, third = result.stdout.strip().splitlines()
+    assert first == "[]"
+    assert second == f"True True {importlib.metadata.version('agentmw')}"
+    assert third == "Handoff True"

@@ -138,9 +138,9 @@ def test_values_reach_the_layers() -> None:
     assert isinstance(limits, Limits)
     assert limits.max_turns == 3
     assert isinstance(limiter, RateLimit)
-    assert not _only(budget_usd=1).get(Budget).enforce  # type: ignore[attr-defined]
+    assert not _only(budget_usd=1).get(Budget).enforce
     policy = PermissionPolicy({})
-    assert _only(permissions=policy).get(Permissions).policy is policy  # type: ignore[attr-defined]
+    assert _only(permissions=policy).get(Permissions).policy is policy
     assert _only(guardrails=()) == Stack()
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TextIO
 
-from agentmw._version import __version__
+from agentmw._version import version
 from agentmw.cli.db import CliError, cell, format_table, open_db
 from agentmw.errors import AgentMWError
 from agentmw.pricing import check_pricing_file, format_cost
@@ -143,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="agentmw",
         description="Inspect agentmw SQLite sink and checkpoint files; check price files.",
     )
-    parser.add_argument("--version", action="version", version=f"agentmw {__version__}")
+    parser.add_argument("--version", action="version", version=f"agentmw {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("events", help="list the events of a SqliteEventSink file")
     p.add_argument("db", metavar="DB")

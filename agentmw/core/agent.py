@@ -7,13 +7,14 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from agentmw.core.handoff import Handoff
+from agentmw._validate import check_instance, check_int, check_methods, check_name
 from agentmw.core.middleware import Middleware
-from agentmw.core.stack import Stack, get_default_stack
+from agentmw.core.stack import Stack, as_stack, get_default_stack
 from agentmw.events import EventSink, RingBufferEventSink, SinkIsolation, UsageSink
 from agentmw.pricing import PricingTable
 
 if TYPE_CHECKING:
+    from agentmw.core.handoff import Handoff
     from agentmw.core.session.session import Session
 
 __all__ = ["Agent", "AgentRegistry", "default_registry"]
@@ -27,9 +28,7 @@ class AgentRegistry:
     """
 
     def __init__(self, max_finished: int = 1000) -> None:
-        if type(max_finished) is not int or max_finished < 0:
-            raise ValueError(f"max_finished must be a non-negative int, got {max_finished!r}")
-        self.max_finished = max_finished
+        self.max_finished = check_int("max_finished", max_finished, minimum=0)
         self._lock = threading.Lock()
         self._active: dict[str, Session] = {}
         self._finished: OrderedDict[str, Session] = OrderedDict()
@@ -121,20 +120,22 @@ class Agent:
         registry: AgentRegistry | None = None,
         pricing: PricingTable | None = None,
     ) -> None:
-        if not isinstance(role, str) or not role.strip():
-            raise ValueError(f"role must be a non-blank string, got {role!r}")
-        if not isinstance(phase, str) or not phase.strip():
-            raise ValueError(f"phase must be a non-blank string, got {phase!r}")
-        if event_sink is not None and not callable(getattr(event_sink, "emit", None)):
-            raise TypeError("event_sink must have an emit(event) method")
-        if usage_sink is not None and not callable(getattr(usage_sink, "record", None)):
-            raise TypeError("usage_sink must have a record(record) method")
-        self.role = role
-        self.phase = phase
+        self.role = check_name("role", role)
+        self.phase = check_name("phase", phase)
+        if project_id is not None and (
+            isinstance(project_id, bool) or not isinstance(project_id, (str, int))
+        ):
+            raise TypeError(
+                f"project_id must be a str, an int or None, got {type(project_id).__name__}"
+            )
+        if event_sink is not None:
+            check_methods("event_sink", event_sink, ("emit",), "an EventSink")
+        if usage_sink is not None:
+            check_methods("usage_sink", usage_sink, ("record",), "a UsageSink")
+        if registry is not None:
+            check_instance("registry", registry, AgentRegistry, "an AgentRegistry")
         self.project_id = project_id
-        self.stack: Stack | None = (
-            stack if stack is None or isinstance(stack, Stack) else Stack(stack)
-        )
+        self.stack: Stack | None = None if stack is None else as_stack("stack", stack)
         self.event_sink: EventSink = event_sink if event_sink is not None else RingBufferEventSink()
         self.usage_sink = usage_sink
         self.registry = registry if registry is not None else _default_registry

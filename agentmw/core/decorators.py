@@ -6,9 +6,6 @@ import inspect
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, TypeVar, overload
 
-import wrapt
-
-from agentmw._validate import check_optional_name
 from agentmw.core.call import Call, CallKind, new_call
 from agentmw.core.context import CURRENT_SESSION
 from agentmw.core.middleware import Middleware, aclose
@@ -105,7 +102,11 @@ def _model_getter(fn: Any) -> ModelGetter | None:
 
 def _tool_call_id(value: Any) -> str | None:
     """A tool call id given at call time: a non-blank string, or None."""
-    return check_optional_name("tool_call_id", value)
+    if value is None or (isinstance(value, str) and value.strip()):
+        return value
+    from agentmw._validate import check_name
+
+    return check_name("tool_call_id", value)  # raises, naming what is allowed
 
 
 def build_wrapper(
@@ -125,6 +126,8 @@ def build_wrapper(
     Everything is decided here, once: the mode, the name, the fixed stack. `provider` tags each
     call (integrations set it); `model_from_kwargs=False` ignores a `model=` keyword.
     """
+    import wrapt  # on the first decorated function, not at `import agentmw`
+
     mode = _mode_of(fn)
     inner = fn.__func__ if isinstance(fn, (classmethod, staticmethod)) else fn
     call_name = name or getattr(inner, "__name__", None) or type(inner).__name__

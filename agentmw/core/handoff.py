@@ -12,14 +12,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 __all__ = ["Handoff"]
 
 
-class Handoff(BaseModel):
+# `frozen=True` as a class keyword (not in model_config) so type checkers see the fields as
+# read-only too; pydantic merges both into one config.
+class Handoff(BaseModel, frozen=True):
     """A frozen record of agent-to-agent delegation.
 
     `context` is deep-copied and must be JSON-serializable, so the receiving side can never mutate
     the sender's data and the handoff can be stored or sent anywhere.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
     source_role: str
     target_role: str

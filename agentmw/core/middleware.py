@@ -62,6 +62,11 @@ class Middleware:
         if name is not None:
             self.name = check_name("name", name)
         if kinds is not None:
+            if not isinstance(kinds, (str, list, tuple, set, frozenset)):
+                raise TypeError(
+                    f"kinds must be 'turn', 'tool' or a collection of them, "
+                    f"got {type(kinds).__name__}"
+                )
             chosen = frozenset([kinds] if isinstance(kinds, str) else kinds)
             if not chosen or not chosen <= KINDS:
                 raise ValueError(f"kinds must be a non-empty subset of turn, tool; got {kinds!r}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, overload
 
 from agentmw.core.call import Call
 from agentmw.core.chain import compile_chain
@@ -14,6 +14,7 @@ __all__ = ["Stack", "get_default_stack", "set_default_stack"]
 
 Mode = Literal["sync", "async", "stream", "astream"]
 Target = type[Middleware] | str
+M = TypeVar("M", bound=Middleware)
 
 
 class Stack:
@@ -31,6 +32,10 @@ class Stack:
             TypeError: an entry is not a `Middleware` instance.
             ValueError: two layers share a name (give one of them `name=`).
         """
+        if isinstance(layers, (str, bytes, Middleware)) or not isinstance(layers, Iterable):
+            raise TypeError(
+                f"layers must be an iterable of Middleware, got {type(layers).__name__}"
+            )
         items = tuple(layers)
         seen: dict[str, int] = {}
         for index, layer in enumerate(items):
@@ -114,8 +119,12 @@ class Stack:
             return False
         return True
 
+    @overload
+    def get(self, target: type[M]) -> M: ...
+    @overload
+    def get(self, target: str) -> Middleware: ...
     def get(self, target: Target) -> Middleware:
-        """The one layer matching `target` (see `index`)."""
+        """The one layer matching `target` (see `index`); typed as `target` when it is a class."""
         return self._layers[self.index(target)]
 
     def replace(self, target: Target, new: Middleware) -> Stack:
@@ -236,11 +245,34 @@ def register_preset(name: str, build: Callable[..., Any]) -> None:
     _presets[name] = build
 
 
+_preset_loader: Callable[[], object] | None = None
+
+
+def set_preset_loader(load: Callable[[], object]) -> None:
+    """How to load the presets on first use (the package root sets it; internal)."""
+    global _preset_loader
+    _preset_loader = load
+
+
 def _preset(name: str) -> Callable[..., Any]:
-    try:
-        return _presets[name]
-    except KeyError:  # pragma: no cover - `import agentmw` always registers them
-        raise RuntimeError(f"agentmw.presets did not register {name!r}; import agentmw") from None
+    build = _presets.get(name)
+    if build is None and _preset_loader is not None:
+        _preset_loader()  # the presets import every layer: only when first needed
+        build = _presets.get(name)
+    if build is None:  # pragma: no cover - the root always sets the loader
+        raise RuntimeError(f"agentmw.presets did not register {name!r}; import agentmw")
+    return build
+
+
+def as_stack(argument: str, value: Stack | Iterable[Middleware]) -> Stack:
+    """`value` as a Stack (a list or tuple of layers is wrapped); errors name `argument`."""
+    if isinstance(value, Stack):
+        return value
+    if isinstance(value, (list, tuple)):
+        return Stack(value)
+    raise TypeError(
+        f"{argument} must be a Stack or a list of Middleware, got {type(value).__name__}"
+    )
 
 
 _default_stack = Stack()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -58,10 +59,38 @@ class Guardrail(Protocol):
     def check_output(self, call: Call, value: Any) -> Verdict: ...
 
 
+def strings(argument: str, value: Any) -> tuple[str, ...]:
+    """One string or an iterable of strings, as a tuple; anything else is a TypeError."""
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, Iterable) or isinstance(value, (bytes, Mapping)):
+        kind = type(value).__name__
+        raise TypeError(f"{argument} must be a string or a list of strings, got {kind}")
+    items = tuple(value)
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            kind = type(item).__name__
+            raise TypeError(f"{argument}[{index}] must be a string, got {kind}")
+    return items
+
+
+def patterns(argument: str, value: Any, flags: int = 0) -> list[re.Pattern[str]]:
+    """Compiled regular expressions; an invalid one is a ValueError naming its index."""
+    compiled = []
+    for index, pattern in enumerate(strings(argument, value)):
+        try:
+            compiled.append(re.compile(pattern, flags))
+        except re.error as exc:
+            raise ValueError(
+                f"{argument}[{index}] is not a valid regular expression: {exc}"
+            ) from None
+    return compiled
+
+
 def _check_stages(stages: Iterable[str] | None) -> frozenset[str] | None:
     if stages is None:
         return None
-    chosen = frozenset([stages] if isinstance(stages, str) else stages)
+    chosen = frozenset(strings("stages", stages))
     if not chosen or not chosen <= set(STAGES):
         raise ValueError(f"stages must be a non-empty subset of input, output; got {stages!r}")
     return chosen

@@ -9,9 +9,11 @@ from typing import Any, ClassVar
 
 from pydantic import TypeAdapter, ValidationError
 
+from agentmw._validate import check_int
 from agentmw.core.call import Call
 from agentmw.errors import OutputValidationError
-from agentmw.guardrails.base import _ALLOW, STAGES, TextGuardrail, Verdict, _check_stages
+from agentmw.guardrails.base import _ALLOW, STAGES, TextGuardrail, Verdict, _check_stages, strings
+from agentmw.guardrails.base import patterns as compile_patterns
 
 __all__ = ["AllowAll", "DenyPatterns", "MaxLength", "OutputSchema", "PromptInjectionGuard"]
 
@@ -35,15 +37,10 @@ class DenyPatterns(TextGuardrail):
     """
 
     def __init__(self, patterns: Iterable[str], *, stages: Iterable[str] = STAGES) -> None:
-        if isinstance(patterns, str):
-            patterns = [patterns]
-        self.patterns = tuple(patterns)
+        self.patterns = strings("patterns", patterns)
         if not self.patterns:
             raise ValueError("patterns must not be empty")
-        try:
-            self._rx = [re.compile(p, re.IGNORECASE) for p in self.patterns]
-        except re.error as exc:
-            raise ValueError(f"patterns holds an invalid regular expression: {exc}") from None
+        self._rx = compile_patterns("patterns", self.patterns, re.IGNORECASE)
         self.stages = _check_stages(stages)
 
     def check_text(self, text: str, stage: str, call: Call) -> Verdict:
@@ -62,9 +59,7 @@ class MaxLength(TextGuardrail):
     """
 
     def __init__(self, chars: int, *, stages: Iterable[str] = ("output",)) -> None:
-        if type(chars) is not int or chars < 1:
-            raise ValueError(f"chars must be a positive int, got {chars!r}")
-        self.chars = chars
+        self.chars = check_int("chars", chars, minimum=1)
         self.stages = _check_stages(stages)
 
     def check_text(self, text: str, stage: str, call: Call) -> Verdict:
@@ -99,10 +94,10 @@ class PromptInjectionGuard(TextGuardrail):
     """
 
     def __init__(self, *, extra_patterns: Iterable[str] = ()) -> None:
-        patterns = dict(_INJECTION)
-        for index, pattern in enumerate(extra_patterns):
-            patterns[f"custom_{index}"] = pattern
-        self._rx = [(k, re.compile(p, re.IGNORECASE | re.MULTILINE)) for k, p in patterns.items()]
+        flags = re.IGNORECASE | re.MULTILINE
+        extra = compile_patterns("extra_patterns", extra_patterns, flags)
+        self._rx = [(k, re.compile(p, flags)) for k, p in _INJECTION.items()]
+        self._rx += [(f"custom_{index}", rx) for index, rx in enumerate(extra)]
 
     def check_output(self, call: Call, value: Any) -> Verdict:
         if call.kind != "tool":

@@ -7,8 +7,9 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from agentmw._validate import check_choice
 from agentmw.core.call import Call
-from agentmw.guardrails.base import TextGuardrail, Verdict, _check_stages
+from agentmw.guardrails.base import TextGuardrail, Verdict, _check_stages, strings
 
 __all__ = ["PIIRedactor"]
 
@@ -92,16 +93,14 @@ class PIIRedactor(TextGuardrail):
         strategy: str = "redact",
         stages: Iterable[str] | None = None,
     ) -> None:
-        chosen = tuple([kinds] if isinstance(kinds, str) else kinds)
+        chosen = strings("kinds", kinds)
         unknown = [k for k in chosen if k not in _KINDS]
         if unknown or not chosen:
             raise ValueError(
                 f"kinds must be a non-empty subset of {', '.join(KINDS)}; got {kinds!r}"
             )
-        if strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
         self.kinds = tuple(k for k in KINDS if k in chosen)
-        self.strategy = strategy
+        self.strategy = check_choice("strategy", strategy, STRATEGIES)
         self.stages = _check_stages(stages)
         self._rx = [(k, re.compile(_KINDS[k][0]), _KINDS[k][1]) for k in self.kinds]
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from agentmw._validate import check_optional_callable, check_protocol, check_usd
+from agentmw._validate import check_bool, check_optional_callable, check_protocol, check_usd
 from agentmw.core.call import Call
 from agentmw.core.middleware import Middleware
 from agentmw.errors import BudgetExceededError
@@ -48,8 +48,8 @@ class Budget(Middleware):
     ) -> None:
         super().__init__(name=name, kinds=kinds)
         self.usd = check_usd("usd", usd)
-        self.enforce = bool(enforce)
-        self.precheck = bool(precheck)
+        self.enforce = check_bool("enforce", enforce)
+        self.precheck = check_bool("precheck", precheck)
         self.estimate = check_optional_callable(
             "estimate", estimate, "a callable call -> Usage or a cost in USD"
         )

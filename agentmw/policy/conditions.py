@@ -222,16 +222,16 @@ def as_condition(value: Condition | Callable[[Facts], Any] | bool) -> Condition:
     raise TypeError(f"a condition must be a Condition, a callable or True; got {value!r}")
 
 
-def all_of(*conditions: Condition | Callable[[Facts], Any]) -> Condition:
+def all_of(*conditions: Condition | Callable[[Facts], Any] | bool) -> Condition:
     """True when every condition is (checked in order, stopping at the first False)."""
     return AllOf(tuple(as_condition(c) for c in conditions))
 
 
-def any_of(*conditions: Condition | Callable[[Facts], Any]) -> Condition:
+def any_of(*conditions: Condition | Callable[[Facts], Any] | bool) -> Condition:
     """True when any condition is (checked in order, stopping at the first True)."""
     return AnyOf(tuple(as_condition(c) for c in conditions))
 
 
-def not_(condition: Condition | Callable[[Facts], Any]) -> Condition:
+def not_(condition: Condition | Callable[[Facts], Any] | bool) -> Condition:
     """The negation of `condition`."""
     return Not(as_condition(condition))

@@ -147,28 +147,48 @@ for _model in (_All, _Any, _Not, _Rule, _Policy):
     _model.model_rebuild()
 
 
-def _normalized(value: Any) -> Any:
+def _normalized(data: Any) -> Any:
     """The document with symbolic operators replaced by their names (copied where changed).
 
-    Recursive, on a document whose depth was already checked.
+    Only the condition trees are visited (`rules[*].when`), on a document whose depth was
+    already checked; anything malformed is left for the validator to report.
     """
-    kind = type(value)
-    if kind is str or kind is int or kind is float or kind is bool or value is None:
-        return value
-    if kind is dict or (kind is not list and isinstance(value, Mapping)):
-        out = None
-        for key, item in value.items():
-            new = _normalized(item)
-            if key == "op" and type(item) is str:
-                new = ALIASES.get(item.strip().lower(), item)
-            if new is not item:
-                out = dict(value) if out is None else out
-                out[key] = new
-        return value if out is None else out
-    if kind is list:
-        items = [_normalized(v) for v in value]
-        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
-    return value
+    rules = data.get("rules") if isinstance(data, Mapping) else None
+    if type(rules) is not list:
+        return data
+    new_rules = [_rule_normalized(rule) for rule in rules]
+    if all(a is b for a, b in zip(new_rules, rules, strict=True)):
+        return data
+    return {**data, "rules": new_rules}
+
+
+def _rule_normalized(rule: Any) -> Any:
+    if not isinstance(rule, Mapping) or "when" not in rule:
+        return rule
+    when = _condition_normalized(rule["when"])
+    return rule if when is rule["when"] else {**rule, "when": when}
+
+
+def _condition_normalized(cond: Any) -> Any:
+    if not isinstance(cond, Mapping):
+        return cond
+    out: dict[str, Any] | None = None
+    op = cond.get("op")
+    if type(op) is str:
+        named = ALIASES.get(op.strip().lower(), op)
+        if named is not op:
+            out = {**cond, "op": named}
+    parts = cond.get("conditions")
+    if type(parts) is list:
+        new_parts = [_condition_normalized(c) for c in parts]
+        if not all(a is b for a, b in zip(new_parts, parts, strict=True)):
+            out = {**(out or cond), "conditions": new_parts}
+    inner = cond.get("condition")
+    if inner is not None:
+        new_inner = _condition_normalized(inner)
+        if new_inner is not inner:
+            out = {**(out or cond), "condition": new_inner}
+    return cond if out is None else out
 
 
 class _Builder:
@@ -235,6 +255,8 @@ def _rules(data: Mapping[str, Any], facts: frozenset[str], what: str) -> list[Ru
             builder.problems.append((f"rules[{index}].name", problem))
         first_seen.setdefault(rule.name, index)
         when = builder.condition(rule.when, ("rules", index, "when"))
+        if builder.problems:
+            continue  # the document is refused: only its problems are still of use
         then = [Action(a.action, getattr(a, ACTION_FIELDS[a.action])) for a in rule.then]
         rules.append(Rule(rule.name, when, then, rule.priority))
     if builder.problems:

@@ -21,6 +21,8 @@ class PolicyEngine:
     """
 
     def __init__(self, rules: Iterable[Rule]) -> None:
+        if isinstance(rules, (str, bytes, Rule)) or not isinstance(rules, Iterable):
+            raise TypeError(f"rules must be a list of Rule, got {type(rules).__name__}")
         items = list(rules)
         for index, rule in enumerate(items):
             if not isinstance(rule, Rule):

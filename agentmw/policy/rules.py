@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from agentmw._validate import check_name
 from agentmw.policy.conditions import (
     Condition,
     Facts,
@@ -101,11 +102,18 @@ class Rule:
         then: Action | Sequence[Action],
         priority: int = 50,
     ) -> None:
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"rule name must be a non-blank string, got {name!r}")
-        actions = (then,) if isinstance(then, Action) else tuple(then)
-        if not actions or not all(isinstance(a, Action) for a in actions):
-            raise TypeError(f"rule {name!r}: then must be one Action or a non-empty sequence")
+        check_name("name", name)
+        if isinstance(then, Action):
+            actions: tuple[Action, ...] = (then,)
+        elif isinstance(then, (list, tuple)):
+            actions = tuple(then)
+        else:
+            kind = type(then).__name__
+            raise TypeError(f"rule {name!r}: then must be an Action or a list of them, got {kind}")
+        if not actions:
+            raise ValueError(f"rule {name!r}: then must hold at least one Action")
+        if not all(isinstance(a, Action) for a in actions):
+            raise TypeError(f"rule {name!r}: then must hold only Actions")
         if type(priority) is not int:
             raise TypeError(f"rule {name!r}: priority must be an int, got {priority!r}")
         object.__setattr__(self, "name", name)

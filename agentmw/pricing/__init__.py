@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentmw.pricing.files import check_pricing_file, read_pricing_file
@@ -16,6 +15,8 @@ from agentmw.pricing.model import ModelPricing
 from agentmw.pricing.table import OnConflict, PricingTable
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from agentmw.core.call import Call
 
 __all__ = [

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import tomllib
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentmw.pricing.model import ModelPricing, entry_problems
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["check_pricing_file", "read_pricing_file"]
 
@@ -54,6 +56,8 @@ def check_pricing_file(path: str | Path) -> tuple[dict[str, ModelPricing], list[
         The valid entries, and one message per problem naming the file, model and field (the
         same wording `ModelPricing(...)` uses for a bad argument).
     """
+    from pathlib import Path  # only when a file is read (pathlib is slow to import)
+
     file = Path(path)
     data, problem = _parse(file)
     if problem is not None:

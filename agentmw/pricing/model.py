@@ -80,7 +80,7 @@ class ModelPricing:
                 object.__setattr__(self, name, None)
                 continue
             if not (type(value) is Decimal and value.is_finite() and value >= 0):
-                problem = rate_problem(value) if value is not None else "is required"
+                problem = rate_problem(value)
                 if problem is not None:
                     kind = (
                         TypeError if problem.startswith("must be a number >= 0 (") else ValueError

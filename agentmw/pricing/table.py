@@ -6,12 +6,15 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from agentmw._validate import check_optional_callable
 from agentmw.pricing.files import read_pricing_file
 from agentmw.pricing.model import ModelPricing, model_candidates
 from agentmw.usage import Usage
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["PricingTable"]
 
@@ -44,9 +47,16 @@ class PricingTable:
         # model name -> the prices its matching rules resolve to (None: unpriced). Cleared on
         # every registration, so the suffix/prefix rules run once per model, not once per call.
         self._resolved: dict[str, ModelPricing | None] = {}
+        if prices is not None and not isinstance(prices, Mapping):
+            kind = type(prices).__name__
+            raise TypeError(f"prices must be a mapping of model -> ModelPricing, got {kind}")
+        check_optional_callable("fallback", fallback, "(model, usage) -> cost")
         self._fallback = fallback
         for model, pricing in (prices or {}).items():
-            self.register(model, pricing)
+            try:
+                self.register(model, pricing)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"prices[{model!r}]: {exc}") from None
 
     @classmethod
     def from_genai_prices(

@@ -228,7 +228,7 @@ def test_usage_callable_and_builtin_extraction() -> None:
 
 def test_usage_must_be_callable() -> None:
     with pytest.raises(TypeError, match="usage"):
-        agent_turn(usage=Usage(1, 1))(lambda: None)  # type: ignore[arg-type]
+        agent_turn(usage=Usage(1, 1))(lambda: None)  # type: ignore[call-overload]  # not a callable
 
 
 def test_non_callable_is_rejected() -> None:

@@ -34,7 +34,7 @@ def test_context_is_deep_copied() -> None:
 async def test_handoff_to_completes_source_and_starts_target(mode: str) -> None:
     writer = Agent("writer", project_id="p1")
     editor = Agent("editor", project_id="p1")
-    context = {"draft": "v1", "notes": ["tighten intro"]}
+    context: dict[str, Any] = {"draft": "v1", "notes": ["tighten intro"]}
     with writer.session() as source:
         handoff = source.handoff_to(editor, reason="draft ready", context=context)
         assert source.state is AgentState.COMPLETED

@@ -47,9 +47,11 @@ def test_zero_keeps_no_finished_sessions() -> None:
     assert len(registry) == 0
 
 
-@pytest.mark.parametrize("bad", [-1, 1.5, True, "3"])
-def test_max_finished_is_validated(bad: object) -> None:
-    with pytest.raises(ValueError, match="max_finished"):
+@pytest.mark.parametrize(
+    ("bad", "error"), [(-1, ValueError), (1.5, TypeError), (True, TypeError), ("3", TypeError)]
+)
+def test_max_finished_is_validated(bad: object, error: type[Exception]) -> None:
+    with pytest.raises(error, match="max_finished"):
         AgentRegistry(max_finished=bad)  # type: ignore[arg-type]
 
 

@@ -27,7 +27,7 @@ from agentmw.core.session.lifecycle import TRANSITIONS, check_transition
 from agentmw.errors import InvalidTransitionError, SessionStateError
 from agentmw.middleware import Timeout
 from agentmw.testing import ScriptedModel
-from tests.support import consume, make_fn, turn
+from tests.support import consume, make_fn, state_of, turn
 
 
 async def enter_and_run(mode: str, session: Session, body: Any) -> None:
@@ -73,7 +73,7 @@ async def test_clean_exit_completes(mode: str) -> None:
     seen: list[AgentState] = []
     await enter_and_run(mode, session, lambda s: seen.append(s.state))
     assert seen == [AgentState.RUNNING]
-    assert session.state is AgentState.COMPLETED
+    assert state_of(session) is AgentState.COMPLETED
     assert [e.name for e in session.events] == ["agent.started", "agent.completed"]
 
 
@@ -279,7 +279,7 @@ async def test_wait_for_input_same_loop() -> None:
             await session.wait_for_input("again")
         session.provide_input("yes")
         assert await waiter == "yes"
-        assert session.state is AgentState.RUNNING
+        assert state_of(session) is AgentState.RUNNING
         assert session.pending_prompt is None
     names = [e.name for e in session.events]
     assert "agent.waiting_for_input" in names
@@ -317,7 +317,7 @@ async def test_current_session_propagates_into_tasks() -> None:
             await asyncio.sleep(0)
             return current_session()
 
-        assert await asyncio.gather(child(), child()) == [session, session]
+        assert list(await asyncio.gather(child(), child())) == [session, session]
     assert current_session() is None
 
 
@@ -433,7 +433,11 @@ class CountSteps(Middleware):
 
 def test_steps_are_numbered_per_session() -> None:
     layer = CountSteps()
-    turn = agent_turn(lambda: None)
+
+    def step() -> None:
+        return None
+
+    turn = agent_turn(step)
     with Agent("a", stack=[layer]).session():
         turn()
         turn()

@@ -145,7 +145,7 @@ def test_invalid_name(name: Any) -> None:
     with pytest.raises(ValueError, match="name must be a non-blank string"):
         A(name=name)
     with pytest.raises(TypeError, match="name must be a string, got int 3"):
-        A(name=3)
+        A(name=3)  # type: ignore[arg-type]  # a wrong type on purpose
 
 
 def test_name_defaults_to_class_name_and_is_overridable() -> None:
@@ -238,9 +238,10 @@ def test_describe() -> None:
 
 def test_chain_is_compiled_once_and_cached(monkeypatch: pytest.MonkeyPatch) -> None:
     from agentmw.core import stack as _stack
+    from agentmw.core.chain import compile_chain
 
     compiled: list[tuple[str, str]] = []
-    original = _stack.compile_chain
+    original = compile_chain
 
     def counting(layers: Any, kind: str, mode: str) -> Any:
         compiled.append((kind, mode))

@@ -29,7 +29,9 @@ def client(mode: str, base: str, **options: Any) -> Any:
     return cls(base_url=f"{base}/v1", api_key="sk-test", **options)
 
 
-def completion(content: str | None = "hello", tool_calls: Any = None, **usage: Any) -> dict:
+def completion(
+    content: str | None = "hello", tool_calls: Any = None, **usage: Any
+) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if tool_calls:
         message["tool_calls"] = tool_calls
@@ -57,7 +59,7 @@ def completion(content: str | None = "hello", tool_calls: Any = None, **usage: A
     }
 
 
-RESPONSE = {
+RESPONSE: dict[str, Any] = {
     "id": "resp_1",
     "object": "response",
     "created_at": 1,
@@ -86,7 +88,7 @@ RESPONSE = {
 }
 
 
-def chunk(content: str | None = None, usage: Any = None) -> dict:
+def chunk(content: str | None = None, usage: Any = None) -> dict[str, Any]:
     choices = [] if content is None else [{"index": 0, "delta": {"content": content}}]
     return {
         "id": "chatcmpl-1",

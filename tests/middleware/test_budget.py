@@ -104,7 +104,7 @@ def test_usd_must_be_finite_non_negative(bad: object) -> None:
 
 def test_wrong_types_name_the_argument() -> None:
     with pytest.raises(TypeError, match="usd must be an amount in USD"):
-        Budget(True)  # type: ignore[arg-type]
+        Budget(True)  # a bool is an int to mypy; the runtime check refuses it
     with pytest.raises(TypeError, match=r"ledger must be a Ledger \(missing aadd, add, aspent"):
         Budget(1, ledger=object())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="estimate must be a callable"):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -16,8 +18,8 @@ class Ticket(BaseModel):
     id: int
 
 
-async def _run(mode: str, fn: object, *args: object) -> object:
-    return fn(*args) if mode == "sync" else await fn(*args)  # type: ignore[operator,misc]
+async def _run(mode: str, fn: Callable[..., Any], *args: object) -> Any:
+    return fn(*args) if mode == "sync" else await fn(*args)
 
 
 @pytest.mark.parametrize("returned", ["not a number", {"id": "x"}])

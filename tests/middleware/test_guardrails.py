@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from contextlib import aclosing
 from types import SimpleNamespace
 from typing import Any
@@ -217,7 +217,7 @@ class Upstream:
         finally:
             self.closed = True
 
-    async def asyn(self) -> AsyncIterator[Any]:
+    async def asyn(self) -> AsyncGenerator[Any, None]:
         try:
             for chunk in self.chunks:
                 self.produced += 1
@@ -298,7 +298,7 @@ async def test_stream_full_window_and_scripted_model(path: str) -> None:
         def gen() -> Iterator[Any]:
             yield from model.stream("q")
 
-        fn = agent_turn(stack=stack)(gen)
+        fn: Callable[[], Any] = agent_turn(stack=stack)(gen)
     else:
 
         async def agen() -> AsyncIterator[Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from agentmw import Agent, LimitExceededError, MaxIterationsExceededError, ModelPricing, Usage
@@ -53,7 +55,8 @@ async def test_max_tool_calls_boundary(mode: str) -> None:
 async def test_token_limits_refuse_the_next_call_once_exceeded(
     mode: str, option: str, ceiling: int, allowed: int
 ) -> None:
-    agent = Agent("l", stack=[Limits(**{option: ceiling})])
+    options: dict[str, Any] = {option: ceiling}
+    agent = Agent("l", stack=[Limits(**options)])
     model = ScriptedModel([REPLY] * 5)
     with agent.session() as s:
         for _ in range(allowed):

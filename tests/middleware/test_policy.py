@@ -35,6 +35,7 @@ from agentmw.policy import (
 )
 from agentmw.quality import GateOutcome, QualityGate, QualityLevel
 from agentmw.testing import FakeClock, ScriptedModel, capture_events
+from tests.support import state_of
 
 
 def layer(*rules: Rule, **kw: Any) -> Stack:
@@ -169,7 +170,7 @@ async def test_approval_flow_in_async(answer: bool) -> None:
                 await task
             assert info.value.refused
             assert model.calls == []
-        assert session.state is AgentState.RUNNING
+        assert state_of(session) is AgentState.RUNNING
 
 
 async def test_facts_elapsed_failures_and_gate(mode: str) -> None:

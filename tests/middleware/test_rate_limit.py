@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
 from types import SimpleNamespace
 from typing import Any
@@ -327,7 +327,7 @@ async def test_async_stream_uses_only_async_store_methods() -> None:
     fail: list[BaseException] = []
 
     @agent_turn(stack=stack, model="m")
-    async def talk(prompt: str, max_tokens: int) -> AsyncIterator[str]:
+    async def talk(prompt: str, max_tokens: int) -> AsyncGenerator[str, None]:
         if fail:
             raise fail.pop()
         for chunk in ("a ", "short ", "answer"):

@@ -126,7 +126,12 @@ def test_on_scenarios_and_predicate(mode: str) -> None:
     assert result.status_code == 503
     model = ScriptedModel([http(503), http(503), "ok"])
     seen: list[Failure] = []
-    result, _ = run_turn(mode, [retry(clock, on=lambda f: seen.append(f) or True)], model)
+
+    def record(failure: Failure) -> bool:
+        seen.append(failure)
+        return True
+
+    result, _ = run_turn(mode, [retry(clock, on=record)], model)
     assert result.text == "ok"
     assert [f.status_code for f in seen] == [503, 503]
 

@@ -323,9 +323,9 @@ def test_tool_inside_a_turn_is_a_child_of_the_turn(otel: Otel, mode: str) -> Non
                 await s.arun_turn(aturn, model="m")
 
         asyncio.run(main())
-    tool, turn = otel.span("execute_tool lookup"), otel.span("chat m")
+    tool, chat = otel.span("execute_tool lookup"), otel.span("chat m")
     assert tool.parent is not None
-    assert tool.parent.span_id == turn.context.span_id
+    assert tool.parent.span_id == chat.context.span_id
 
 
 def test_handoff_links_to_the_source_session(otel: Otel) -> None:
@@ -618,11 +618,12 @@ def test_global_providers_are_looked_up_again_at_session_start(
     otel: Otel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from agentmw.middleware.telemetry import layer as module
+    from agentmw.middleware.telemetry.providers import resolve
 
     layer = Telemetry()  # no global SDK in the test process: proxies, fast path
     assert layer._on is False
     assert layer._settled is False
-    live = module.resolve(otel.tracer_provider, otel.meter_provider)
+    live = resolve(otel.tracer_provider, otel.meter_provider)
     monkeypatch.setattr(module, "resolve", lambda tp, mp: live)
     with Agent("late", stack=[layer]).session() as session:
         session.run_turn(ScriptedModel(["x"]), "hi", model="m")

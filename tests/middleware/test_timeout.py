@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -141,7 +141,7 @@ def test_sync_stream_error_and_early_close() -> None:
         raise KeyError("x")
 
     @agent_turn(stack=Stack([Timeout(2.0)]))
-    def endless() -> Iterator[int]:
+    def endless() -> Generator[int, None, None]:
         n = 0
         while True:
             yield n

@@ -100,8 +100,10 @@ def test_actions_validate() -> None:
         deny("")
     with pytest.raises(ValueError, match="unique"):
         PolicyEngine([Rule("a", True, warn("x")), Rule("a", True, warn("y"))])
-    with pytest.raises(TypeError, match="then"):
+    with pytest.raises(ValueError, match="then must hold at least one Action"):
         Rule("a", True, [])
+    with pytest.raises(TypeError, match="then must hold only Actions"):
+        Rule("a", True, ["deny"])  # type: ignore[list-item]
     assert [handoff("x").kind, abort("y").kind] == ["handoff", "abort"]
     assert require_approval("ok?").value == "ok?"
 

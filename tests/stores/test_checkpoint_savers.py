@@ -37,16 +37,16 @@ def saver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     else:
         conninfo = request.getfixturevalue("pg_conninfo")
         prefix = f"t{uuid.uuid4().hex[:10]}"
-        s = PostgresSaver(conninfo, table_prefix=prefix)
-        s.setup()
-        s.setup()  # idempotent
-        yield s
+        pg = PostgresSaver(conninfo, table_prefix=prefix)
+        pg.setup()
+        pg.setup()  # idempotent
+        yield pg
         import psycopg
 
         with psycopg.connect(conninfo, autocommit=True) as conn:
             for t in ("checkpoints", "sessions", "schema"):
                 conn.execute(f"DROP TABLE IF EXISTS {prefix}_{t}")
-        asyncio.run(s.aclose())
+        asyncio.run(pg.aclose())
 
 
 def rec(thread: str, step: int, *, name: str = "search", result: str | None = '"ok"') -> StepRecord:

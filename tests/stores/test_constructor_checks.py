@@ -174,7 +174,7 @@ def test_postgres_saver_accepts_pools_without_opening_them() -> None:
 def test_lazy_constructors_do_not_connect() -> None:
     started = time.monotonic()
     with capture_events() as events:
-        stores = [
+        stores: list[RedisRateLimitStore | RedisBreakerStore | RedisLedger] = [
             RedisRateLimitStore(CLOSED_REDIS, socket_connect_timeout=5.0),
             RedisBreakerStore("rediss://127.0.0.1:1", ttl=60),
             RedisLedger("unix:///nonexistent.sock", on_unavailable="allow"),

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -24,7 +24,7 @@ from agentmw import BudgetExceededError, RateLimitedError
 from agentmw.middleware import Budget, CircuitBreaker, RateLimit
 from agentmw.stores import LimiterStore, RedisBreakerStore, RedisLedger, RedisRateLimitStore
 from agentmw.stores.breaker import BreakerStore
-from agentmw.stores.circuit import BreakerConfig, BreakerState
+from agentmw.stores.circuit import BreakerConfig, BreakerState, Outcome
 from agentmw.stores.gcra import Rate
 from agentmw.stores.ledger import Ledger
 from agentmw.testing import capture_events
@@ -136,7 +136,8 @@ def test_keys_of_one_limiter_key_share_a_cluster_slot(redis_url: str, prefix: st
     dims = [Rate(d, 1.0, 5.0) for d in ("rpm", "tpm", "input_tpm", "output_tpm")]
     store.acquire("gpt-4o", [(r, 1.0) for r in dims], 0.0)
     store.cooldown("gpt-4o", store._clock() + 1.0)
-    written = redis.Redis.from_url(redis_url).keys(f"{{{prefix}:gpt-4o}}*")
+    # decode_responses is off, so the keys are bytes (the stubs say `bytes | str`).
+    written = cast(list[bytes], redis.Redis.from_url(redis_url).keys(f"{{{prefix}:gpt-4o}}*"))
     assert len(written) == 5  # the cooldown and four dimensions, all tagged
     slots = {key_slot(k) for k in written}
     slots |= {key_slot(k.encode()) for k in store.keys("gpt-4o", [r.dimension for r in dims])}
@@ -196,7 +197,7 @@ def test_breaker_half_open_probes_are_counted_fleet_wide(
 def test_breaker_failure_ratio_and_reset(redis_url: str, prefix: str) -> None:
     config = BreakerConfig(failure_threshold=100, failure_ratio=0.5, minimum_calls=4)
     store = RedisBreakerStore(redis_url, prefix=prefix)
-    outcomes = ["success", "failure", "success", "failure"]
+    outcomes: list[Outcome] = ["success", "failure", "success", "failure"]
     changes = [
         store.record("n", "k", config, 0.0, store.acquire("n", "k", config, 0.0), o)
         for o in outcomes

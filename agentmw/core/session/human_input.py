@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +9,8 @@ from agentmw.core.session.lifecycle import AgentState, check_transition
 from agentmw.errors import SessionStateError
 
 if TYPE_CHECKING:
+    import asyncio
+
     from agentmw.core.session.event_log import EventLog
     from agentmw.core.session.lifecycle import Lifecycle
 
@@ -41,6 +42,8 @@ class HumanInput:
 
     async def wait_for_input(self, prompt: str) -> Any:
         """Wait (state WAITING_FOR_INPUT) until `provide_input(value)`; returns the value."""
+        import asyncio  # loaded already: this is a coroutine
+
         loop = asyncio.get_running_loop()
         lifecycle = self._lifecycle
         with self._lock:

@@ -3,8 +3,7 @@ human input."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
+import os
 from collections.abc import Mapping
 from contextvars import Token
 from datetime import datetime
@@ -13,9 +12,9 @@ from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from agentmw.classify import exception_type
+from agentmw._validate import check_methods, check_optional_name
+from agentmw.classify import exception_type, is_cancellation
 from agentmw.core.context import CURRENT_SESSION
-from agentmw.core.handoff import Handoff
 from agentmw.core.loops import Plan, arun_plan, run_plan
 from agentmw.core.session.event_log import EventLog
 from agentmw.core.session.human_input import HumanInput
@@ -29,6 +28,7 @@ from agentmw.usage import Usage
 
 if TYPE_CHECKING:
     from agentmw.core.agent import Agent
+    from agentmw.core.handoff import Handoff
     from agentmw.core.middleware import Middleware
     from agentmw.quality import GateOutcome, QualityGate
 
@@ -64,11 +64,15 @@ class Session:
     def __init__(
         self, agent: Agent, thread_id: str | None = None, *, handoff: Handoff | None = None
     ) -> None:
-        if thread_id is not None and (not isinstance(thread_id, str) or not thread_id.strip()):
-            raise ValueError(f"thread_id must be a non-blank string or None, got {thread_id!r}")
-        if handoff is not None and not isinstance(handoff, Handoff):
-            raise TypeError(f"handoff must be a Handoff, got {type(handoff).__name__}")
-        self.id = uuid.uuid4().hex
+        check_methods("agent", agent, ("resolved_stack",), "an Agent")
+        check_optional_name("thread_id", thread_id)
+        if handoff is not None:
+            # Imported here: Handoff is a pydantic model, and `import agentmw` stays light.
+            from agentmw.core.handoff import Handoff
+
+            if not isinstance(handoff, Handoff):
+                raise TypeError(f"handoff must be a Handoff, got {type(handoff).__name__}")
+        self.id = os.urandom(16).hex()  # 128 random bits, like uuid4, without importing uuid
         self.agent = agent
         self.thread_id = thread_id
         self.received_handoff = handoff
@@ -265,7 +269,7 @@ class Session:
             return
         if exc is None:
             self.complete()
-        elif isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)):
+        elif is_cancellation(exc):
             self.cancel(exception_type(exc))
         else:
             self.fail(exception_type(exc))
@@ -276,6 +280,8 @@ class Session:
     ) -> Handoff:
         """Hand the work to `target` (an Agent or a role): completes this session."""
         target_role = target if isinstance(target, str) else target.role
+        from agentmw.core.handoff import Handoff
+
         handoff = Handoff(
             source_role=self.agent.role,
             target_role=target_role,

@@ -7,6 +7,7 @@ from typing import Any
 
 from opentelemetry import metrics, trace
 
+from agentmw._version import version
 from agentmw.events import Event
 from agentmw.middleware.telemetry import semconv as sc
 from agentmw.usage import Usage
@@ -37,7 +38,7 @@ def resolve(
     tracer_provider: trace.TracerProvider | None, meter_provider: metrics.MeterProvider | None
 ) -> Providers:
     """The tracer and meter from the given providers, else from the global ones."""
-    from agentmw._version import __version__
+    __version__ = version()
 
     tp = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
     mp = meter_provider if meter_provider is not None else metrics.get_meter_provider()
