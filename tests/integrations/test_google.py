@@ -9,6 +9,7 @@ import httpx2
 import pytest
 from google import genai
 from google.genai import errors
+from google.genai.types import HttpOptions
 
 from agentmw import Stack, Usage
 from agentmw.classify import FailureScenario, classify_exception
@@ -30,7 +31,7 @@ _HTTP = httpx2.Client()  # shared: a client's own pool costs a TLS context to bu
 
 
 def client(base: str) -> Any:
-    options = {"base_url": base, "api_version": "v1beta", "httpx_client": _HTTP}
+    options = HttpOptions(base_url=base, api_version="v1beta", httpx_client=_HTTP)
     return genai.Client(api_key="g-test", http_options=options)
 
 

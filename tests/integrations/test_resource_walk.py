@@ -22,6 +22,7 @@ import httpx2
 import openai
 import pytest
 from google import genai
+from google.genai.types import HttpOptions
 
 from agentmw import Stack
 from agentmw.errors import UninstrumentedCallWarning
@@ -182,7 +183,7 @@ def clients(sdk: str, base: str) -> list[Any]:
             anthropic.Anthropic(base_url=base, **opts),
             anthropic.AsyncAnthropic(base_url=base, **opts),
         ]
-    options = {"base_url": base, "api_version": "v1beta", "httpx_client": _HTTP}
+    options = HttpOptions(base_url=base, api_version="v1beta", httpx_client=_HTTP)
     return [genai.Client(api_key="k", http_options=options)]
 
 
