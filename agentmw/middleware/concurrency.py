@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
-import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -24,7 +24,13 @@ from agentmw.core.loops import arun_plan, run_plan
 from agentmw.core.middleware import Middleware
 from agentmw.errors import ConcurrencyLimitError
 from agentmw.middleware._lines import Ticket, WaitingLines
-from agentmw.stores.concurrency import ConcurrencyStore, InMemoryConcurrencyStore, new_lease
+from agentmw.stores.concurrency import (
+    ConcurrencyStore,
+    InMemoryConcurrencyStore,
+    akeep_alive,
+    keep_alive,
+    new_lease,
+)
 
 __all__ = ["Concurrency"]
 
@@ -138,7 +144,7 @@ class Concurrency(Middleware):
         polls = 0
         try:
             while True:
-                left = None if deadline is None else deadline - time.monotonic()
+                pause = math.inf
                 if lines.ahead(key, ticket):
                     try:
                         pause = yield acquire(key, limit, lease)
@@ -151,16 +157,14 @@ class Concurrency(Middleware):
                         raise
                     if pause == 0.0:
                         return time.monotonic() - start
-                    if pause != float("inf"):  # a shared store: poll with backoff and jitter
+                    if pause != math.inf:  # a shared store: poll with backoff and jitter
                         pause = min(pause, _FIRST_POLL * 2**polls) * (0.5 + random.random() / 2)
                         polls += 1
-                    left = None if deadline is None else deadline - time.monotonic()
-                else:
-                    pause = float("inf")
-                if left is not None and left <= 0:
+                left = math.inf if deadline is None else deadline - time.monotonic()
+                if left <= 0:
                     raise self._refused(call, key, start, None)
-                timeout = pause if left is None else min(pause, left)
-                yield park(ticket, None if timeout == float("inf") else timeout)
+                at_most = min(pause, left)
+                yield park(ticket, None if at_most == math.inf else at_most)
         finally:
             lines.leave(key, ticket)
 
@@ -177,22 +181,8 @@ class Concurrency(Middleware):
             key, self.max_in_flight, waited=waited, retry_after=retry_after, reason=reason
         )
 
-    def _renewing(
-        self,
-        call: Call,
-        key: str,
-        lease: str,
-        renew: Callable[[str, str], Any],
-        pause: Callable[[float], Any],
-        stopped: Callable[[], bool],
-    ) -> Generator[Any, Any, None]:
-        """Renew `lease` every interval until stopped (`pause` returns True) or it is lost."""
-        interval = self._renewal
-        assert interval is not None
-        while not (yield pause(interval)):
-            if not (yield renew(key, lease)) and not stopped():
-                call.emit("concurrency.lease_lost", key=key)
-                return
+    def _lost(self, call: Call) -> Callable[[str], None]:
+        return lambda key: call.emit("concurrency.lease_lost", key=key)
 
     def _held(self, call: Call, key: str, lease: str, waited: float, stop: Any) -> None:
         if waited > 0:
@@ -206,13 +196,7 @@ class Concurrency(Middleware):
         if not self._admit_now(key, lease):
             plan = self._line(call, key, lease, store.acquire, store.release, Ticket.wait, None)
             waited = run_plan(plan)
-        stop = None
-        if self._renewal is not None:
-            stopping = threading.Event()
-            renewals = self._renewing(call, key, lease, store.renew, stopping.wait, stopping.is_set)
-            name = f"agentmw-lease:{key}"
-            threading.Thread(target=run_plan, args=(renewals,), name=name, daemon=True).start()
-            stop = stopping.set
+        stop = None if self._renewal is None else keep_alive(store, key, lease, self._lost(call))
         self._held(call, key, lease, waited, stop)
 
     async def _atake(self, call: Call, key: str) -> None:
@@ -224,10 +208,7 @@ class Concurrency(Middleware):
                 call, key, lease, store.aacquire, _shielded(store.arelease), Ticket.await_, loop
             )
             waited = await arun_plan(plan)
-        stop = None
-        if self._renewal is not None:
-            renewals = self._renewing(call, key, lease, store.arenew, _asleep, _never)
-            stop = asyncio.get_running_loop().create_task(arun_plan(renewals)).cancel
+        stop = None if self._renewal is None else akeep_alive(store, key, lease, self._lost(call))
         self._held(call, key, lease, waited, stop)
 
     def _give_back(self, call: Call) -> None:
@@ -274,7 +255,7 @@ class Concurrency(Middleware):
 
     # -- standalone ------------------------------------------------------------------------
     def _standalone(self, key: str) -> Call:
-        return new_call("turn", key, _never, session=current_session())
+        return new_call("turn", key, _nothing, session=current_session())
 
     @contextmanager
     def slot(self, key: str = "default") -> Iterator[None]:
@@ -303,9 +284,5 @@ def _shielded(arelease: Callable[[str, str], Awaitable[None]]) -> Callable[[str,
     return lambda key, lease: asyncio.shield(arelease(key, lease))
 
 
-def _asleep(seconds: float) -> Awaitable[bool]:
-    return asyncio.sleep(seconds, False)  # a renewal task is stopped by cancelling it
-
-
-def _never() -> bool:
-    return False
+def _nothing() -> None:
+    return None

@@ -7,14 +7,19 @@ A slot is held as a *lease*: an id the holder picks, taken with `acquire` and gi
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 import os
 import threading
 import uuid
-from typing import Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["ConcurrencyStore", "InMemoryConcurrencyStore"]  # and `new_lease`, for the layer
+from agentmw.core.loops import arun_plan, run_plan
+
+# `new_lease`, `keep_alive` and `akeep_alive` are for the layer, not public API.
+__all__ = ["ConcurrencyStore", "InMemoryConcurrencyStore"]
 
 
 class _Leases:
@@ -146,3 +151,55 @@ class InMemoryConcurrencyStore:
     async def ain_flight(self, key: str) -> int:
         """Async twin of `in_flight`."""
         return self.in_flight(key)
+
+
+# -- keeping a lease alive while its call runs: one plan, a thread or a task drives it ---------
+def _renewals(
+    interval: float,
+    key: str,
+    lease: str,
+    renew: Callable[[str, str], Any],
+    pause: Callable[[float], Any],
+    stopped: Callable[[], bool],
+    lost: Callable[[str], None],
+) -> Generator[Any, Any, None]:
+    """Renew `lease` every `interval` until stopped (`pause` returns True) or it is lost."""
+    while not (yield pause(interval)):
+        if not (yield renew(key, lease)) and not stopped():
+            lost(key)
+            return
+
+
+def keep_alive(
+    store: ConcurrencyStore, key: str, lease: str, lost: Callable[[str], None]
+) -> Callable[[], None]:
+    """Renew `lease` from a daemon thread (sync callers); returns what stops it.
+
+    `lost(key)` is called once if the store says the lease expired before it was renewed.
+    """
+    interval = store.renewal_interval()
+    assert interval is not None
+    stop = threading.Event()
+    plan = _renewals(interval, key, lease, store.renew, stop.wait, stop.is_set, lost)
+    threading.Thread(
+        target=run_plan, args=(plan,), name=f"agentmw-lease:{key}", daemon=True
+    ).start()
+    return stop.set
+
+
+def akeep_alive(
+    store: ConcurrencyStore, key: str, lease: str, lost: Callable[[str], None]
+) -> Callable[[], Any]:
+    """Async twin of `keep_alive`: a task on the running loop, awaiting only `arenew`."""
+    interval = store.renewal_interval()
+    assert interval is not None
+    plan = _renewals(interval, key, lease, store.arenew, _asleep, _never, lost)
+    return asyncio.get_running_loop().create_task(arun_plan(plan)).cancel  # cancel stops it
+
+
+def _asleep(seconds: float) -> Awaitable[bool]:
+    return asyncio.sleep(seconds, False)
+
+
+def _never() -> bool:
+    return False
