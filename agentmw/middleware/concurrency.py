@@ -194,8 +194,9 @@ class Concurrency(Middleware):
         lease, store = new_lease(), self.store
         waited = 0.0
         if not self._admit_now(key, lease):
-            plan = self._line(call, key, lease, store.acquire, store.release, Ticket.wait, None)
-            waited = run_plan(plan)
+            waited = run_plan(
+                self._line(call, key, lease, store.acquire, store.release, Ticket.wait, None)
+            )
         stop = None if self._renewal is None else keep_alive(store, key, lease, self._lost(call))
         self._held(call, key, lease, waited, stop)
 
@@ -211,19 +212,22 @@ class Concurrency(Middleware):
         stop = None if self._renewal is None else akeep_alive(store, key, lease, self._lost(call))
         self._held(call, key, lease, waited, stop)
 
-    def _give_back(self, call: Call) -> None:
+    def _ending(self, call: Call) -> _Held:
+        """The attempt's slot, its lease no longer renewed (it is about to be released)."""
         held: _Held = call.meta.pop(self._meta)
         if held.stop is not None:
             held.stop()
+        return held
+
+    def _give_back(self, call: Call) -> None:
+        held = self._ending(call)
         try:
             self.store.release(held.key, held.lease)
         finally:
             self._lines.wake_head(held.key)
 
     async def _agive_back(self, call: Call) -> None:
-        held: _Held = call.meta.pop(self._meta)
-        if held.stop is not None:
-            held.stop()
+        held = self._ending(call)
         try:
             if self._local:
                 self.store.release(held.key, held.lease)

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Protocol, runtime_checkable
 
 from agentmw.core.loops import arun_plan, run_plan
+from agentmw.stores._twins import inline
 
 # `new_lease`, `keep_alive` and `akeep_alive` are for the layer, not public API.
 __all__ = ["ConcurrencyStore", "InMemoryConcurrencyStore"]
@@ -136,21 +137,11 @@ class InMemoryConcurrencyStore:
         """How many slots of `key` are held."""
         return len(self._held.get(key, ()))
 
-    async def aacquire(self, key: str, limit: int, lease: str) -> float:
-        """Async twin of `acquire`."""
-        return self.acquire(key, limit, lease)
-
-    async def arelease(self, key: str, lease: str) -> None:
-        """Async twin of `release`."""
-        self.release(key, lease)
-
-    async def arenew(self, key: str, lease: str) -> bool:
-        """Async twin of `renew`."""
-        return self.renew(key, lease)
-
-    async def ain_flight(self, key: str) -> int:
-        """Async twin of `in_flight`."""
-        return self.in_flight(key)
+    # The async twins run inline: nothing here blocks.
+    aacquire = inline(acquire)
+    arelease = inline(release)
+    arenew = inline(renew)
+    ain_flight = inline(in_flight)
 
 
 # -- keeping a lease alive while its call runs: one plan, a thread or a task drives it ---------
