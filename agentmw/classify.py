@@ -103,7 +103,8 @@ _CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"
 _FILTER_CODES = frozenset({"content_filter", "content_policy_violation", "content_filtered"})
 _CONTEXT_RE = re.compile(
     r"context[ _-](?:length|window)|maximum context|prompt is too long|too many tokens"
-    r"|input (?:is )?too long|exceeds? the (?:model'?s? )?(?:maximum )?context",
+    r"|input (?:is )?too long|exceeds? the (?:model'?s? )?(?:maximum )?context"
+    r"|exceeds the maximum number of tokens",
     re.IGNORECASE,
 )
 
@@ -187,6 +188,7 @@ def _status_of(exc: BaseException) -> int | None:
         getattr(exc, "status_code", None),
         getattr(exc, "status", None),
         _attr(getattr(exc, "response", None), "status_code"),
+        getattr(exc, "code", None),  # google.genai.errors.APIError (and urllib's HTTPError)
     ):
         # IntEnum statuses (http.HTTPStatus) count; bools are ints too but never a status.
         if (
@@ -243,20 +245,41 @@ def _error_codes(exc: BaseException) -> set[str]:
     """Error `code`/`type` strings from the exception and its body (OpenAI/Anthropic shapes)."""
     found: set[str] = set()
     body = getattr(exc, "body", None)
+    if body is None:
+        body = getattr(exc, "details", None)  # google.genai.errors.APIError: the JSON body
     nested = _attr(body, "error") if body is not None else None
     for source in (exc, body, nested):
         if source is None or isinstance(source, (str, bytes)):
             continue
-        for key in ("code", "type"):
+        for key in ("code", "type", "status"):  # Google: status "RESOURCE_EXHAUSTED"...
             value = _attr(source, key)
             if isinstance(value, str):
                 found.add(value.lower())
     return found
 
 
+_DELAY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+
+
+def _retry_info(exc: BaseException) -> float | None:
+    """The `google.rpc.RetryInfo` delay ("30s") of a Google API error body, if it has one."""
+    body = getattr(exc, "details", None)
+    details = _attr(_attr(body, "error"), "details") if isinstance(body, Mapping) else None
+    if not isinstance(details, list):
+        return None
+    for item in details:
+        delay = _attr(item, "retryDelay") if isinstance(item, Mapping) else None
+        found = _DELAY_RE.match(delay) if isinstance(delay, str) else None
+        if found:
+            return float(found.group(1))
+    return None
+
+
 def _from_status(exc: BaseException, status: int) -> Failure:
     headers = _attr(getattr(exc, "response", None), "headers")
     retry_after = parse_retry_after(headers)
+    if retry_after is None:
+        retry_after = _retry_info(exc)
     codes = _error_codes(exc)
     scenario = _STATUS.get(status)
     if scenario is None:

@@ -38,6 +38,7 @@ __all__ = [
     "SessionStateError",
     "SinkSchemaError",
     "TurnTimeoutError",
+    "UninstrumentedCallWarning",
 ]
 
 
@@ -385,3 +386,24 @@ class SinkSchemaError(AgentMWError):
 
 class ScriptExhaustedError(AgentMWError):
     """A `ScriptedModel` was called more times than it has entries."""
+
+
+class UninstrumentedCallWarning(RuntimeWarning):
+    """An instrumented SDK client made a model call that agentmw does not run through a stack.
+
+    Raised once per client (and the clients derived from it) and method, naming the method: the
+    call ran outside the stack (no budget, guardrail, limit or span). Decorate your own wrapper
+    of that method with `@agent_turn`, or filter the warning if the call is meant to bypass.
+
+    Attributes:
+        method: the SDK method, e.g. "images.generate".
+    """
+
+    def __init__(self, method: str, sdk: str) -> None:
+        self.method = method
+        self.sdk = sdk
+        super().__init__(
+            f"{sdk} {method}() is not covered by agentmw.integrations.instrument: this call "
+            "runs outside the stack (no budget, guardrail, limit or span); wrap it in a function "
+            "decorated with @agent_turn to run it as a turn"
+        )

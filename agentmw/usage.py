@@ -6,7 +6,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Usage", "estimate_usage", "extract_usage", "usage_from_payload"]
+__all__ = [
+    "Usage",
+    "estimate_usage",
+    "extract_usage",
+    "usage_from_gemini",
+    "usage_from_payload",
+]
 
 USAGE_FIELDS = (
     "input_tokens",
@@ -157,10 +163,37 @@ def usage_from_payload(payload: Any) -> Usage | None:
     )
 
 
+def usage_from_gemini(metadata: Any) -> Usage | None:
+    """Normalize a Google Gen AI `usage_metadata` (object or dict, snake or camel case).
+
+    `prompt_token_count` already counts the cached tokens and `tool_use_prompt_token_count` is
+    input too; thinking tokens (`thoughts_token_count`) are billed as output, so they are added
+    to `candidates_token_count` and reported as reasoning tokens.
+    """
+    if metadata is None:
+        return None
+
+    def count(snake: str, camel: str) -> int:
+        value = _get(metadata, snake)
+        return _int(_get(metadata, camel) if value is None else value)
+
+    prompt = count("prompt_token_count", "promptTokenCount")
+    tool_prompt = count("tool_use_prompt_token_count", "toolUsePromptTokenCount")
+    candidates = count("candidates_token_count", "candidatesTokenCount")
+    thoughts = count("thoughts_token_count", "thoughtsTokenCount")
+    return Usage(
+        input_tokens=prompt + tool_prompt,
+        output_tokens=candidates + thoughts,
+        cache_read_tokens=count("cached_content_token_count", "cachedContentTokenCount"),
+        reasoning_tokens=thoughts,
+    )
+
+
 def extract_usage(result: Any) -> Usage | None:
     """Built-in extraction: a returned `Usage`, or an object/dict carrying `usage`.
 
-    Returns None when the result carries no usage (the call then records zero tokens).
+    Also Google Gen AI responses and stream chunks (`usage_metadata`). Returns None when the
+    result carries no usage (the call then records zero tokens).
     """
     if result is None or isinstance(result, (str, bytes, int, float, bool)):
         return None
@@ -168,6 +201,12 @@ def extract_usage(result: Any) -> Usage | None:
         return result
     payload = _get(result, "usage")
     if payload is None:
+        gemini = _get(result, "usage_metadata")
+        if gemini is not None:
+            try:
+                return usage_from_gemini(gemini)
+            except (TypeError, ValueError):
+                return None
         # Stream events nest it: Anthropic `message_start.message.usage`, OpenAI Responses
         # `response.completed.response.usage`.
         for key in ("message", "response"):

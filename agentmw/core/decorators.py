@@ -100,6 +100,15 @@ def _model_getter(fn: Any) -> ModelGetter | None:
     return get
 
 
+def _tool_call_id(value: Any) -> str | None:
+    """A tool call id given at call time: a non-blank string, or None."""
+    if value is None or (isinstance(value, str) and value.strip()):
+        return value
+    from agentmw._validate import check_name
+
+    return check_name("tool_call_id", value)  # raises, naming what is allowed
+
+
 def build_wrapper(
     fn: Any,
     kind: CallKind,
@@ -131,11 +140,14 @@ def build_wrapper(
     stream = mode in ("stream", "astream")
     model_of = _model_getter(fn) if is_turn and model is None else None
     fill_model = _model_filler(fn, fixed_model)
+    is_tool = kind == "tool"
 
     def start(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> tuple[Call, Any]:
         # The per-call hot path: one Call, a cached chain, no keyword binding.
         if fill_model is not None:
             fill_model(args, kwargs, instance)
+        # A tool's `tool_call_id=` is the provider's id of the call, for agentmw only.
+        call_id = _tool_call_id(kwargs.pop("tool_call_id", None)) if is_tool else None
         session = get_session()
         st = fixed or (session.stack if session is not None else get_default_stack())
         chain = st.chain(kind, mode)
@@ -155,6 +167,7 @@ def build_wrapper(
             stream=stream,
             usage_fn=usage,
             provider=provider,
+            tool_call_id=call_id,
         )
         return call, chain
 
@@ -254,6 +267,10 @@ def agent_tool(
     stack: Stack | Iterable[Middleware] | None = None,
 ) -> Any:
     """Run a tool function as a tool call through the stack (see `agent_turn`).
+
+    A call may pass `tool_call_id="..."` (the provider's id of the tool call being answered):
+    agentmw takes it (into `call.tool_call_id`, Telemetry's `gen_ai.tool.call.id` and the
+    tool events' data) and never passes it to the function.
 
     Args:
         name: the tool's name (default: the function's `__name__`); permissions match on it.

@@ -97,7 +97,8 @@ def output_text(result: Any) -> str | None:
     """The text of a result or stream chunk, or None when it carries no text.
 
     Shapes: `str`; OpenAI `choices[0].message.content` / `choices[0].delta.content`; Anthropic
-    `content` text blocks and `delta.text`; anything with a string `.text` (agentmw.testing).
+    `content` text blocks and `delta.text`; Google Gen AI `candidates[0].content.parts` text
+    (thoughts left out); anything with a string `.text` (agentmw.testing).
     """
     if isinstance(result, str):
         return result
@@ -105,6 +106,15 @@ def output_text(result: Any) -> str | None:
         return None
     if _is_response(result):
         return _response_text(result)
+    kind = _get(result, "type")
+    if isinstance(kind, str) and kind.startswith("response.") and kind != RESPONSES_TEXT_DELTA:
+        # Responses stream events other than the text delta repeat text already streamed
+        # (`.done`, `response.completed`): not new output (the integration rewrites them).
+        return None
+    parts = _gemini_parts(result)
+    if parts is not None:
+        texts = [t for t in (_get(p, "text") for p in parts) if isinstance(t, str)]
+        return "".join(texts) if texts else None
     choice = _first_choice(result)
     if choice is not None:
         for part in ("message", "delta"):
@@ -126,6 +136,31 @@ def output_text(result: Any) -> str | None:
         return delta if _get(result, "type") == RESPONSES_TEXT_DELTA else None
     delta_text = _get(delta, "text")
     return delta_text if isinstance(delta_text, str) else None
+
+
+def _gemini_parts(result: Any) -> list[Any] | None:
+    """The text parts (thoughts left out) of a Google Gen AI response's first candidate."""
+    candidates = _get(result, "candidates")
+    if not isinstance(candidates, (list, tuple)) or not candidates:
+        return None
+    parts = _get(_get(candidates[0], "content"), "parts")
+    if not isinstance(parts, (list, tuple)):
+        return []
+    return [p for p in parts if isinstance(_get(p, "text"), str) and not _get(p, "thought")]
+
+
+def _gemini_with_text(result: Any, text: str) -> Any:
+    # The whole new text goes into the first text part; later text parts are emptied.
+    candidates = list(_get(result, "candidates"))
+    content = _get(candidates[0], "content")
+    remaining = [text]
+    texts = {id(p) for p in _gemini_parts(result) or ()}
+    parts = [
+        _set(p, "text", remaining.pop() if remaining else "") if id(p) in texts else p
+        for p in _get(content, "parts")
+    ]
+    candidates[0] = _set(candidates[0], "content", _set(content, "parts", parts))
+    return _set(result, "candidates", candidates)
 
 
 def _is_response(result: Any) -> bool:
@@ -186,6 +221,8 @@ def with_text(result: Any, text: str) -> Any:
         return text
     if _is_response(result):
         return _response_with_text(result, text)
+    if _gemini_parts(result):
+        return _gemini_with_text(result, text)
     choice = _first_choice(result)
     if choice is not None:
         part = "message" if _get(choice, "message") is not None else "delta"

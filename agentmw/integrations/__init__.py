@@ -1,6 +1,6 @@
-"""Integrations with model SDKs: `instrument(client)` runs an SDK client's calls as turns.
+"""Integrations with model SDKs: `instrument(client)` runs an SDK client's model calls as turns.
 
-`agentmw.integrations.openai` and `agentmw.integrations.anthropic` hold the per-SDK details;
+`agentmw.integrations.openai`, `.anthropic` and `.google` hold the per-SDK details;
 `instrument` here picks one by the client's package.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import TypeVar
 
 from agentmw.core.stack import Stack
-from agentmw.integrations import anthropic, openai
-from agentmw.integrations._wrap import AsyncTurnStream, TurnStream
+from agentmw.integrations import anthropic, google, openai
+from agentmw.integrations._streams import AsyncTurnStream, TurnStream
 
 __all__ = ["AsyncTurnStream", "TurnStream", "instrument"]
 
@@ -18,19 +18,23 @@ C = TypeVar("C")
 
 
 def instrument(client: C, *, stack: Stack | None = None, model_from_kwargs: bool = True) -> C:
-    """Instrument an OpenAI or Anthropic client in place and return it.
+    """Instrument an OpenAI, Anthropic or Google Gen AI client in place and return it.
 
-    See `agentmw.integrations.openai.instrument` and `agentmw.integrations.anthropic.instrument`.
+    See `agentmw.integrations.openai.instrument`, `agentmw.integrations.anthropic.instrument`
+    and `agentmw.integrations.google.instrument`.
 
     Raises:
-        TypeError: the client is from neither SDK.
+        TypeError: the client is from none of these SDKs.
     """
-    package = type(client).__module__.partition(".")[0]
+    module = type(client).__module__
+    package = module.partition(".")[0]
     if package == "openai":
         return openai.instrument(client, stack=stack, model_from_kwargs=model_from_kwargs)
     if package == "anthropic":
         return anthropic.instrument(client, stack=stack, model_from_kwargs=model_from_kwargs)
+    if module.startswith("google.genai"):
+        return google.instrument(client, stack=stack, model_from_kwargs=model_from_kwargs)
     raise TypeError(
-        f"instrument() knows openai and anthropic clients, got {type(client).__module__}."
+        f"instrument() knows openai, anthropic and google-genai clients, got {module}."
         f"{type(client).__name__}; decorate your own call with @agent_turn instead"
     )

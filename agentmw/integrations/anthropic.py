@@ -1,22 +1,39 @@
-"""Anthropic: run `messages.create` through a stack as turns.
+"""Anthropic: every model call of an `Anthropic` / `AsyncAnthropic` client through a stack.
 
 Needs the `anthropic` package only for the client you pass in (`pip install agentmw[anthropic]`);
-this module imports without it. A streamed call's usage combines `message_start` (input, cache
-reads and writes) with the last `message_delta` (output).
+this module imports without it. Covered: `messages.create`, `messages.parse`, the
+`messages.stream()` helper and their `beta.messages` twins (and the beta helpers built on them,
+`tool_runner`), each also through `with_raw_response` / `with_streaming_response`, on the client
+and on clients derived with `with_options()` / `copy()`. A streamed call's usage combines
+`message_start` (input, cache reads and writes) with the last `message_delta` (output).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 from agentmw.core.stack import Stack
-from agentmw.integrations._wrap import instrument_client
+from agentmw.integrations._stainless import Routes, install
+from agentmw.integrations._wrap import Settings, check_stack
 
-__all__ = ["instrument", "provider_name"]
+__all__ = ["ROUTES", "instrument", "provider_name"]
 
 C = TypeVar("C")
 
-_RESOURCES = {"messages": "messages.create"}
+ROUTES = Routes(
+    sdk="anthropic",
+    resources="anthropic.resources.",
+    covered={"/v1/messages": "messages.create"},
+    uncovered=(re.compile(r"^/v1/complete$"),),
+    not_calls=tuple(
+        re.compile(p)
+        for p in (
+            r"^/v1/messages/count_tokens$",  # a token count
+            r"^/v1/agents(/[^/]+)?$",  # configuration objects that name a model
+        )
+    ),
+)
 
 
 def provider_name(client: Any) -> str:
@@ -33,29 +50,28 @@ def provider_name(client: Any) -> str:
 
 
 def instrument(client: C, *, stack: Stack | None = None, model_from_kwargs: bool = True) -> C:
-    """Run the client's `messages.create` as turns through a stack.
+    """Run every model call of the client as a turn through a stack.
 
-    The client is instrumented in place and returned; instrumenting again replaces the earlier
-    wrapper. Works on `Anthropic` and `AsyncAnthropic`. `create(stream=True)` returns a
-    `TurnStream` (`AsyncTurnStream`) of the SDK's stream events. Create the client with
-    `max_retries=0` when the stack has `Retry` (a `RuntimeWarning` says so once otherwise).
+    The client is instrumented in place and returned; instrumenting again replaces the settings
+    (the last call wins). Works on `Anthropic` and `AsyncAnthropic`, on resources and raw /
+    streaming-response wrappers accessed before or after, and on derived clients.
+    `create(stream=True)` returns a `TurnStream` (`AsyncTurnStream`) of the SDK's stream events;
+    `messages.stream()` wraps it, so `text_stream` and `get_final_message()` carry the guarded
+    text. Create the client with `max_retries=0` when the stack has `Retry` (a `RuntimeWarning`
+    says so once otherwise).
 
     Args:
         client: an `anthropic.Anthropic`-like client.
         stack: a fixed stack; default: the current session's stack, else the process default.
-        model_from_kwargs: take each turn's model from the call's `model=` argument; False
-            leaves `call.model` unset.
+        model_from_kwargs: take each turn's model from the request's `model`; False leaves
+            `call.model` unset.
 
     Raises:
-        TypeError: the client has no `messages.create`.
+        TypeError: the client has no `messages.create`, or `stack` is neither a `Stack` nor
+            None.
     """
-    done = instrument_client(
-        client,
-        _RESOURCES,
-        provider=provider_name(client),
-        stack=stack,
-        model_from_kwargs=model_from_kwargs,
-    )
-    if not done:
+    if not callable(getattr(type(client), "request", None)) or not hasattr(client, "copy"):
         raise TypeError(f"{type(client).__name__} has no messages.create")
+    settings = Settings(provider_name(client), check_stack(stack), model_from_kwargs)
+    install(client, ROUTES, settings)
     return client

@@ -1,22 +1,67 @@
-"""OpenAI: run `chat.completions.create` and `responses.create` through a stack as turns.
+"""OpenAI: every model call of an `OpenAI` / `AsyncOpenAI` client through a stack as a turn.
 
 Needs the `openai` package only for the client you pass in (`pip install agentmw[openai]`);
-this module imports without it. Usage (cached and reasoning tokens included), Retry-After and
-error classification work on the SDK's own objects through agentmw's built-in extraction.
+this module imports without it. Covered: Chat Completions (`create`, `parse`, the `stream`
+helper), Responses (`create`, `parse`, `stream`, and their `beta` twins), `embeddings.create`,
+each also through `with_raw_response` / `with_streaming_response`, on the client and on every
+client derived with `with_options()` / `copy()`. Other model calls warn
+(`UninstrumentedCallWarning`); see `docs/integrations.md` for the table.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 from agentmw.core.stack import Stack
-from agentmw.integrations._wrap import instrument_client
+from agentmw.integrations._echoes import ResponseEchoes
+from agentmw.integrations._stainless import Routes, install
+from agentmw.integrations._wrap import Settings, check_stack
 
-__all__ = ["instrument", "provider_name"]
+__all__ = ["ROUTES", "instrument", "provider_name"]
 
 C = TypeVar("C")
 
-_RESOURCES = {"chat.completions": "chat.completions.create", "responses": "responses.create"}
+ROUTES = Routes(
+    sdk="openai",
+    resources="openai.resources.",
+    covered={
+        "/chat/completions": "chat.completions.create",
+        "/responses": "responses.create",
+        "/embeddings": "embeddings.create",
+    },
+    uncovered=tuple(
+        re.compile(p)
+        for p in (
+            r"^/completions$",
+            r"^/images/(generations|edits|variations)$",
+            r"^/audio/(speech|transcriptions|translations)$",
+            r"^/moderations$",
+            r"^/videos($|/[^/]+/(remix|edits?|extensions?)$)",
+            r"^/threads(/[^/]+)?/runs$",
+            r"^/threads/[^/]+/runs/[^/]+/submit_tool_outputs$",
+            r"^/responses/compact$",
+        )
+    ),
+    not_calls=tuple(
+        re.compile(p)
+        for p in (
+            r"^/responses/input_tokens$",  # a token count
+            r"^/(assistants|agents)(/[^/]+)?$",  # configuration objects that name a model
+            r"^/fine_tuning/",  # training jobs
+            r"^/realtime/(sessions|client_secrets|transcription_sessions)$",  # ephemeral keys
+            r"^/realtime/calls/[^/]+/accept$",  # accepting a SIP call configures the session
+        )
+    ),
+    connects=(
+        "realtime",
+        "beta.realtime",
+        "realtime.translations",
+        "responses",
+        "beta.responses",
+    ),
+    fixes={"responses.create": ResponseEchoes},
+)
 # Azure OpenAI endpoints; any other base URL (api.openai.com, proxies, local servers) is openai.
 _AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com")
 
@@ -36,13 +81,16 @@ def provider_name(client: Any) -> str:
 
 
 def instrument(client: C, *, stack: Stack | None = None, model_from_kwargs: bool = True) -> C:
-    """Run the client's `chat.completions.create` and `responses.create` as turns through a stack.
+    """Run every model call of the client as a turn through a stack.
 
     The client is instrumented in place and returned (the same object); instrumenting it again
-    replaces the earlier wrapper, never nests it. Works on `OpenAI`, `AsyncOpenAI` and the Azure
-    clients. Every call gets `call.provider` (see `provider_name`) for Telemetry.
-    `create(stream=True)` returns a `TurnStream` (`AsyncTurnStream` on async clients) that
-    iterates the SDK's chunks after they pass the stack's stream path.
+    replaces the settings (the last call wins), never nests. Works on `OpenAI`, `AsyncOpenAI`
+    and the Azure clients, on resources and `with_raw_response` / `with_streaming_response`
+    wrappers accessed before or after, and on the clients `with_options()` / `copy()` derive.
+    Every call gets `call.provider` (see `provider_name`) for Telemetry. `create(stream=True)`
+    returns a `TurnStream` (`AsyncTurnStream` on async clients) of the SDK's chunks after they
+    pass the stack's stream path; the stream helpers (`chat.completions.stream()`,
+    `responses.stream()`) are built on it, so their events carry the guarded text.
 
     Create the client with `max_retries=0` when the stack has `Retry`; otherwise a
     `RuntimeWarning` says once that both would retry.
@@ -50,21 +98,17 @@ def instrument(client: C, *, stack: Stack | None = None, model_from_kwargs: bool
     Args:
         client: an `openai.OpenAI`-like client.
         stack: a fixed stack; default: the current session's stack, else the process default.
-        model_from_kwargs: take each turn's model from the call's `model=` argument (so Fallback
+        model_from_kwargs: take each turn's model from the request's `model` (so Fallback
             and Policy can switch it); False leaves `call.model` unset.
 
     Raises:
-        TypeError: the client has neither `chat.completions` nor `responses`.
+        TypeError: the client is no OpenAI client (it has no `request` and `copy`), or `stack`
+            is neither a `Stack` nor None.
     """
-    done = instrument_client(
-        client,
-        _RESOURCES,
-        provider=provider_name(client),
-        stack=stack,
-        model_from_kwargs=model_from_kwargs,
-    )
-    if not done:
+    if not callable(getattr(type(client), "request", None)) or not hasattr(client, "copy"):
         raise TypeError(
             f"{type(client).__name__} has no chat.completions.create or responses.create"
         )
+    settings = Settings(provider_name(client), check_stack(stack), model_from_kwargs)
+    install(client, ROUTES, settings)
     return client

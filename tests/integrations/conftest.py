@@ -18,4 +18,6 @@ def _server() -> Iterator[StubServer]:
 def stub(_server: StubServer) -> StubServer:
     _server.replies.clear()
     _server.requests.clear()
+    _server.headers.clear()
+    _server.default = None
     return _server

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+from collections.abc import AsyncIterator
 from typing import Any
 
 from agentmw import Middleware
@@ -42,3 +44,31 @@ async def failure_of(fn: Any) -> BaseException:
     except Exception as exc:
         return exc
     raise AssertionError("the call did not fail")
+
+
+@contextlib.asynccontextmanager
+async def opened(manager: Any) -> AsyncIterator[Any]:
+    """`with manager as value` or `async with manager as value`, whichever it supports."""
+    if hasattr(manager, "__aenter__"):
+        async with manager as value:
+            yield value
+    else:
+        with manager as value:
+            yield value
+
+
+async def parsed(wrapper: Any) -> Any:
+    """A raw or streaming-response wrapper's `parse()`, awaited on the async clients' wrappers."""
+    return await done(wrapper.parse())
+
+
+def spans() -> tuple[Any, Any]:
+    """A tracer provider with an in-memory exporter: (provider, exporter)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider, exporter

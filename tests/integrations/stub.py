@@ -32,19 +32,32 @@ def sse(events: list[tuple[str | None, Any]]) -> bytes:
 
 
 class StubServer:
-    """Serves scripted `Reply`s in order and records each request's path and JSON body."""
+    """Serves scripted `Reply`s in order and records each request's path, JSON body and headers.
+
+    `requests` counts what reached the server: tests compare it with the turns the stack saw, so
+    a path that bypassed the stack or a retry that doubled up shows.
+    """
 
     def __init__(self) -> None:
         self.replies: deque[Reply] = deque()
         self.requests: list[tuple[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.default: Reply | None = None  # the answer when no scripted reply is left
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
-                body = json.loads(self.rfile.read(length) or b"null")
+                data = self.rfile.read(length)
+                try:
+                    body = json.loads(data or b"null")
+                except ValueError:  # a multipart upload
+                    body = None
                 stub.requests.append((self.path, body))
-                reply = stub.replies.popleft() if stub.replies else Reply(500, {"error": "none"})
+                stub.headers.append({k.lower(): v for k, v in self.headers.items()})
+                reply = stub.replies.popleft() if stub.replies else stub.default
+                if reply is None:
+                    reply = Reply(500, {"error": "none"})
                 if reply.delay:
                     time.sleep(reply.delay)  # a slow server, for client timeouts
                 if reply.events is not None:
@@ -62,6 +75,8 @@ class StubServer:
                 # The client may have given up already (a timeout test).
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(payload)
+
+            do_GET = do_DELETE = do_POST
 
             def log_message(self, *args: Any) -> None:
                 pass

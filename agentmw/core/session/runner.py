@@ -14,6 +14,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from agentmw._validate import check_optional_name
 from agentmw.classify import exception_type, failure_class
 from agentmw.core.call import Call
 from agentmw.core.middleware import aclose
@@ -33,6 +34,12 @@ __all__: list[str] = []  # `Session` is the public face of this module
 
 StreamChain = Callable[[Call], Iterator[Any]]
 AsyncStreamChain = Callable[[Call], AsyncIterator[Any]]
+
+
+def _tool_data(call: Call) -> dict[str, Any] | None:
+    """A tool event's data: the provider's tool call id, when the call has one."""
+    call_id = call.tool_call_id
+    return None if call_id is None else {"tool_call_id": call_id}
 
 
 class CallRunner:
@@ -101,7 +108,7 @@ class CallRunner:
         else:
             event = Event(
                 "tool.called", self._session_id, agent.role, agent.phase, agent.project_id,
-                step, None, call.name,
+                step, None, call.name, None, None, _tool_data(call),
             )  # fmt: skip
         self._publish(event)
 
@@ -130,7 +137,7 @@ class CallRunner:
                 self.tool_calls += 1
             event = Event(
                 "tool.completed", self._session_id, agent.role, agent.phase, agent.project_id,
-                call.step, None, call.name,
+                call.step, None, call.name, None, None, _tool_data(call),
             )  # fmt: skip
         self._publish(event)
 
@@ -155,6 +162,7 @@ class CallRunner:
                 None if turn else call.name,
                 failure_class(exc, call.kind),
                 exception_type(exc),
+                None if turn else _tool_data(call),
             )
         )
 
@@ -254,13 +262,22 @@ class CallRunner:
         call, chain = self._prepare("turn", None, fn, args, kwargs, model, usage, timeout, "async")
         return await self.arun_chain(call, chain), call.usage or ZERO_USAGE
 
-    def run_tool(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def run_tool(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        tool_call_id: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """Run one tool call named `name` through the session's stack; returns its result.
 
         Args:
             name: the tool's name (permissions match on it).
             fn: the tool, a plain function.
             *args: positional arguments for `fn`.
+            tool_call_id: the provider's id of the tool call (`gen_ai.tool.call.id`, the tool
+                events' data); never passed to `fn`.
             **kwargs: keyword arguments for `fn`.
 
         Raises:
@@ -269,9 +286,18 @@ class CallRunner:
             ValueError: `name` is blank.
         """
         call, chain = self._prepare("tool", name, fn, args, kwargs, None, None, None, "sync")
+        call.tool_call_id = check_optional_name("tool_call_id", tool_call_id)
         return self.run_chain(call, chain)
 
-    async def arun_tool(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def arun_tool(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        tool_call_id: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """Async twin of `run_tool`: `fn` may be async or return an awaitable."""
         call, chain = self._prepare("tool", name, fn, args, kwargs, None, None, None, "async")
+        call.tool_call_id = check_optional_name("tool_call_id", tool_call_id)
         return await self.arun_chain(call, chain)

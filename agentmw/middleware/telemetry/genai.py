@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from enum import Enum
 from typing import Any
 
 from opentelemetry.trace import SpanKind
@@ -65,33 +66,82 @@ def usage_attributes(usage: Usage) -> dict[str, AttributeValue]:
     return attrs
 
 
+def _reason(value: Any) -> str | None:
+    """A finish reason as a plain string (Google's are `str` enums: their value)."""
+    if isinstance(value, Enum):
+        value = value.value
+    return str(value) if isinstance(value, str) and value else None
+
+
 def _finish_reasons(result: Any) -> list[str]:
-    choices = getattr(result, "choices", None)  # OpenAI chat completions (and their chunks)
-    if isinstance(choices, (list, tuple)):
-        reasons = [getattr(c, "finish_reason", None) for c in choices]
-        return [r for r in reasons if isinstance(r, str)]
+    # OpenAI chat completions (and their chunks); Google Gen AI candidates
+    for name in ("choices", "candidates"):
+        items = getattr(result, name, None)
+        if isinstance(items, (list, tuple)):
+            reasons = [_reason(getattr(c, "finish_reason", None)) for c in items]
+            return [r for r in reasons if r is not None]
     for name in ("stop_reason", "finish_reason"):  # Anthropic; agentmw.testing.Reply
-        reason = getattr(result, name, None)
-        if isinstance(reason, str):
+        reason = _reason(getattr(result, name, None))
+        if reason is not None:
             return [reason]
     return []
+
+
+def _first_str(result: Any, names: tuple[str, ...]) -> str | None:
+    for name in names:
+        value = getattr(result, name, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def response_attributes(result: Any) -> dict[str, AttributeValue]:
     """`gen_ai.response.model`, `.id` and `.finish_reasons`, when the response has them."""
     attrs: dict[str, AttributeValue] = {}
-    if result is None:
+    if result is None or isinstance(result, (str, bytes, int, float)):
         return attrs
-    model = getattr(result, "model", None)
-    if isinstance(model, str) and model:
+    if isinstance(result, StreamSummary):
+        return dict(result.attrs)
+    model = _first_str(result, ("model", "model_version"))  # Google: model_version
+    if model is not None:
         attrs[sc.GEN_AI_RESPONSE_MODEL] = model
-    response_id = getattr(result, "id", None)
-    if isinstance(response_id, str) and response_id:
+    response_id = _first_str(result, ("id", "response_id"))  # Google: response_id
+    if response_id is not None:
         attrs[sc.GEN_AI_RESPONSE_ID] = response_id
     reasons = _finish_reasons(result)
     if reasons:
         attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
     return attrs
+
+
+class StreamSummary:
+    """The response attributes of a whole stream, from whichever chunk carries each one.
+
+    OpenAI chat streams end with a usage chunk whose `choices` is empty (the finish reason came
+    before it); Anthropic sends the model and id in `message_start` and the stop reason in
+    `message_delta`; OpenAI Responses events nest the response; Google repeats them per chunk.
+    Later chunks win; an empty finish-reason list never erases an earlier one.
+    """
+
+    __slots__ = ("attrs",)
+
+    def __init__(self) -> None:
+        self.attrs: dict[str, AttributeValue] = {}
+
+    def observe(self, chunk: Any) -> None:
+        if chunk is None or isinstance(chunk, (str, bytes, int, float)):
+            return
+        attrs = self.attrs
+        attrs.update(response_attributes(chunk))
+        for key in ("message", "response"):  # Anthropic message_start, Responses events
+            nested = getattr(chunk, key, None)
+            if nested is not None and not isinstance(nested, str):
+                attrs.update(response_attributes(nested))
+        delta = getattr(chunk, "delta", None)  # Anthropic message_delta: the stop reason
+        if delta is not None and not isinstance(delta, str):
+            reason = _reason(getattr(delta, "stop_reason", None))
+            if reason is not None:
+                attrs[sc.GEN_AI_RESPONSE_FINISH_REASONS] = [reason]
 
 
 def _dumps(value: Any) -> str:
@@ -188,13 +238,14 @@ def start_attributes(
     attrs: dict[str, AttributeValue]
     if call.kind == "turn":
         provider = provider_of(call, provider_name)
-        attrs = {sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT, sc.GEN_AI_PROVIDER_NAME: provider}
+        op = sc.OP_EMBEDDINGS if call.name.endswith(sc.EMBEDDING_TURNS) else sc.OP_CHAT
+        attrs = {sc.GEN_AI_OPERATION_NAME: op, sc.GEN_AI_PROVIDER_NAME: provider}
         if call.model:
             attrs[sc.GEN_AI_REQUEST_MODEL] = call.model
         metric_attrs = dict(attrs)
-        if capture:
+        if capture and op == sc.OP_CHAT:
             attrs[sc.GEN_AI_INPUT_MESSAGES] = input_messages(call)
-        name = f"{sc.OP_CHAT} {call.model}" if call.model else sc.OP_CHAT
+        name = f"{op} {call.model}" if call.model else op
         return name, SpanKind.CLIENT, attrs, metric_attrs
     attrs = {sc.GEN_AI_OPERATION_NAME: sc.OP_EXECUTE_TOOL, sc.GEN_AI_TOOL_NAME: call.name}
     metric_attrs = dict(attrs)
@@ -210,7 +261,7 @@ def start_attributes(
 def end_attributes(
     call: Call, result: Any, error_type: str | None, cost: float | None, capture: bool
 ) -> dict[str, AttributeValue]:
-    """The attributes known once a call ended (`result` is a stream's last chunk)."""
+    """The attributes known once a call ended (`result` is a stream's `StreamSummary`)."""
     attrs: dict[str, AttributeValue] = {}
     if call.kind == "turn":
         if error_type is None:
@@ -222,7 +273,7 @@ def end_attributes(
     if error_type is not None:
         attrs[sc.ERROR_TYPE] = error_type
     elif capture and not call.stream:  # a stream's text is the consumer's to assemble
-        if call.kind == "turn":
+        if call.kind == "turn" and attrs.get(sc.GEN_AI_OPERATION_NAME) != sc.OP_EMBEDDINGS:
             attrs[sc.GEN_AI_OUTPUT_MESSAGES] = output_messages(result)
         else:
             attrs[sc.GEN_AI_TOOL_CALL_RESULT] = tool_result(result)

@@ -27,6 +27,7 @@ from agentmw.core.middleware import (
 )
 from agentmw.events import Event
 from agentmw.middleware.telemetry.genai import (
+    StreamSummary,
     capture_from_environment,
     end_attributes,
     event_attributes,
@@ -62,7 +63,7 @@ class _CallTrace:
     metric_attrs: dict[str, Any]
     start: float
     observer: Callable[[Event], None] | None = None
-    last: Any = None  # the last streamed chunk (carries the response model, id, finish reason)
+    summary: StreamSummary | None = None  # a stream's response model, id and finish reasons
     token: Any = None
 
     def __enter__(self) -> None:
@@ -236,6 +237,7 @@ class Telemetry(Middleware):
     # code between chunks is not part of the call.
     def _stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
         record = self._begin(call)
+        summary = record.summary = StreamSummary()
         with record:
             chunks = iter(call_next(call))
         failure: BaseException | None = None
@@ -245,17 +247,18 @@ class Telemetry(Middleware):
                     chunk = next(chunks, _END)
                 if chunk is _END:
                     return
-                record.last = chunk
+                summary.observe(chunk)
                 yield chunk
         except BaseException as exc:
             failure = stream_failure(exc)
             raise
         finally:
             close(chunks)
-            self._end(call, record, record.last, failure)
+            self._end(call, record, summary, failure)
 
     async def _astream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
         record = self._begin(call)
+        summary = record.summary = StreamSummary()
         with record:
             agen = call_next(call)
         failure: BaseException | None = None
@@ -265,11 +268,11 @@ class Telemetry(Middleware):
                     chunk = await anext(agen, _END)
                 if chunk is _END:
                     return
-                record.last = chunk
+                summary.observe(chunk)
                 yield chunk
         except BaseException as exc:
             failure = stream_failure(exc)
             raise
         finally:
             await aclose(agen)
-            self._end(call, record, record.last, failure)
+            self._end(call, record, summary, failure)

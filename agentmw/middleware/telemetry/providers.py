@@ -95,7 +95,10 @@ class Instruments:
         self.duration.record(
             duration, attrs if error_type is None else {**attrs, sc.ERROR_TYPE: error_type}
         )
-        if usage is not None and attrs.get(sc.GEN_AI_OPERATION_NAME) == sc.OP_CHAT:
+        if usage is not None and attrs.get(sc.GEN_AI_OPERATION_NAME) in (
+            sc.OP_CHAT,
+            sc.OP_EMBEDDINGS,
+        ):
             self.token_usage.record(
                 usage.input_tokens, {**attrs, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_INPUT}
             )

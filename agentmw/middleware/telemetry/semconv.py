@@ -10,6 +10,9 @@ from __future__ import annotations
 # -- operations and span names ---------------------------------------------------------------
 OP_INVOKE_AGENT = "invoke_agent"
 OP_CHAT = "chat"
+OP_EMBEDDINGS = "embeddings"
+# Turn names the SDK integrations give embedding requests (their spans are `embeddings {model}`).
+EMBEDDING_TURNS = ("embeddings.create",)
 OP_EXECUTE_TOOL = "execute_tool"
 TOOL_TYPE_FUNCTION = "function"
 
