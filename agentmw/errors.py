@@ -20,6 +20,7 @@ __all__ = [
     "CheckpointCorruptError",
     "CheckpointSchemaError",
     "CircuitOpenError",
+    "ConcurrencyLimitError",
     "ControlFlowError",
     "DocumentError",
     "GuardrailViolation",
@@ -121,6 +122,44 @@ class RateLimitedError(ControlFlowError):
         super().__init__(
             message or f"rate limit: the reservation needs a wait of {retry_after:.3f}s"
         )
+
+
+class ConcurrencyLimitError(ControlFlowError):
+    """Every slot of a concurrency cap stayed taken for longer than `max_wait`.
+
+    Its own type rather than a `RateLimitedError`: a rate limit knows when it frees up
+    (`retry_after` is exact there), a cap frees up whenever a holder finishes.
+
+    Attributes:
+        key: the capped key (usually the model).
+        limit: the cap (`max_in_flight`).
+        waited: seconds the call waited before it was refused.
+        retry_after: a pause worth making before trying again when one is known (Redis
+            unreachable under `on_unavailable="deny"`: the store's retry interval), else None:
+            a slot frees up when some holder finishes.
+        reason: "max_wait" (the wait ran out) or "unavailable" (the store refused).
+    """
+
+    def __init__(
+        self,
+        key: str,
+        limit: int,
+        *,
+        waited: float = 0.0,
+        retry_after: float | None = None,
+        reason: str = "max_wait",
+    ) -> None:
+        self.key = key
+        self.limit = limit
+        self.waited = waited
+        self.retry_after = retry_after
+        self.reason = reason
+        why = (
+            f"no slot freed within {waited:.3f}s (max_wait)"
+            if reason == "max_wait"
+            else "its store is unavailable and refuses"
+        )
+        super().__init__(f"concurrency cap of {limit} for key {key!r}: {why}")
 
 
 class CircuitOpenError(ControlFlowError):

@@ -20,6 +20,7 @@ from agentmw.middleware import (
     Budget,
     Checkpoint,
     CircuitBreaker,
+    Concurrency,
     Fallback,
     Guardrails,
     Limits,
@@ -57,6 +58,10 @@ def _retry(**kw: Any) -> Any:
 def _rate(**kw: Any) -> Any:
     kw.setdefault("rpm", 60)
     return RateLimit(**kw)
+
+
+def _concurrency(**kw: Any) -> Any:
+    return Concurrency(kw.pop("max_in_flight", 4), **kw)
 
 
 def _fallback(**kw: Any) -> Any:
@@ -119,6 +124,10 @@ CASES: list[Case] = [
     ("RateLimit", _rate, "estimate", 5, None),
     ("RateLimit", _rate, "clock", 5, None),
     ("RateLimit", _rate, "store", object(), None),
+    ("Concurrency", _concurrency, "max_in_flight", 2.5, 0),
+    ("Concurrency", _concurrency, "key", 5, " "),
+    ("Concurrency", _concurrency, "max_wait", "1s", -1),
+    ("Concurrency", _concurrency, "store", object(), None),
     ("CircuitBreaker", _breaker, "name", 5, " "),
     ("CircuitBreaker", _breaker, "failure_threshold", 2.5, 0),
     ("CircuitBreaker", _breaker, "recovery_timeout", "30", 0),

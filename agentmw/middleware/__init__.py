@@ -5,6 +5,7 @@ from agentmw.errors import LimitExceededError, MaxIterationsExceededError, Repla
 from agentmw.middleware.budget import Budget
 from agentmw.middleware.checkpoint import Checkpoint
 from agentmw.middleware.circuit_breaker import CircuitBreaker
+from agentmw.middleware.concurrency import Concurrency
 from agentmw.middleware.fallback import Fallback
 from agentmw.middleware.guardrails import Guardrails
 from agentmw.middleware.limits import Limits
@@ -21,6 +22,7 @@ __all__ = [
     "Budget",
     "Checkpoint",
     "CircuitBreaker",
+    "Concurrency",
     "Fallback",
     "Guardrails",
     "LimitExceededError",

@@ -11,9 +11,15 @@ from agentmw.stores._sqlite_saver import SqliteSaver
 from agentmw.stores._sqlite_sinks import SqliteEventSink, SqliteUsageSink
 from agentmw.stores.breaker import BreakerStore, InMemoryBreakerStore
 from agentmw.stores.circuit import BreakerConfig, BreakerState, Permit
+from agentmw.stores.concurrency import ConcurrencyStore, InMemoryConcurrencyStore
 from agentmw.stores.ledger import InMemoryLedger, Ledger, LedgerResult
 from agentmw.stores.limiter import InMemoryLimiterStore, LimiterStore
-from agentmw.stores.redis import RedisBreakerStore, RedisLedger, RedisRateLimitStore
+from agentmw.stores.redis import (
+    RedisBreakerStore,
+    RedisConcurrencyStore,
+    RedisLedger,
+    RedisRateLimitStore,
+)
 
 __all__ = [
     "BatchedSink",
@@ -23,7 +29,9 @@ __all__ = [
     "CheckpointCorruptError",
     "CheckpointSaver",
     "CheckpointSchemaError",
+    "ConcurrencyStore",
     "InMemoryBreakerStore",
+    "InMemoryConcurrencyStore",
     "InMemoryLedger",
     "InMemoryLimiterStore",
     "InMemorySaver",
@@ -36,6 +44,7 @@ __all__ = [
     "PostgresSaver",
     "PostgresUsageSink",
     "RedisBreakerStore",
+    "RedisConcurrencyStore",
     "RedisLedger",
     "RedisRateLimitStore",
     "SessionSnapshot",

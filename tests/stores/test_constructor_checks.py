@@ -22,6 +22,7 @@ from agentmw.stores import (
     PostgresSaver,
     PostgresUsageSink,
     RedisBreakerStore,
+    RedisConcurrencyStore,
     RedisLedger,
     RedisRateLimitStore,
     SqliteEventSink,
@@ -91,6 +92,7 @@ CASES: list[Any] = [
     *_redis(RedisRateLimitStore, [("clock", 1.0, None)]),
     *_redis(RedisBreakerStore, [("ttl", "60", 0)]),
     *_redis(RedisLedger, [("ttl", "60", -5)]),
+    *_redis(RedisConcurrencyStore, [("lease_ttl", "10", 0), ("poll_interval", [1], -0.5)]),
     *_sqlite_sink(SqliteEventSink),
     *_sqlite_sink(SqliteUsageSink),
     *[("JsonlEventSink", _jsonl, *row) for row in [("path", 3, ""), ("fsync", 1, None)]],
@@ -174,16 +176,19 @@ def test_postgres_saver_accepts_pools_without_opening_them() -> None:
 def test_lazy_constructors_do_not_connect() -> None:
     started = time.monotonic()
     with capture_events() as events:
-        stores: list[RedisRateLimitStore | RedisBreakerStore | RedisLedger] = [
+        stores: list[
+            RedisRateLimitStore | RedisBreakerStore | RedisLedger | RedisConcurrencyStore
+        ] = [
             RedisRateLimitStore(CLOSED_REDIS, socket_connect_timeout=5.0),
             RedisBreakerStore("rediss://127.0.0.1:1", ttl=60),
             RedisLedger("unix:///nonexistent.sock", on_unavailable="allow"),
+            RedisConcurrencyStore(CLOSED_REDIS, lease_ttl=1, on_unavailable="deny"),
         ]
         saver = PostgresSaver(CLOSED_PG, table_prefix="never_created")
         sink = PostgresEventSink(CLOSED_PG)
     assert time.monotonic() - started < 1.0  # nothing waited on a connect timeout
     assert all(s.available for s in stores)  # no outage was seen: nothing was tried
-    assert [s._conn._sync for s in stores] == [None, None, None]
+    assert [s._conn._sync for s in stores] == [None] * 4
     assert saver._conn is None
     assert saver._aconn is None
     assert list(events) == []

@@ -1,22 +1,18 @@
-"""First-come-first-served waiting lines per key, shared by threads and event loops.
+"""RateLimit's waiting lines: FIFO per key (`agentmw.middleware._lines`) in front of a limiter.
 
-Only the head of a line may try to acquire; the others sleep on their own ticket (a
-`threading.Event` for threads, a future for tasks) until the head leaves. No lock is ever held
-while a caller waits. The decisions of a wait are one plan (`Lines._line`), run with the store's
-sync methods by `wait_in_line` and with its async twins by `await_in_line`.
+The decisions of a wait are one plan (`Lines._line`), run with the store's sync methods by
+`wait_in_line` and with its async twins by `await_in_line`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import threading
-from collections import deque
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
 from agentmw.core.loops import arun_plan, run_plan
 from agentmw.errors import RateLimitedError
+from agentmw.middleware._lines import Ticket, WaitingLines
 from agentmw.stores.gcra import Demand, merge_demands
 
 if TYPE_CHECKING:
@@ -26,95 +22,14 @@ if TYPE_CHECKING:
 __all__: list[str] = []
 
 
-class Ticket:
-    """One caller's place in a line."""
-
-    __slots__ = ("demands", "event", "future", "loop")
-
-    def __init__(self, demands: Any = None, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        self.demands = demands
-        self.loop = loop
-        self.event: threading.Event | None = None if loop is not None else threading.Event()
-        self.future: asyncio.Future[None] | None = (
-            loop.create_future() if loop is not None else None
-        )
-
-    def wake(self) -> None:
-        if self.event is not None:
-            self.event.set()
-            return
-        future, loop = self.future, self.loop
-        if future is None or loop is None:
-            return
-
-        def _set() -> None:
-            if not future.done():
-                future.set_result(None)
-
-        # A closed loop raises RuntimeError: nobody is waiting on that ticket any more.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_set)
-
-    def wait(self) -> None:
-        """Block the thread until woken (then re-check: wake-ups are hints, not grants)."""
-        assert self.event is not None
-        self.event.wait()
-        self.event.clear()
-
-    async def await_(self) -> None:
-        """Await until woken (async twin of `wait`)."""
-        assert self.future is not None
-        assert self.loop is not None
-        await self.future
-        self.future = self.loop.create_future()
-
-
-class Lines:
+class Lines(WaitingLines):
     """Waiting lines per key in front of one limiter store."""
 
     def __init__(
         self, store: LimiterStore, clock: Callable[[], float], max_wait: float | None
     ) -> None:
-        self._lock = threading.Lock()
-        self._lines: dict[str, deque[Ticket]] = {}
+        super().__init__()
         self.store, self.clock, self.max_wait = store, clock, max_wait
-
-    def busy(self, key: str) -> bool:
-        """True when someone is waiting under `key`."""
-        return bool(self._lines.get(key))
-
-    def pending(self, key: str) -> list[Any]:
-        """The `demands` of every ticket waiting under `key`, in line order."""
-        with self._lock:
-            return [t.demands for t in self._lines.get(key, ())]
-
-    def join(self, key: str, ticket: Ticket) -> None:
-        with self._lock:
-            self._lines.setdefault(key, deque()).append(ticket)
-
-    def ahead(self, key: str, ticket: Ticket) -> bool:
-        """True when `ticket` heads its line."""
-        with self._lock:
-            line = self._lines.get(key)
-            return bool(line) and line[0] is ticket  # type: ignore[index]
-
-    def leave(self, key: str, ticket: Ticket) -> None:
-        """Remove `ticket` (served, cancelled or failed) and wake the new head."""
-        with self._lock:
-            line = self._lines.get(key)
-            if not line:
-                return
-            was_head = line[0] is ticket
-            try:
-                line.remove(ticket)
-            except ValueError:
-                return
-            if not line:
-                del self._lines[key]
-                return
-            head = line[0] if was_head else None
-        if head is not None:
-            head.wake()
 
     # -- waiting: one plan (`_line`), a sync and an async driver ---------------------------
     def wait_in_line(self, key: str, demands: list[Demand], sleep: Callable[[float], Any]) -> float:
