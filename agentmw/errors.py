@@ -31,6 +31,7 @@ __all__ = [
     "OutputValidationError",
     "PermissionDeniedError",
     "PolicyViolationError",
+    "PricingMissingError",
     "RateLimitedError",
     "ReplayDivergedError",
     "ScriptExhaustedError",
@@ -93,20 +94,60 @@ class TurnTimeoutError(AgentMWError, TimeoutError):
 
 
 class BudgetExceededError(ControlFlowError):
-    """A call was refused because the budget is spent (or the call would overspend it)."""
+    """A call was refused because the budget is spent (or the call would overspend it).
 
-    def __init__(self, budget_usd: Any, spent_usd: Any, *, estimate_usd: Any = None) -> None:
+    Attributes:
+        budget_usd: the budget.
+        spent_usd: what had been spent when the call was refused.
+        reserved_usd: the worst cases of other calls in flight at that moment (an enforced
+            budget reserves each call's worst case before it runs); 0 when none were.
+        estimate_usd: this call's worst case (its reservation), or None when the call was
+            refused only because the budget is already spent.
+    """
+
+    def __init__(
+        self,
+        budget_usd: Any,
+        spent_usd: Any,
+        *,
+        estimate_usd: Any = None,
+        reserved_usd: Any = 0,
+    ) -> None:
         self.budget_usd = budget_usd
         self.spent_usd = spent_usd
+        self.reserved_usd = reserved_usd
         self.estimate_usd = estimate_usd
+        in_flight = f", ${reserved_usd} reserved by calls in flight" if reserved_usd else ""
         if estimate_usd is None:
-            message = f"budget of ${budget_usd} is spent (${spent_usd} so far)"
+            message = f"budget of ${budget_usd} is spent (${spent_usd} so far{in_flight})"
         else:
             message = (
                 f"a call estimated at ${estimate_usd} would overspend the budget of ${budget_usd}"
-                f" (${spent_usd} spent so far)"
+                f" (${spent_usd} spent so far{in_flight})"
             )
         super().__init__(message)
+
+
+class PricingMissingError(ControlFlowError):
+    """An enforced `Budget` refused a turn whose model has no price (fail-closed pricing).
+
+    A model without a price would cost $0 and never trip the budget, so the turn is refused
+    before it runs.
+
+    Attributes:
+        model: the model that has no price (None when the turn named no model).
+    """
+
+    def __init__(self, model: str | None) -> None:
+        self.model = model
+        what = f"model {model!r} has no price" if model else "the turn names no model to price"
+        super().__init__(
+            f"{what}: an enforced Budget refuses unpriced turns. Price it with"
+            f" register_pricing({model or 'model'!r}, ...), a price file"
+            " (load_pricing_from_file(path), or the agent's table .load_file(path)),"
+            " or PricingTable.from_genai_prices(); or pass Budget(..., unpriced='allow') to"
+            " let such turns count as $0"
+        )
 
 
 class RateLimitedError(ControlFlowError):
