@@ -157,7 +157,7 @@ class PricingTable:
         if found is None:  # then ignoring case: "GPT-4o" is "gpt-4o"
             folded = self._folded
             names = model_candidates(model.lower())
-            found = next((prices[folded[n]] for n in names if n in folded), None)
+            found = next((prices[folded[n]] for n in names if folded.get(n) in prices), None)
         if len(resolved) < 4096:  # bounded: model names can come from callers' kwargs
             resolved[model] = found
         return found

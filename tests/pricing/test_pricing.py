@@ -33,6 +33,7 @@ def _fresh_default() -> None:
     table = default_pricing()
     with table._lock:
         table._prices.clear()
+        table._folded.clear()
     _reset_warnings()
 
 

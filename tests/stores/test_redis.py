@@ -251,7 +251,8 @@ def test_ledger_is_exact_in_nano_dollars(redis_url: str, prefix: str, mode: str)
 
 
 def test_budget_layer_shares_a_redis_ledger(redis_url: str, prefix: str, mode: str) -> None:
-    from agentmw import Agent
+    from agentmw import Agent, ModelPricing
+    from agentmw.pricing import PricingTable
     from agentmw.testing import ScriptedModel
 
     budget = Budget(
@@ -259,7 +260,8 @@ def test_budget_layer_shares_a_redis_ledger(redis_url: str, prefix: str, mode: s
     )
     other = RedisLedger(redis_url, prefix=prefix)
     other.add(budget.name, Decimal("0.02"))  # another replica spent past the budget
-    agent = Agent("a", stack=[budget])
+    prices = PricingTable({"m": ModelPricing(input_per_million=1, output_per_million=1)})
+    agent = Agent("a", stack=[budget], pricing=prices)
     model = ScriptedModel(["hi"])
 
     async def go() -> None:
