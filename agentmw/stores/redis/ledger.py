@@ -8,7 +8,7 @@ import uuid
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-from agentmw._validate import check_optional_number
+from agentmw._validate import check_number, check_optional_number
 from agentmw.stores.ledger import LedgerResult, Reservation, _check_amount
 from agentmw.stores.redis._conn import Command, Connection, Plan, Unavailable
 
@@ -143,7 +143,7 @@ class RedisLedger:
         )
         ttl = check_optional_number("ttl", ttl, above=0)
         self._ttl = "" if ttl is None else str(int(ttl * 1000))
-        self._hold_ms = int(check_optional_number("hold_timeout", hold_timeout, above=0) * 1000)
+        self._hold_ms = int(check_number("hold_timeout", hold_timeout, above=0) * 1000)
         self._held: dict[str, int] = {}  # units reserved in this process during an outage
         self._drops: list[tuple[str, str]] = []  # (key, id) of holds released during an outage
         self._lock = threading.Lock()
