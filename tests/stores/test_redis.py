@@ -344,6 +344,91 @@ def test_budget_ceiling_holds_across_processes(redis_url: str, prefix: str) -> N
     assert RedisLedger(redis_url, prefix=prefix).spent("team") == Decimal("1.00")
 
 
+def test_budget_hard_cap_holds_across_four_processes(redis_url: str, prefix: str) -> None:
+    # Four processes x four threads or tasks, each turn reserving its worst case ($0.0021).
+    procs = [_spawn("budget", redis_url, prefix, m, "0.1") for m in ("sync", "async") * 2]
+    ran = sum(r["ran"] for r in _results(procs))
+    book = RedisLedger(redis_url, prefix=prefix)
+    assert ran == 47  # floor(0.1 / 0.0021): not one call more
+    assert book.spent("fleet") == Decimal("0.0987") <= Decimal("0.1")
+    assert book.reserved("fleet") == 0
+
+
+# -- reservations ----------------------------------------------------------------------------
+def test_ledger_reservations(redis_url: str, prefix: str, mode: str) -> None:
+    book = RedisLedger(redis_url, prefix=prefix)
+    cap = Decimal("1")
+
+    async def go() -> None:
+        first = await book.areserve("k", Decimal("0.6"), limit=cap)
+        assert (first.granted, first.spent, first.reserved) == (True, 0, 0)
+        second = await book.areserve("k", Decimal("0.5"), limit=cap)
+        assert (second.granted, second.reserved) == (False, Decimal("0.6"))
+        assert await book.areserved("k") == Decimal("0.6")
+        assert await book.asettle(first, Decimal("0.25")) == Decimal("0.25")
+        third = await book.areserve("k", Decimal("0.75"), limit=cap)
+        assert (third.granted, third.spent) == (True, Decimal("0.25"))
+        await book.arelease(third)
+        assert (await book.aspent("k"), await book.areserved("k")) == (Decimal("0.25"), 0)
+
+    def sync_go() -> None:
+        first = book.reserve("k", Decimal("0.6"), limit=cap)
+        assert (first.granted, first.spent, first.reserved) == (True, 0, 0)
+        second = book.reserve("k", Decimal("0.5"), limit=cap)
+        assert (second.granted, second.reserved) == (False, Decimal("0.6"))
+        assert book.reserved("k") == Decimal("0.6")
+        assert book.settle(first, Decimal("0.25")) == Decimal("0.25")
+        third = book.reserve("k", Decimal("0.75"), limit=cap)
+        assert (third.granted, third.spent) == (True, Decimal("0.25"))
+        book.release(third)
+        assert (book.spent("k"), book.reserved("k")) == (Decimal("0.25"), 0)
+
+    _run(go if mode == "async" else sync_go, mode)
+
+
+def test_a_hold_lapses_after_hold_timeout(redis_url: str, prefix: str) -> None:
+    book = RedisLedger(redis_url, prefix=prefix, hold_timeout=0.05)
+    assert book.reserve("k", Decimal("0.9"), limit=Decimal(1)).granted  # its process "dies"
+    assert not book.reserve("k", Decimal("0.5"), limit=Decimal(1)).granted
+    time.sleep(0.1)
+    assert book.reserved("k") == 0
+    assert book.reserve("k", Decimal("0.5"), limit=Decimal(1)).granted
+
+
+def test_hold_timeout_is_validated(redis_url: str) -> None:
+    with pytest.raises(ValueError, match="hold_timeout must be"):
+        RedisLedger(redis_url, hold_timeout=0)
+
+
+def test_a_cancelled_turn_releases_its_redis_hold(redis_url: str, prefix: str) -> None:
+    from agentmw import Agent, ModelPricing, Usage
+    from agentmw.pricing import PricingTable
+
+    book = RedisLedger(redis_url, prefix=prefix)
+    prices = PricingTable({"m": ModelPricing(input_per_million=1, output_per_million=2)})
+    agent = Agent("a", stack=[Budget(1, enforce=True, ledger=book)], pricing=prices)
+
+    async def main() -> None:
+        entered = asyncio.Event()
+
+        async def hang(prompt: str, **_: Any) -> Usage:
+            entered.set()
+            await asyncio.sleep(60)
+            return Usage(0, 0)
+
+        async with agent.session() as s:
+            task = asyncio.create_task(s.arun_turn(hang, "x" * 400, model="m", max_tokens=1000))
+            await entered.wait()
+            assert await book.areserved("Budget") == Decimal("0.0021")
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert await book.areserved("Budget") == 0
+
+    asyncio.run(main())
+    assert book.spent("Budget") == 0
+
+
 # -- outage --------------------------------------------------------------------------------
 class _Server:
     """A throwaway redis-server with an fsync-always AOF, so a SIGKILL loses no ack'd write."""
