@@ -30,6 +30,7 @@ from agentmw.stores.ledger import Ledger
 from agentmw.testing import capture_events
 
 WORKER = Path(__file__).with_name("redis_worker.py")
+ZERO = Decimal(0)
 RPM, TPM = Rate("rpm", 1.0, 2.0), Rate("tpm", 10.0, 20.0)
 
 
@@ -361,7 +362,7 @@ def test_ledger_reservations(redis_url: str, prefix: str, mode: str) -> None:
 
     async def go() -> None:
         first = await book.areserve("k", Decimal("0.6"), limit=cap)
-        assert (first.granted, first.spent, first.reserved) == (True, 0, 0)
+        assert (first.granted, first.spent, first.reserved) == (True, ZERO, ZERO)
         second = await book.areserve("k", Decimal("0.5"), limit=cap)
         assert (second.granted, second.reserved) == (False, Decimal("0.6"))
         assert await book.areserved("k") == Decimal("0.6")
@@ -369,11 +370,11 @@ def test_ledger_reservations(redis_url: str, prefix: str, mode: str) -> None:
         third = await book.areserve("k", Decimal("0.75"), limit=cap)
         assert (third.granted, third.spent) == (True, Decimal("0.25"))
         await book.arelease(third)
-        assert (await book.aspent("k"), await book.areserved("k")) == (Decimal("0.25"), 0)
+        assert (await book.aspent("k"), await book.areserved("k")) == (Decimal("0.25"), ZERO)
 
     def sync_go() -> None:
         first = book.reserve("k", Decimal("0.6"), limit=cap)
-        assert (first.granted, first.spent, first.reserved) == (True, 0, 0)
+        assert (first.granted, first.spent, first.reserved) == (True, ZERO, ZERO)
         second = book.reserve("k", Decimal("0.5"), limit=cap)
         assert (second.granted, second.reserved) == (False, Decimal("0.6"))
         assert book.reserved("k") == Decimal("0.6")
@@ -381,7 +382,7 @@ def test_ledger_reservations(redis_url: str, prefix: str, mode: str) -> None:
         third = book.reserve("k", Decimal("0.75"), limit=cap)
         assert (third.granted, third.spent) == (True, Decimal("0.25"))
         book.release(third)
-        assert (book.spent("k"), book.reserved("k")) == (Decimal("0.25"), 0)
+        assert (book.spent("k"), book.reserved("k")) == (Decimal("0.25"), ZERO)
 
     _run(go if mode == "async" else sync_go, mode)
 
