@@ -431,6 +431,36 @@ def test_a_cancelled_turn_releases_its_redis_hold(redis_url: str, prefix: str) -
 
 
 # -- outage --------------------------------------------------------------------------------
+def test_reservations_during_an_outage(mode: str) -> None:
+    opts: dict[str, Any] = {"socket_timeout": 0.05, "socket_connect_timeout": 0.05}
+    deny = RedisLedger("redis://127.0.0.1:1", **opts)
+    allow = RedisLedger("redis://127.0.0.1:1", on_unavailable="allow", **opts)
+    cap = Decimal(1)
+
+    async def go() -> None:
+        refused = await deny.areserve("k", Decimal("0.1"), limit=cap)
+        assert (refused.granted, refused.spent) == (False, Decimal("Infinity"))
+        held = await allow.areserve("k", Decimal("0.6"), limit=cap)  # held in this process
+        assert held.granted
+        assert not (await allow.areserve("k", Decimal("0.6"), limit=cap)).granted
+        assert await allow.areserved("k") == Decimal("0.6")
+        assert await allow.asettle(held, Decimal("0.2")) == Decimal("0.2")
+        assert await allow.areserved("k") == ZERO
+
+    def sync_go() -> None:
+        refused = deny.reserve("k", Decimal("0.1"), limit=cap)
+        assert (refused.granted, refused.spent) == (False, Decimal("Infinity"))
+        held = allow.reserve("k", Decimal("0.6"), limit=cap)
+        assert held.granted
+        assert not allow.reserve("k", Decimal("0.6"), limit=cap).granted
+        assert allow.reserved("k") == Decimal("0.6")
+        assert allow.settle(held, Decimal("0.2")) == Decimal("0.2")
+        assert allow.reserved("k") == ZERO
+
+    _run(go if mode == "async" else sync_go, mode)
+    assert allow.pending == {"k": Decimal("0.2")}  # written to Redis once it is back
+
+
 class _Server:
     """A throwaway redis-server with an fsync-always AOF, so a SIGKILL loses no ack'd write."""
 
@@ -486,6 +516,29 @@ def server(tmp_path: Path) -> Iterator[_Server]:
     srv.start()
     yield srv
     srv.kill()
+
+
+def test_a_hold_settled_during_an_outage_is_dropped_once_redis_is_back(
+    server: _Server, mode: str
+) -> None:
+    opts: dict[str, Any] = {"socket_timeout": 0.2, "socket_connect_timeout": 0.2}
+    book = RedisLedger(server.url, retry_interval=0.05, **opts)
+    held = book.reserve("k", Decimal("0.6"), limit=Decimal(1))
+    assert held.granted
+    server.kill()
+
+    async def settle() -> Decimal:
+        return await book.asettle(held, Decimal("0.25"))
+
+    assert _run(
+        settle if mode == "async" else lambda: book.settle(held, Decimal("0.25")), mode
+    ) == (Decimal("0.25"))
+    assert book.pending == {"k": Decimal("0.25")}
+    server.start()  # the AOF kept the hold
+    time.sleep(0.06)
+    assert book.reserved("k") == ZERO  # the queued drop went first
+    assert book.spent("k") == Decimal("0.25")
+    assert book.pending == {}
 
 
 def test_outage_follows_on_unavailable_then_recovers(server: _Server, mode: str) -> None:
