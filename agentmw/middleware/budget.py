@@ -13,7 +13,7 @@ import asyncio
 import threading
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from agentmw._validate import (
     check_bool,
@@ -96,11 +96,7 @@ class Budget(Middleware):
         self.max_call_usd = (
             None if max_call_usd is None else check_usd("max_call_usd", max_call_usd)
         )
-        self.unpriced: Unpriced = (
-            "allow"
-            if check_choice("unpriced", unpriced, ("refuse", "allow")) == "allow"
-            else "refuse"
-        )
+        self.unpriced = cast(Unpriced, check_choice("unpriced", unpriced, ("refuse", "allow")))
         self.ledger: Ledger | None = (
             None if ledger is None else check_protocol("ledger", ledger, Ledger)
         )
@@ -108,6 +104,8 @@ class Budget(Middleware):
         self._lock = threading.Lock()
         self._shared_exceeded = False
         self._hold = f"{_HOLD}:{self.name}"
+        self._watching = f"{_HOLD}:{self.name}:watch"
+        self._book_key = f"{_BOOK}:{self.name}"
 
     # -- decisions (pure, shared by every path) --------------------------------------------
     def estimated_cost(self, call: Call) -> Decimal:
@@ -158,14 +156,14 @@ class Budget(Middleware):
             if event.name in _SWITCHES:
                 self.require_price(call)
 
-        watching = call.meta[self._hold + ":watch"] = switched
+        watching = call.meta[self._watching] = switched
         if call.observers is None:
             call.observers = [watching]
         else:
             call.observers.append(watching)
 
     def _unwatch(self, call: Call) -> Reservation | None:
-        watching = call.meta.pop(self._hold + ":watch", None)
+        watching = call.meta.pop(self._watching, None)
         if watching is not None and call.observers is not None and watching in call.observers:
             call.observers.remove(watching)
         held: Reservation | None = call.meta.pop(self._hold, None)
@@ -202,7 +200,7 @@ class Budget(Middleware):
         session = call.session
         if session is None:
             return self._local
-        key = f"{_BOOK}:{self.name}"
+        key = self._book_key
         book: InMemoryLedger | None = session.meta.get(key)
         if book is None:
             with self._lock:
