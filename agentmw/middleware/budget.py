@@ -35,6 +35,7 @@ Unpriced = Literal["refuse", "allow"]
 _EXCEEDED = "agentmw.budget.exceeded"  # + the layer's name: a session's "already announced" flag
 _BOOK = "agentmw.budget.book"  # + the layer's name: a session's spend and holds of this layer
 _HOLD = "agentmw.budget.hold"  # + the layer's name: the call's reservation (call.meta)
+_ZERO = Decimal(0)
 _SWITCHES = frozenset({"policy.model_switched", "fallback.switched"})
 
 
@@ -215,9 +216,11 @@ class Budget(Middleware):
         """
         session = call.session
         if self.ledger is not None or session is None:
-            return self.usd, Decimal(0)
-        extra = max(session.cost_usd - book.spent(self.name), Decimal(0))
-        return self.usd - extra, extra
+            return self.usd, _ZERO
+        recorded, settled = session.cost_usd, book.spent(self.name)
+        if recorded > settled:
+            return self.usd - (recorded - settled), recorded - settled
+        return self.usd, _ZERO
 
     def _reserve(self, call: Call) -> tuple[Ledger, Decimal, Decimal]:
         self.require_price(call)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 _ZERO = Decimal(0)
 
@@ -29,9 +29,11 @@ class LedgerResult:
     total: Decimal
 
 
-@dataclass(frozen=True, slots=True)
-class Reservation:
+class Reservation(NamedTuple):
     """The outcome of `Ledger.reserve`: a call's worst case held against a limit.
+
+    An immutable `NamedTuple` rather than a frozen dataclass: one is built per enforced turn,
+    and a tuple is several times cheaper to build.
 
     Attributes:
         key: the ledger key.
@@ -127,8 +129,9 @@ class InMemoryLedger:
 
     def reserve(self, key: str, amount: Decimal, *, limit: Decimal) -> Reservation:
         """Hold `amount` under `key` unless spend + reservations + `amount` would pass `limit`."""
-        _check_amount("amount", amount)
-        _check_amount("limit", limit)
+        if type(amount) is not Decimal or type(limit) is not Decimal:
+            _check_amount("amount", amount)
+            _check_amount("limit", limit)
         with self._lock:
             spent = self._spent.get(key, _ZERO)
             held = self._held.get(key, _ZERO)
@@ -139,7 +142,8 @@ class InMemoryLedger:
 
     def settle(self, reservation: Reservation, cost: Decimal) -> Decimal:
         """Drop `reservation`'s hold and add `cost` in one step; returns the new spend."""
-        _check_amount("cost", cost)
+        if type(cost) is not Decimal:
+            _check_amount("cost", cost)
         key = reservation.key
         with self._lock:
             if reservation.granted:
