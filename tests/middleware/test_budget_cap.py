@@ -479,3 +479,56 @@ async def test_a_fallback_to_an_unpriced_model_is_refused(mode: str) -> None:
     assert info.value.model == "gpt-typo"
     assert calls == ["m"]  # the unpriced fallback model was never called
     assert ledger.reserved("Budget") == 0
+
+
+async def test_calls_outside_any_session_share_the_layers_own_book(mode: str) -> None:
+    budget = Budget(USD, enforce=True)
+    stack = Stack([budget])
+
+    @agent_turn(model="m", stack=stack)
+    def ask(prompt: str, *, max_tokens: int) -> Usage:
+        return slow(prompt, max_tokens=max_tokens)
+
+    @agent_turn(model="m", stack=stack)
+    async def aask(prompt: str, *, max_tokens: int) -> Usage:
+        return await aslow(prompt, max_tokens=max_tokens)
+
+    ran: list[int] = []
+
+    def worker() -> None:
+        while True:
+            try:
+                ask(PROMPT, max_tokens=MAX)
+            except BudgetExceededError:
+                return
+            ran.append(1)
+
+    async def aworker() -> None:
+        while True:
+            try:
+                await aask(PROMPT, max_tokens=MAX)
+            except BudgetExceededError:
+                return
+            ran.append(1)
+
+    register = TABLE.get("m")
+    assert register is not None
+    from agentmw.pricing import default_pricing
+
+    default_pricing().register("m", register)  # no agent: the process default table prices it
+    try:
+        if mode == "sync":
+            threads = [threading.Thread(target=worker) for _ in range(WORKERS)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        else:
+            await asyncio.gather(*(aworker() for _ in range(WORKERS)))
+    finally:
+        with default_pricing()._lock:
+            default_pricing()._prices.pop("m", None)
+            default_pricing()._folded.pop("m", None)
+            default_pricing()._resolved = {}
+    assert len(ran) == CALLS
+    assert budget.spent() == Decimal("0.0987")
