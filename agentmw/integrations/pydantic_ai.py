@@ -1,0 +1,302 @@
+"""pydantic-ai: every model request of an agent run as a turn, every tool execution as a tool.
+
+Add the `AgentMW` capability (pydantic-ai's own extension point, `AbstractCapability`) to a
+`pydantic_ai.Agent` (`capabilities=[AgentMW(agent)]`, or per run `run(..., capabilities=...)`):
+
+- `wrap_run` runs the whole agent run inside an agentmw session: the current one when a
+  session is open, else one opened (and closed) for the run from the agentmw `Agent`;
+- `get_wrapper_model` wraps the model serving each request attempt in `AgentMWModel` (a
+  `pydantic_ai.models.wrapper.WrapperModel`): `request` and `request_stream` are turns, usage
+  from the response's `RequestUsage`, the model name from the wrapped model;
+- `wrap_tool_execute` runs each tool execution as a tool call (the tool name, the validated
+  arguments, the tool call id); a refusal becomes a `ToolFailed` the model reads, or raises.
+
+Needs `pip install 'agentmw[pydantic-ai]'`; importing this module without pydantic-ai raises
+an `ImportError` saying so. `import agentmw` never imports it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+try:
+    from pydantic_ai.capabilities import AbstractCapability
+    from pydantic_ai.exceptions import ToolFailed
+    from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
+    from pydantic_ai.models import (
+        Model,
+        ModelRequestParameters,
+        StreamedResponse,
+        infer_model,
+    )
+    from pydantic_ai.models.wrapper import WrapperModel
+    from pydantic_ai.settings import ModelSettings
+    from pydantic_ai.tools import RunContext, ToolDefinition
+    from pydantic_ai.usage import RequestUsage
+except ImportError as exc:  # pragma: no cover - exercised by blocking the import in a test
+    raise ImportError(
+        "agentmw.integrations.pydantic_ai needs pydantic-ai: pip install 'agentmw[pydantic-ai]'"
+    ) from exc
+
+from agentmw._validate import check_choice, check_optional_name
+from agentmw.core.agent import Agent
+from agentmw.core.context import CURRENT_SESSION
+from agentmw.core.decorators import build_wrapper
+from agentmw.core.session.lifecycle import AgentState
+from agentmw.errors import (
+    GuardrailViolation,
+    LimitExceededError,
+    PermissionDeniedError,
+    PolicyViolationError,
+)
+from agentmw.usage import Usage
+
+__all__ = ["AgentMW", "AgentMWModel", "usage_from_pydantic_ai"]
+
+OnRefusal = Literal["message", "raise"]
+_ON_REFUSAL = ("message", "raise")
+
+
+def usage_from_pydantic_ai(usage: RequestUsage) -> Usage:
+    """One request's `RequestUsage` as a `Usage` (input includes cache reads and writes).
+
+    pydantic-ai counts cache reads and writes inside `input_tokens` and reasoning inside
+    `output_tokens`, as agentmw does, so the fields map one to one.
+    """
+    return Usage(
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        reasoning_tokens=usage.output_reasoning_tokens,
+    )
+
+
+def _response_usage(result: Any) -> Usage | None:
+    return usage_from_pydantic_ai(result.usage) if isinstance(result, ModelResponse) else None
+
+
+class _Settled:
+    """The last chunk of a streamed turn: the stream's final usage, after pydantic-ai read it."""
+
+    __slots__ = ("usage",)
+
+    def __init__(self, usage: Usage) -> None:
+        self.usage = usage
+
+
+def _stream_usage(chunk: Any) -> Usage | None:
+    return chunk.usage if type(chunk) is _Settled else None
+
+
+def _serving(served: Model, model: str) -> Model:
+    """The model to send to: `served`, or the one a layer switched to (Fallback, Policy)."""
+    if model == served.model_name:
+        return served
+    return infer_model(model)
+
+
+async def _request(
+    served: Model,
+    messages: list[ModelMessage],
+    settings: ModelSettings | None,
+    params: ModelRequestParameters,
+    *,
+    model: str,
+) -> ModelResponse:
+    """The turn of one model request (called again by Retry; `model` may be switched)."""
+    return await _serving(served, model).request(messages, settings, params)
+
+
+async def _request_stream(
+    served: Model,
+    messages: list[ModelMessage],
+    settings: ModelSettings | None,
+    params: ModelRequestParameters,
+    run_context: RunContext[Any] | None,
+    *,
+    model: str,
+) -> AsyncIterator[Any]:
+    """The turn of one streamed request: yields pydantic-ai's `StreamedResponse`, then usage.
+
+    pydantic-ai consumes the `StreamedResponse` itself between the two chunks (its events
+    never pass through the stack); the second chunk carries the usage it accumulated.
+    """
+    target = _serving(served, model)
+    async with target.request_stream(messages, settings, params, run_context) as response:
+        yield response
+        yield _Settled(usage_from_pydantic_ai(response.usage()))
+
+
+class _Turns:
+    """The turn wrappers (one per provider and path), built once and shared."""
+
+    def __init__(self) -> None:
+        self._built: dict[tuple[str, bool], Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, provider: str, stream: bool) -> Any:
+        built = self._built.get((provider, stream))
+        if built is not None:
+            return built
+        fn: Callable[..., Any] = _request_stream if stream else _request
+        name = "request_stream" if stream else "request"
+        usage = _stream_usage if stream else _response_usage
+        wrapper = build_wrapper(fn, "turn", name, None, None, usage, provider=provider)
+        with self._lock:
+            return self._built.setdefault((provider, stream), wrapper)
+
+
+_TURNS = _Turns()
+
+
+class AgentMWModel(WrapperModel):
+    """A `WrapperModel` whose requests are agentmw turns (`AgentMW` wraps each serving model).
+
+    `request` and `request_stream` run through the current session's stack (else the process
+    default stack) with `call.model` the wrapped model's `model_name` and `call.provider` its
+    `system`. A turn's usage is the response's `RequestUsage`; a streamed turn's is read when
+    pydantic-ai has consumed the stream (see the docs page). A layer that switches the model
+    (Fallback, Policy) makes the request on `pydantic_ai.models.infer_model(new_name)`.
+    """
+
+    def __init__(self, wrapped: Model | str) -> None:
+        super().__init__(wrapped)
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        served = self.wrapped
+        turn = _TURNS.get(served.system, False)
+        result: ModelResponse = await turn(
+            served, messages, model_settings, model_request_parameters, model=served.model_name
+        )
+        return result
+
+    @asynccontextmanager
+    async def request_stream(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: RunContext[Any] | None = None,
+    ) -> AsyncGenerator[StreamedResponse]:
+        served = self.wrapped
+        turn = _TURNS.get(served.system, True)
+        chunks = turn(
+            served,
+            messages,
+            model_settings,
+            model_request_parameters,
+            run_context,
+            model=served.model_name,
+        )
+        try:
+            response = await chunks.__anext__()
+            try:
+                yield response
+            except BaseException as exc:
+                # The consumer failed mid-stream: the turn fails with its error.
+                try:
+                    await chunks.athrow(exc)
+                except BaseException as thrown:
+                    if thrown is not exc:
+                        raise
+                raise
+            async for _ in chunks:  # the `_Settled` chunk: usage, then the turn's end
+                pass
+        finally:
+            await chunks.aclose()
+
+
+# Refusals the model can read and work around; anything else (budget, open circuit, rate
+# limit, approval, replay) ends the run with the agentmw error.
+_REFUSALS = (PermissionDeniedError, GuardrailViolation, LimitExceededError, PolicyViolationError)
+
+
+def _is_refusal(exc: BaseException) -> bool:
+    if isinstance(exc, PolicyViolationError):
+        return exc.action == "deny"
+    return isinstance(exc, _REFUSALS)
+
+
+class AgentMW(AbstractCapability[Any]):
+    """A pydantic-ai capability that runs an agent run through an agentmw stack.
+
+    Each model request attempt is a turn (`AgentMWModel`), each tool execution a tool call
+    (permissions, guardrails on arguments and results, limits, checkpoints; the tool call id
+    in `Call.tool_call_id`), and the run happens inside an agentmw session.
+
+    Args:
+        agent: the agentmw `Agent` whose stack and session a run uses when no session is open.
+        thread_id: the `thread_id` of the session opened per run (Checkpoint replays on it).
+        on_refusal: "message" (default): a tool refused by Permissions, Guardrails, Limits or a
+            denying Policy rule becomes a `ToolFailed` the model reads (no tool retry is
+            spent); "raise": the agentmw error ends the run. Budget, circuit-open and other
+            refusals always end the run.
+
+    Raises:
+        TypeError: `agent` is not an agentmw `Agent`, or `thread_id` is not a string.
+        ValueError: `on_refusal` is neither "message" nor "raise", or `thread_id` is blank.
+    """
+
+    def __init__(
+        self,
+        agent: Agent,
+        *,
+        thread_id: str | None = None,
+        on_refusal: OnRefusal = "message",
+    ) -> None:
+        if not isinstance(agent, Agent):
+            raise TypeError(f"agent must be an agentmw Agent, got {type(agent).__name__}")
+        self.agent = agent
+        self.thread_id = check_optional_name("thread_id", thread_id)
+        self.on_refusal: OnRefusal = check_choice("on_refusal", on_refusal, _ON_REFUSAL)
+
+    def __repr__(self) -> str:
+        return f"AgentMW(agent={self.agent!r}, on_refusal={self.on_refusal!r})"
+
+    @classmethod
+    def get_serialization_name(cls) -> str | None:
+        return None  # holds a live Agent: not buildable from a spec
+
+    async def wrap_run(self, ctx: RunContext[Any], *, handler: Any) -> Any:
+        current = CURRENT_SESSION.get()
+        if current is not None and current.state is AgentState.RUNNING:
+            return await handler()
+        async with self.agent.session(self.thread_id):
+            return await handler()
+
+    def get_wrapper_model(self, model: Model) -> Model | None:
+        return None if isinstance(model, AgentMWModel) else AgentMWModel(model)
+
+    async def wrap_tool_execute(
+        self,
+        ctx: RunContext[Any],
+        *,
+        call: ToolCallPart,
+        tool_def: ToolDefinition,
+        args: dict[str, Any],
+        handler: Any,
+    ) -> Any:
+        session = CURRENT_SESSION.get()
+        if session is None:  # pragma: no cover - wrap_run always opens one first
+            return await handler(args)
+
+        async def tool(arguments: dict[str, Any]) -> Any:
+            return await handler(arguments)
+
+        try:
+            return await session.arun_tool(
+                call.tool_name, tool, args, tool_call_id=call.tool_call_id or None
+            )
+        except Exception as exc:
+            if self.on_refusal == "raise" or not _is_refusal(exc):
+                raise
+            raise ToolFailed(f"agentmw refused the call: {exc}") from exc
