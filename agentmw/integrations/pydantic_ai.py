@@ -128,7 +128,7 @@ async def _request_stream(
     target = _serving(served, model)
     async with target.request_stream(messages, settings, params, run_context) as response:
         yield response
-        yield _Settled(usage_from_pydantic_ai(response.usage()))
+        yield _Settled(usage_from_pydantic_ai(response.usage))
 
 
 class _Turns:
