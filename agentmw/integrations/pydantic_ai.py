@@ -257,7 +257,8 @@ class AgentMW(AbstractCapability[Any]):
             raise TypeError(f"agent must be an agentmw Agent, got {type(agent).__name__}")
         self.agent = agent
         self.thread_id = check_optional_name("thread_id", thread_id)
-        self.on_refusal: OnRefusal = check_choice("on_refusal", on_refusal, _ON_REFUSAL)
+        check_choice("on_refusal", on_refusal, _ON_REFUSAL)
+        self.on_refusal: OnRefusal = on_refusal
 
     def __repr__(self) -> str:
         return f"AgentMW(agent={self.agent!r}, on_refusal={self.on_refusal!r})"

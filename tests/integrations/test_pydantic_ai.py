@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import sys
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -91,7 +92,7 @@ class Script:
         self.requests += 1
         results = _tool_results(messages)
         if not results:
-            args = '{"query": "%s"}' % self.query
+            args = json.dumps({"query": self.query})
             yield {0: DeltaToolCall("lookup", args, tool_call_id="call_1")}
             return
         self.seen.extend(results)
@@ -128,6 +129,13 @@ def drive(pa: PydanticAgent[None, str], mode: str) -> str:
     return asyncio.run(_arun(pa, mode))
 
 
+def fresh(
+    *, layers: tuple[Any, ...] = (), query: str = "weather in Paris"
+) -> tuple[Script, list[str], Agent]:
+    """A script, the list of tool calls it made, and an agentmw agent with `layers`."""
+    return Script(query), [], new_agent(*layers)
+
+
 def new_agent(*layers: Any, role: str = "researcher") -> Agent:
     return Agent(role, stack=list(layers), registry=AgentRegistry())
 
@@ -161,7 +169,7 @@ def response_usages(pa_messages: list[ModelMessage]) -> list[Usage]:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_requests_are_turns_and_tool_executions_are_tools(mode: str) -> None:
-    script, calls, agent = Script(), [], new_agent()
+    script, calls, agent = fresh()
     pa = make_agent(script, AgentMW(agent), calls)
     captured: list[list[ModelMessage]] = []
 
@@ -200,7 +208,7 @@ def test_requests_are_turns_and_tool_executions_are_tools(mode: str) -> None:
 
 
 def test_streamed_usage_matches_what_pydantic_ai_recorded() -> None:
-    script, calls, agent = Script(), [], new_agent()
+    script, calls, agent = fresh()
     pa = make_agent(script, AgentMW(agent), calls)
 
     async def main() -> list[ModelMessage]:
@@ -214,7 +222,7 @@ def test_streamed_usage_matches_what_pydantic_ai_recorded() -> None:
 
 
 def test_an_open_session_is_used_and_left_open() -> None:
-    script, calls, agent = Script(), [], new_agent()
+    script, calls, agent = fresh()
     pa = make_agent(script, AgentMW(agent), calls)
     with agent.session() as session:
         pa.run_sync("go")
@@ -226,7 +234,7 @@ def test_an_open_session_is_used_and_left_open() -> None:
 
 @pytest.mark.asyncio
 async def test_an_open_async_session_is_used() -> None:
-    script, calls, agent = Script(), [], new_agent()
+    script, calls, agent = fresh()
     pa = make_agent(script, AgentMW(agent), calls)
     async with agent.session() as session:
         await pa.run("go")
@@ -235,7 +243,7 @@ async def test_an_open_async_session_is_used() -> None:
 
 
 def test_one_session_per_run_with_the_thread_id() -> None:
-    script, calls, agent = Script(), [], new_agent()
+    script, calls, agent = fresh()
     pa = make_agent(script, AgentMW(agent, thread_id="t-42"), calls)
     pa.run_sync("go")
     pa.run_sync("again")
@@ -247,7 +255,7 @@ def test_one_session_per_run_with_the_thread_id() -> None:
 @pytest.mark.parametrize("mode", MODES)
 def test_a_budget_stops_the_run_with_the_agentmw_error(mode: str) -> None:
     # The first request costs more than the budget: the second is refused before it is sent.
-    script, calls, agent = Script(), [], new_agent(Budget("0.000001", enforce=True))
+    script, calls, agent = fresh(layers=(Budget("0.000001", enforce=True),))
     pa = make_agent(script, AgentMW(agent), calls)
     with pytest.raises(BudgetExceededError, match=r"budget of \$0.000001 is spent"):
         drive(pa, mode)
@@ -255,7 +263,12 @@ def test_a_budget_stops_the_run_with_the_agentmw_error(mode: str) -> None:
     assert calls == ["weather in Paris"]
     session = only_session(agent)
     assert session.state is AgentState.FAILED
-    assert names(session, "turn.") == ["turn.started", "turn.completed", "turn.started", "turn.failed"]
+    assert names(session, "turn.") == [
+        "turn.started",
+        "turn.completed",
+        "turn.started",
+        "turn.failed",
+    ]
     assert "budget.exceeded" in names(session)
 
 
@@ -267,7 +280,7 @@ def _deny_lookup() -> Permissions:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_refused_tool_is_a_failure_the_model_reads(mode: str) -> None:
-    script, calls, agent = Script(), [], new_agent(_deny_lookup())
+    script, calls, agent = fresh(layers=(_deny_lookup(),))
     pa = make_agent(script, AgentMW(agent), calls)
     output = drive(pa, mode)
     assert calls == []  # the tool never ran
@@ -287,7 +300,7 @@ def test_a_refused_tool_is_a_failure_the_model_reads(mode: str) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_on_refusal_raise_ends_the_run(mode: str) -> None:
-    script, calls, agent = Script(), [], new_agent(_deny_lookup())
+    script, calls, agent = fresh(layers=(_deny_lookup(),))
     pa = make_agent(script, AgentMW(agent, on_refusal="raise"), calls)
     with pytest.raises(PermissionDeniedError, match="may not call tool 'lookup'"):
         drive(pa, mode)
@@ -298,14 +311,16 @@ def test_on_refusal_raise_ends_the_run(mode: str) -> None:
 @pytest.mark.parametrize("mode", ["run", "run_sync"])
 def test_guardrails_see_tool_arguments_and_results(mode: str) -> None:
     # Arguments: a denied pattern blocks the call; the model reads the refusal.
-    script, calls, agent = Script("rm -rf /"), [], new_agent(Guardrails([DenyPatterns([r"rm -rf"])]))
+    script, calls, agent = fresh(query="rm -rf /", layers=(Guardrails([DenyPatterns(["rm -rf"])]),))
     drive(make_agent(script, AgentMW(agent), calls), mode)
     assert calls == []
     assert "blocked" in str(script.seen[0].content)
-    assert only_session(agent).events[-2].name != "tool.completed"
+    tool_events = names(only_session(agent), "tool.")
+    assert (tool_events[0], tool_events[-1]) == ("tool.called", "tool.failed")
+    assert "tool.completed" not in tool_events
 
     # Results: the e-mail address in the tool's result is redacted before the model reads it.
-    script, calls, agent = Script(), [], new_agent(Guardrails([PIIRedactor()]))
+    script, calls, agent = fresh(layers=(Guardrails([PIIRedactor()]),))
     drive(make_agent(script, AgentMW(agent), calls), mode)
     assert calls == ["weather in Paris"]
     content = str(script.seen[0].content)
@@ -314,7 +329,7 @@ def test_guardrails_see_tool_arguments_and_results(mode: str) -> None:
 
 
 def test_guardrail_refusal_raises_with_on_refusal_raise() -> None:
-    script, calls, agent = Script("rm -rf /"), [], new_agent(Guardrails([DenyPatterns([r"rm -rf"])]))
+    script, calls, agent = fresh(query="rm -rf /", layers=(Guardrails([DenyPatterns(["rm -rf"])]),))
     pa = make_agent(script, AgentMW(agent, on_refusal="raise"), calls)
     with pytest.raises(GuardrailViolation) as info:
         pa.run_sync("go")
@@ -323,7 +338,7 @@ def test_guardrail_refusal_raises_with_on_refusal_raise() -> None:
 
 
 def test_a_tool_limit_is_a_refusal_the_model_reads() -> None:
-    script, calls, agent = Script(), [], new_agent(Limits(max_tool_calls=0))
+    script, calls, agent = fresh(layers=(Limits(max_tool_calls=0),))
     pa = make_agent(script, AgentMW(agent), calls)
     pa.run_sync("go")
     assert calls == []
@@ -369,7 +384,7 @@ def test_retry_resends_the_request_within_one_turn() -> None:
 
 
 def test_a_model_failure_fails_the_turn_and_the_session() -> None:
-    script, calls, agent = Script(), [], new_agent()
+    script, _, agent = fresh()
     pa: PydanticAgent[None, str] = PydanticAgent(
         FunctionModel(Flaky(script, failures=5).reply, model_name=MODEL),
         capabilities=[AgentMW(agent)],
@@ -378,9 +393,8 @@ def test_a_model_failure_fails_the_turn_and_the_session() -> None:
         pa.run_sync("go")
     session = only_session(agent)
     assert names(session, "turn.") == ["turn.started", "turn.failed"]
-    assert session.events[-2].detail == "ConnectionError" or any(
-        e.detail == "ConnectionError" for e in session.events if e.name == "turn.failed"
-    )
+    failed = next(e for e in session.events if e.name == "turn.failed")
+    assert (failed.model, failed.detail) == (MODEL, "ConnectionError")
     assert session.state is AgentState.FAILED
 
 
@@ -422,7 +436,7 @@ def test_without_pydantic_ai_the_import_names_the_extra(monkeypatch: pytest.Monk
     for name in list(sys.modules):
         if name == "pydantic_ai" or name.startswith("pydantic_ai."):
             monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "pydantic_ai", None)  # type: ignore[arg-type]
+    monkeypatch.setitem(sys.modules, "pydantic_ai", None)
     monkeypatch.delitem(sys.modules, "agentmw.integrations.pydantic_ai")
     with pytest.raises(ImportError, match=r"pip install 'agentmw\[pydantic-ai\]'"):
         importlib.import_module("agentmw.integrations.pydantic_ai")
