@@ -17,6 +17,7 @@ an `ImportError` saying so. `import agentmw` never imports it.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -111,24 +112,59 @@ async def _request(
     return await _serving(served, model).request(messages, settings, params)
 
 
+class _Handoff:
+    """Hands a streamed response from the turn (a task) to pydantic-ai, and its end back.
+
+    The turn opens the stream and waits in `read` while pydantic-ai consumes it; `finish` (or
+    `fail`) says pydantic-ai is done, so the turn reads the usage and ends.
+    """
+
+    __slots__ = ("delivered", "read")
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.delivered: asyncio.Future[StreamedResponse] = loop.create_future()
+        self.read: asyncio.Future[None] = loop.create_future()
+
+    def finish(self, exc: BaseException | None = None) -> None:
+        if self.read.done():
+            return
+        if exc is None:
+            self.read.set_result(None)
+        elif isinstance(exc, asyncio.CancelledError):
+            self.read.cancel()
+        else:
+            self.read.set_exception(exc)
+
+
 async def _request_stream(
     served: Model,
     messages: list[ModelMessage],
     settings: ModelSettings | None,
     params: ModelRequestParameters,
     run_context: RunContext[Any] | None,
+    handoff: _Handoff,
     *,
     model: str,
 ) -> AsyncIterator[Any]:
     """The turn of one streamed request: yields pydantic-ai's `StreamedResponse`, then usage.
 
-    pydantic-ai consumes the `StreamedResponse` itself between the two chunks (its events
-    never pass through the stack); the second chunk carries the usage it accumulated.
+    The response goes to pydantic-ai through `handoff` as soon as the stream opens (a layer
+    such as Guardrails may hold the chunk back; pydantic-ai's events never pass the stack);
+    the turn then waits until pydantic-ai has read it, and its last chunk carries the usage
+    the response accumulated.
     """
     target = _serving(served, model)
     async with target.request_stream(messages, settings, params, run_context) as response:
+        handoff.delivered.set_result(response)
         yield response
+        await handoff.read
         yield _Settled(usage_from_pydantic_ai(response.usage))
+
+
+async def _drain(chunks: AsyncIterator[Any]) -> None:
+    async for _ in chunks:
+        pass
 
 
 class _Turns:
@@ -189,30 +225,43 @@ class AgentMWModel(WrapperModel):
     ) -> AsyncGenerator[StreamedResponse]:
         served = self.wrapped
         turn = _TURNS.get(served.system, True)
+        handoff = _Handoff()
         chunks = turn(
             served,
             messages,
             model_settings,
             model_request_parameters,
             run_context,
+            handoff,
             model=served.model_name,
         )
+        # The turn runs in its own task (a copy of this context: the session, the span), so it
+        # can stay open while pydantic-ai reads the response in this one.
+        task = asyncio.ensure_future(_drain(chunks))
         try:
-            response = await chunks.__anext__()
+            await asyncio.wait((handoff.delivered, task), return_when=asyncio.FIRST_COMPLETED)
+            if not handoff.delivered.done():
+                await task  # the turn failed (or was refused) before the stream opened
+                raise RuntimeError(
+                    "a layer answered a streamed pydantic-ai request without opening the stream"
+                    " (a Checkpoint replay?): pydantic-ai needs a live StreamedResponse"
+                )
+            response = handoff.delivered.result()
             try:
                 yield response
             except BaseException as exc:
-                # The consumer failed mid-stream: the turn fails with its error.
-                try:
-                    await chunks.athrow(exc)
-                except BaseException as thrown:
-                    if thrown is not exc:
-                        raise
+                handoff.finish(exc)  # the turn fails with pydantic-ai's error
+                await asyncio.gather(task, return_exceptions=True)
                 raise
-            async for _ in chunks:  # the `_Settled` chunk: usage, then the turn's end
-                pass
+            handoff.finish()
+            await task
         finally:
-            await chunks.aclose()
+            if not task.done():
+                handoff.finish(asyncio.CancelledError())
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            elif not task.cancelled():
+                task.exception()  # retrieved: the error already propagated from here
 
 
 # Refusals the model can read and work around; anything else (budget, open circuit, rate
