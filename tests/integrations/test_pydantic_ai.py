@@ -440,3 +440,108 @@ def test_without_pydantic_ai_the_import_names_the_extra(monkeypatch: pytest.Monk
     monkeypatch.delitem(sys.modules, "agentmw.integrations.pydantic_ai")
     with pytest.raises(ImportError, match=r"pip install 'agentmw\[pydantic-ai\]'"):
         importlib.import_module("agentmw.integrations.pydantic_ai")
+
+
+def test_a_guarded_stream_reaches_pydantic_ai_open() -> None:
+    # Guardrails hold stream chunks back; the StreamedResponse still reaches pydantic-ai before
+    # the turn reads its usage, and tool results are redacted on the streamed path too.
+    script, calls, agent = fresh(layers=(Guardrails([PIIRedactor()]),))
+    pa = make_agent(script, AgentMW(agent), calls)
+
+    async def main() -> tuple[str, list[ModelMessage]]:
+        async with pa.run_stream("go") as result:
+            output = await result.get_output()
+        return output, result.all_messages()
+
+    output, messages = asyncio.run(main())
+    assert output == "read: sunny for weather in Paris; ask [REDACTED:email]"
+    session = only_session(agent)
+    assert (session.iterations, session.tool_calls) == (2, 1)
+    turns = [e for e in session.events if e.name == "turn.completed"]
+    assert [Usage(**e.data["usage"]) for e in turns] == response_usages(messages)
+
+
+def test_stopping_a_stream_early_completes_the_turn_and_fails_the_session() -> None:
+    # pydantic-ai closes the model stream itself when the consumer raises: the turn got what it
+    # was asked for (agentmw's rule for a consumer that stops early), the run fails.
+    script, calls, agent = fresh()
+    pa = make_agent(script, AgentMW(agent), calls)
+
+    async def main() -> None:
+        async with pa.run_stream("go") as result:
+            async for _ in result.stream_text(delta=True):
+                raise KeyError("consumer")
+
+    with pytest.raises(KeyError):
+        asyncio.run(main())
+    session = only_session(agent)
+    assert names(session, "turn.") == ["turn.started", "turn.completed"] * 2
+    assert session.state is AgentState.FAILED
+    assert session.events[-1].detail == "KeyError"
+
+
+async def _broken_stream(
+    messages: list[ModelMessage], info: AgentInfo
+) -> AsyncIterator[str | dict[int, DeltaToolCall]]:
+    yield "read: "
+    raise ConnectionError("reset by peer")
+
+
+def test_a_stream_failing_while_pydantic_ai_reads_it_fails_the_turn() -> None:
+    # After its first chunk a stream is pydantic-ai's: Retry does not resend it.
+    _, _, agent = fresh(layers=(Retry(3, asleep=_no_wait),))
+    pa: PydanticAgent[None, str] = PydanticAgent(
+        FunctionModel(stream_function=_broken_stream, model_name=MODEL),
+        capabilities=[AgentMW(agent)],
+    )
+
+    async def main() -> str:
+        async with pa.run_stream("go") as result:
+            return await result.get_output()
+
+    with pytest.raises(ConnectionError):
+        asyncio.run(main())
+    session = only_session(agent)
+    assert names(session, "turn.") == ["turn.started", "turn.failed"]
+    failed = next(e for e in session.events if e.name == "turn.failed")
+    assert (failed.model, failed.detail) == (MODEL, "ConnectionError")
+    assert session.state is AgentState.FAILED
+
+
+class FlakyStream:
+    """A stream function that fails before its first chunk `failures` times."""
+
+    def __init__(self, script: Script, failures: int) -> None:
+        self.script = script
+        self.failures = failures
+
+    async def stream(
+        self, messages: list[ModelMessage], info: AgentInfo
+    ) -> AsyncIterator[str | dict[int, DeltaToolCall]]:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("reset by peer")
+        async for chunk in self.script.stream(messages, info):
+            yield chunk
+
+
+def test_retry_reopens_a_stream_that_failed_before_its_first_chunk() -> None:
+    script, calls, agent = fresh(layers=(Retry(3, asleep=_no_wait),))
+    flaky = FlakyStream(script, failures=1)
+    pa: PydanticAgent[None, str] = PydanticAgent(
+        FunctionModel(stream_function=flaky.stream, model_name=MODEL),
+        capabilities=[AgentMW(agent)],
+    )
+
+    @pa.tool_plain
+    def lookup(query: str) -> str:
+        calls.append(query)
+        return "sunny"
+
+    async def main() -> str:
+        async with pa.run_stream("go") as result:
+            return await result.get_output()
+
+    assert asyncio.run(main()) == "read: sunny"
+    turns = [e for e in only_session(agent).events if e.name == "turn.completed"]
+    assert [e.data["attempts"] for e in turns] == [2, 1]
