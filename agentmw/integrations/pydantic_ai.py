@@ -18,7 +18,9 @@ an `ImportError` saying so. `import agentmw` never imports it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
+import warnings
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -26,7 +28,17 @@ from typing import Any, Literal
 try:
     from pydantic_ai.capabilities import AbstractCapability
     from pydantic_ai.exceptions import ToolFailed
-    from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
+    from pydantic_ai.messages import (
+        ModelMessage,
+        ModelRequest,
+        ModelResponse,
+        RetryPromptPart,
+        SystemPromptPart,
+        TextPart,
+        ToolCallPart,
+        ToolReturnPart,
+        UserPromptPart,
+    )
     from pydantic_ai.models import (
         Model,
         ModelRequestParameters,
@@ -76,17 +88,106 @@ def usage_from_pydantic_ai(usage: RequestUsage) -> Usage:
     )
 
 
-def _response_usage(result: Any) -> Usage | None:
-    return usage_from_pydantic_ai(result.usage) if isinstance(result, ModelResponse) else None
+# -- what the layers see of a request: its text slots, and the reply's text -------------------
+Slot = dict[str, Any]
+_TEXT_PARTS = (SystemPromptPart, UserPromptPart, ToolReturnPart, RetryPromptPart)
+
+
+class _Conversation:
+    """pydantic-ai's messages as the layers see them: opaque (Guardrails read the text slots
+    beside them; a Checkpoint fingerprint names this type only, since pydantic-ai stamps every
+    message with the time)."""
+
+    __slots__ = ("messages", "slots")
+
+    def __init__(self, messages: list[ModelMessage]) -> None:
+        self.messages = messages
+        self.slots = _text_slots(messages)
+
+
+def _text_slots(messages: list[ModelMessage]) -> list[Slot]:
+    """One `{"type": "text", "text": ...}` slot per string a request part sends, in order.
+
+    System prompts, user prompts (and the strings of a multi-part prompt), tool returns and
+    retry prompts; `at` says where the string lives (message, part[, item]).
+    """
+    slots: list[Slot] = []
+    for m, message in enumerate(messages):
+        if not isinstance(message, ModelRequest):
+            continue
+        for p, part in enumerate(message.parts):
+            if not isinstance(part, _TEXT_PARTS):
+                continue
+            content = part.content
+            if isinstance(content, str):
+                slots.append({"type": "text", "text": content, "at": (m, p)})
+            elif isinstance(part, UserPromptPart) and isinstance(content, (list, tuple)):
+                for i, item in enumerate(content):
+                    if isinstance(item, str):
+                        slots.append({"type": "text", "text": item, "at": (m, p, i)})
+    return slots
+
+
+def _with_slots(conversation: _Conversation, slots: list[Slot]) -> list[ModelMessage]:
+    """The messages with the slots' text written back (copies only where a layer changed it)."""
+    messages = conversation.messages
+    if slots is conversation.slots:
+        return messages
+    out = list(messages)
+    for old, new in zip(conversation.slots, slots, strict=True):
+        if new["text"] == old["text"]:
+            continue
+        m, p, *item = old["at"]
+        request = out[m]
+        assert isinstance(request, ModelRequest)
+        parts = list(request.parts)
+        part: Any = parts[p]
+        if item:
+            content = list(part.content)
+            content[item[0]] = new["text"]
+            parts[p] = dataclasses.replace(part, content=content)
+        else:
+            parts[p] = dataclasses.replace(part, content=new["text"])
+        out[m] = dataclasses.replace(request, parts=parts)
+    return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Reply:
+    """A model response as the layers see it: the response and its text (Guardrails may
+    replace the text; `AgentMWModel` writes it back into the response's text parts)."""
+
+    response: ModelResponse
+    text: str | None
+
+
+def _reply_usage(result: Any) -> Usage | None:
+    return usage_from_pydantic_ai(result.response.usage) if isinstance(result, _Reply) else None
+
+
+def _unwrap(reply: _Reply) -> ModelResponse:
+    """The response with the reply's text: all of it in the first text part, the rest emptied."""
+    response = reply.response
+    if reply.text is None or reply.text == response.text:
+        return response
+    remaining = [reply.text]
+    parts = [
+        dataclasses.replace(part, content=remaining.pop() if remaining else "")
+        if isinstance(part, TextPart)
+        else part
+        for part in response.parts
+    ]
+    return dataclasses.replace(response, parts=parts)
 
 
 class _Settled:
-    """The last chunk of a streamed turn: the stream's final usage, after pydantic-ai read it."""
+    """The last chunk of a streamed turn: the usage and text pydantic-ai read from the stream."""
 
-    __slots__ = ("usage",)
+    __slots__ = ("text", "usage")
 
-    def __init__(self, usage: Usage) -> None:
+    def __init__(self, usage: Usage, text: str | None) -> None:
         self.usage = usage
+        self.text = text
 
 
 def _stream_usage(chunk: Any) -> Usage | None:
@@ -102,14 +203,17 @@ def _serving(served: Model, model: str) -> Model:
 
 async def _request(
     served: Model,
-    messages: list[ModelMessage],
+    conversation: _Conversation,
+    texts: list[Slot],
     settings: ModelSettings | None,
     params: ModelRequestParameters,
     *,
     model: str,
-) -> ModelResponse:
+) -> _Reply:
     """The turn of one model request (called again by Retry; `model` may be switched)."""
-    return await _serving(served, model).request(messages, settings, params)
+    messages = _with_slots(conversation, texts)
+    response = await _serving(served, model).request(messages, settings, params)
+    return _Reply(response, response.text)
 
 
 class _Handoff:
@@ -119,12 +223,13 @@ class _Handoff:
     `fail`) says pydantic-ai is done, so the turn reads the usage and ends.
     """
 
-    __slots__ = ("delivered", "read")
+    __slots__ = ("delivered", "read", "text")
 
     def __init__(self) -> None:
         loop = asyncio.get_running_loop()
         self.delivered: asyncio.Future[StreamedResponse] = loop.create_future()
         self.read: asyncio.Future[None] = loop.create_future()
+        self.text: str | None = None
 
     def finish(self, exc: BaseException | None = None) -> None:
         if self.read.done():
@@ -139,7 +244,8 @@ class _Handoff:
 
 async def _request_stream(
     served: Model,
-    messages: list[ModelMessage],
+    conversation: _Conversation,
+    texts: list[Slot],
     settings: ModelSettings | None,
     params: ModelRequestParameters,
     run_context: RunContext[Any] | None,
@@ -155,16 +261,36 @@ async def _request_stream(
     the response accumulated.
     """
     target = _serving(served, model)
+    messages = _with_slots(conversation, texts)
     async with target.request_stream(messages, settings, params, run_context) as response:
         handoff.delivered.set_result(response)
         yield response
         await handoff.read
-        yield _Settled(usage_from_pydantic_ai(response.usage))
+        handoff.text = response.get().text
+        yield _Settled(usage_from_pydantic_ai(response.usage), handoff.text)
 
 
-async def _drain(chunks: AsyncIterator[Any]) -> None:
-    async for _ in chunks:
-        pass
+async def _drain(chunks: AsyncIterator[Any], handoff: _Handoff) -> None:
+    async for chunk in chunks:
+        if type(chunk) is _Settled and chunk.text != handoff.text:
+            _warn_late_replacement()
+
+
+_late_warned = threading.Event()
+
+
+def _warn_late_replacement() -> None:
+    # pydantic-ai has already read the stream: a replacement cannot reach it. Said once.
+    if _late_warned.is_set():
+        return
+    _late_warned.set()
+    warnings.warn(
+        "a Guardrails layer replaced the text of a streamed pydantic-ai response after "
+        "pydantic-ai had read it: the replacement is lost. Use run()/run_sync() (not "
+        "run_stream) where output text must be redacted; blocking guards still end the run.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
 
 
 class _Turns:
@@ -180,7 +306,7 @@ class _Turns:
             return built
         fn: Callable[..., Any] = _request_stream if stream else _request
         name = "request_stream" if stream else "request"
-        usage = _stream_usage if stream else _response_usage
+        usage = _stream_usage if stream else _reply_usage
         wrapper = build_wrapper(fn, "turn", name, None, None, usage, provider=provider)
         with self._lock:
             return self._built.setdefault((provider, stream), wrapper)
@@ -210,10 +336,16 @@ class AgentMWModel(WrapperModel):
     ) -> ModelResponse:
         served = self.wrapped
         turn = _TURNS.get(served.system, False)
-        result: ModelResponse = await turn(
-            served, messages, model_settings, model_request_parameters, model=served.model_name
+        conversation = _Conversation(messages)
+        reply: _Reply = await turn(
+            served,
+            conversation,
+            conversation.slots,
+            model_settings,
+            model_request_parameters,
+            model=served.model_name,
         )
-        return result
+        return _unwrap(reply)
 
     @asynccontextmanager
     async def request_stream(
@@ -226,9 +358,11 @@ class AgentMWModel(WrapperModel):
         served = self.wrapped
         turn = _TURNS.get(served.system, True)
         handoff = _Handoff()
+        conversation = _Conversation(messages)
         chunks = turn(
             served,
-            messages,
+            conversation,
+            conversation.slots,
             model_settings,
             model_request_parameters,
             run_context,
@@ -237,7 +371,7 @@ class AgentMWModel(WrapperModel):
         )
         # The turn runs in its own task (a copy of this context: the session, the span), so it
         # can stay open while pydantic-ai reads the response in this one.
-        task = asyncio.ensure_future(_drain(chunks))
+        task = asyncio.ensure_future(_drain(chunks, handoff))
         try:
             await asyncio.wait((handoff.delivered, task), return_when=asyncio.FIRST_COMPLETED)
             if not handoff.delivered.done():

@@ -24,6 +24,7 @@ from pydantic_ai.messages import (
     TextPart,
     ToolCallPart,
     ToolReturnPart,
+    UserPromptPart,
 )
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
 from pydantic_ai.usage import RequestUsage
@@ -545,3 +546,109 @@ def test_retry_reopens_a_stream_that_failed_before_its_first_chunk() -> None:
     assert asyncio.run(main()) == "read: sunny"
     turns = [e for e in only_session(agent).events if e.name == "turn.completed"]
     assert [e.data["attempts"] for e in turns] == [2, 1]
+
+
+class Echo:
+    """A model that answers with the user's prompt as it received it (and records it)."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+
+    def _prompt(self, messages: list[ModelMessage]) -> str:
+        first = messages[0]
+        assert isinstance(first, ModelRequest)
+        prompt = next(p for p in first.parts if isinstance(p, UserPromptPart))
+        self.received.append(str(prompt.content))
+        return str(prompt.content)
+
+    def reply(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[TextPart("you said: " + self._prompt(messages))])
+
+    async def stream(self, messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        yield "you said: "
+        yield self._prompt(messages)
+
+
+def echo_agent(agent: Agent) -> tuple[Echo, PydanticAgent[None, str]]:
+    echo = Echo()
+    model = FunctionModel(echo.reply, stream_function=echo.stream, model_name=MODEL)
+    return echo, PydanticAgent(model, capabilities=[AgentMW(agent)])
+
+
+PROMPT = "mail bob@example.com the plan"
+
+
+@pytest.mark.parametrize("mode", ["run", "run_sync"])
+def test_guardrails_redact_what_the_model_reads_and_writes(mode: str) -> None:
+    agent = new_agent(Guardrails([PIIRedactor()]))
+    echo, pa = echo_agent(agent)
+    if mode == "run_sync":
+        result = pa.run_sync(PROMPT)
+    else:
+        result = asyncio.run(pa.run(PROMPT))
+    assert echo.received == ["mail [REDACTED:email] the plan"]
+    assert result.output == "you said: mail [REDACTED:email] the plan"
+    # pydantic-ai's history keeps what the user sent; the model got the redacted copy.
+    first = result.all_messages()[0]
+    assert isinstance(first, ModelRequest)
+    assert any(getattr(p, "content", None) == PROMPT for p in first.parts)
+    replaced = [
+        e.data["stage"] for e in only_session(agent).events if e.name == "guardrail.replaced"
+    ]
+    assert replaced == ["input"]
+
+
+def test_a_streamed_reply_is_checked_but_a_late_replacement_warns() -> None:
+    agent = new_agent(Guardrails([PIIRedactor()]))
+    echo, pa = echo_agent(agent)
+
+    async def main() -> str:
+        async with pa.run_stream("say ops@example.com") as result:
+            return await result.get_output()
+
+    # The prompt is redacted before the model reads it; the reply echoes that, so nothing late.
+    assert asyncio.run(main()) == "you said: say [REDACTED:email]"
+    assert echo.received == ["say [REDACTED:email]"]
+
+    class Leaky(Echo):
+        async def stream(self, messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+            yield "reach me at dana@example.com"
+
+    leaky = Leaky()
+    pa = PydanticAgent(
+        FunctionModel(leaky.reply, stream_function=leaky.stream, model_name=MODEL),
+        capabilities=[AgentMW(new_agent(Guardrails([PIIRedactor()])))],
+    )
+    import agentmw.integrations.pydantic_ai as adapter
+
+    adapter._late_warned.clear()
+    with pytest.warns(RuntimeWarning, match="replaced the text of a streamed pydantic-ai"):
+        assert asyncio.run(main_for(pa)) == "reach me at dana@example.com"
+
+
+async def main_for(pa: PydanticAgent[None, str]) -> str:
+    async with pa.run_stream("hi") as result:
+        return await result.get_output()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_blocked_prompt_ends_the_run_before_the_model_reads_it(mode: str) -> None:
+    script, calls, agent = fresh(layers=(Guardrails([DenyPatterns(["secret project"])]),))
+    pa = make_agent(script, AgentMW(agent), calls)
+
+    async def arun() -> None:
+        if mode == "run":
+            await pa.run("tell me about the secret project")
+        else:
+            async with pa.run_stream("tell me about the secret project") as result:
+                await result.get_output()
+
+    with pytest.raises(GuardrailViolation) as info:
+        if mode == "run_sync":
+            pa.run_sync("tell me about the secret project")
+        else:
+            asyncio.run(arun())
+    assert (info.value.stage, info.value.tool) == ("input", None)
+    assert script.requests == 0
+    session = only_session(agent)
+    assert names(session, "turn.") == ["turn.started", "turn.blocked", "turn.failed"]
