@@ -116,18 +116,18 @@ def make_agent(script: Script, capability: AgentMW, calls: list[str]) -> Pydanti
     return pa
 
 
-async def _arun(pa: PydanticAgent[None, str], mode: str) -> str:
+async def _arun(pa: PydanticAgent[None, str], mode: str, prompt: str) -> str:
     if mode == "run":
-        return (await pa.run("go")).output
-    async with pa.run_stream("go") as result:
+        return (await pa.run(prompt)).output
+    async with pa.run_stream(prompt) as result:
         return await result.get_output()
 
 
-def drive(pa: PydanticAgent[None, str], mode: str) -> str:
+def drive(pa: PydanticAgent[None, str], mode: str, prompt: str = "go") -> str:
     """Run `pa` on one prompt by `mode`; returns the output."""
     if mode == "run_sync":
-        return pa.run_sync("go").output
-    return asyncio.run(_arun(pa, mode))
+        return pa.run_sync(prompt).output
+    return asyncio.run(_arun(pa, mode, prompt))
 
 
 def fresh(
@@ -582,10 +582,7 @@ PROMPT = "mail bob@example.com the plan"
 def test_guardrails_redact_what_the_model_reads_and_writes(mode: str) -> None:
     agent = new_agent(Guardrails([PIIRedactor()]))
     echo, pa = echo_agent(agent)
-    if mode == "run_sync":
-        result = pa.run_sync(PROMPT)
-    else:
-        result = asyncio.run(pa.run(PROMPT))
+    result = pa.run_sync(PROMPT) if mode == "run_sync" else asyncio.run(pa.run(PROMPT))
     assert echo.received == ["mail [REDACTED:email] the plan"]
     assert result.output == "you said: mail [REDACTED:email] the plan"
     # pydantic-ai's history keeps what the user sent; the model got the redacted copy.
@@ -636,18 +633,8 @@ def test_a_blocked_prompt_ends_the_run_before_the_model_reads_it(mode: str) -> N
     script, calls, agent = fresh(layers=(Guardrails([DenyPatterns(["secret project"])]),))
     pa = make_agent(script, AgentMW(agent), calls)
 
-    async def arun() -> None:
-        if mode == "run":
-            await pa.run("tell me about the secret project")
-        else:
-            async with pa.run_stream("tell me about the secret project") as result:
-                await result.get_output()
-
     with pytest.raises(GuardrailViolation) as info:
-        if mode == "run_sync":
-            pa.run_sync("tell me about the secret project")
-        else:
-            asyncio.run(arun())
+        drive(pa, mode, "tell me about the secret project")
     assert (info.value.stage, info.value.tool) == ("input", None)
     assert script.requests == 0
     session = only_session(agent)
