@@ -33,7 +33,9 @@ from agentmw import (
     Agent,
     AgentState,
     BudgetExceededError,
+    Call,
     GuardrailViolation,
+    Middleware,
     PermissionDeniedError,
     Session,
     Usage,
@@ -42,8 +44,9 @@ from agentmw import (
 from agentmw.core.agent import AgentRegistry
 from agentmw.guardrails import DenyPatterns, PIIRedactor
 from agentmw.integrations.pydantic_ai import AgentMW, AgentMWModel, usage_from_pydantic_ai
-from agentmw.middleware import Budget, Guardrails, Limits, Permissions, Retry
+from agentmw.middleware import Budget, Checkpoint, Guardrails, Limits, Permissions, Retry
 from agentmw.permissions import PermissionPolicy, RolePermissions
+from agentmw.stores import InMemorySaver
 
 MODEL = "pa-fn-model"
 MODES = ["run", "run_sync", "run_stream"]
@@ -639,3 +642,40 @@ def test_a_blocked_prompt_ends_the_run_before_the_model_reads_it(mode: str) -> N
     assert script.requests == 0
     session = only_session(agent)
     assert names(session, "turn.") == ["turn.started", "turn.blocked", "turn.failed"]
+
+
+def test_checkpoint_replays_a_finished_thread_without_calling_model_or_tool() -> None:
+    saver = InMemorySaver()
+    script, calls, agent = fresh(layers=(Checkpoint(saver),))
+    pa = make_agent(script, AgentMW(agent, thread_id="pa-thread"), calls)
+    first = pa.run_sync("go").output
+    assert (script.requests, calls) == (2, ["weather in Paris"])
+
+    # The same thread again (a resumed process): every step comes from the checkpoint, even
+    # though pydantic-ai stamps the new run's messages with a new time.
+    again = pa.run_sync("go").output
+    assert again == first
+    assert (script.requests, calls) == (2, ["weather in Paris"])
+    second = agent.registry.finished()[-1]
+    replayed = [e.data["checkpoint_step"] for e in second.events if e.name == "checkpoint.replayed"]
+    assert replayed == [1, 2, 3]
+    assert second.usage == only_usage(agent.registry.finished()[0])
+
+
+def only_usage(session: Session) -> Usage:
+    return session.usage
+
+
+class AnswersStreams(Middleware):
+    """A layer that answers a streamed turn itself, never opening the stream."""
+
+    async def ahandle_stream(self, call: Call, call_next: Any) -> AsyncIterator[Any]:
+        yield "from a cache"
+
+
+def test_a_layer_answering_a_stream_itself_is_a_clear_error() -> None:
+    script, calls, agent = fresh(layers=(AnswersStreams(kinds="turn"),))
+    pa = make_agent(script, AgentMW(agent), calls)
+    with pytest.raises(RuntimeError, match="without opening the stream"):
+        drive(pa, "run_stream")
+    assert script.requests == 0
