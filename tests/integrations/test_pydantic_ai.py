@@ -44,7 +44,15 @@ from agentmw import (
 from agentmw.core.agent import AgentRegistry
 from agentmw.guardrails import DenyPatterns, PIIRedactor
 from agentmw.integrations.pydantic_ai import AgentMW, AgentMWModel, usage_from_pydantic_ai
-from agentmw.middleware import Budget, Checkpoint, Guardrails, Limits, Permissions, Retry
+from agentmw.middleware import (
+    Budget,
+    Checkpoint,
+    Fallback,
+    Guardrails,
+    Limits,
+    Permissions,
+    Retry,
+)
 from agentmw.permissions import PermissionPolicy, RolePermissions
 from agentmw.stores import InMemorySaver
 
@@ -679,3 +687,19 @@ def test_a_layer_answering_a_stream_itself_is_a_clear_error() -> None:
     with pytest.raises(RuntimeError, match="without opening the stream"):
         drive(pa, "run_stream")
     assert script.requests == 0
+
+
+def test_fallback_sends_the_request_to_the_next_model() -> None:
+    # The primary always fails; Fallback switches the turn's model to "test", which the adapter
+    # builds with pydantic-ai's `infer_model` (its offline `TestModel`).
+    script, calls, agent = fresh(layers=(Fallback(["test"]), Retry(1, asleep=_no_wait)))
+    pa: PydanticAgent[None, str] = PydanticAgent(
+        FunctionModel(Flaky(script, failures=99).reply, model_name=MODEL),
+        capabilities=[AgentMW(agent)],
+    )
+    result = pa.run_sync("go")
+    assert result.output == "success (no tool calls)"
+    session = only_session(agent)
+    turns = [e for e in session.events if e.name == "turn.completed"]
+    assert [e.model for e in turns] == ["test"]
+    assert "fallback.switched" in names(session)
