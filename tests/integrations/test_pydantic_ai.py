@@ -692,7 +692,7 @@ def test_a_layer_answering_a_stream_itself_is_a_clear_error() -> None:
 def test_fallback_sends_the_request_to_the_next_model() -> None:
     # The primary always fails; Fallback switches the turn's model to "test", which the adapter
     # builds with pydantic-ai's `infer_model` (its offline `TestModel`).
-    script, calls, agent = fresh(layers=(Fallback(["test"]), Retry(1, asleep=_no_wait)))
+    script, _, agent = fresh(layers=(Fallback(["test"]), Retry(1, asleep=_no_wait)))
     pa: PydanticAgent[None, str] = PydanticAgent(
         FunctionModel(Flaky(script, failures=99).reply, model_name=MODEL),
         capabilities=[AgentMW(agent)],
