@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from pydantic_ai import Agent as PydanticAgent
 from pydantic_ai.messages import (
     ModelMessage,
@@ -27,6 +28,7 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, FunctionModel
+from pydantic_ai.models.test import TestModel
 from pydantic_ai.usage import RequestUsage
 
 from agentmw import (
@@ -703,3 +705,17 @@ def test_fallback_sends_the_request_to_the_next_model() -> None:
     turns = [e for e in session.events if e.name == "turn.completed"]
     assert [e.model for e in turns] == ["test"]
     assert "fallback.switched" in names(session)
+
+
+def test_an_output_tool_is_no_tool_call() -> None:
+    # pydantic-ai serves a structured output_type with an output tool, through its output
+    # hooks (not wrap_tool_execute): the turn that produced it is accounted for, no tool is.
+    class City(BaseModel):
+        name: str
+
+    agent = new_agent()
+    pa = PydanticAgent(TestModel(), output_type=City, capabilities=[AgentMW(agent)])
+    assert isinstance(pa.run_sync("where").output, City)
+    session = only_session(agent)
+    assert (session.iterations, session.tool_calls) == (1, 0)
+    assert names(session, "tool.") == []
