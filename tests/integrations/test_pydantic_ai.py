@@ -54,9 +54,12 @@ from agentmw.middleware import (
     Limits,
     Permissions,
     Retry,
+    Telemetry,
 )
 from agentmw.permissions import PermissionPolicy, RolePermissions
 from agentmw.stores import InMemorySaver
+
+from .sdk import spans
 
 MODEL = "pa-fn-model"
 MODES = ["run", "run_sync", "run_stream"]
@@ -719,3 +722,24 @@ def test_an_output_tool_is_no_tool_call() -> None:
     session = only_session(agent)
     assert (session.iterations, session.tool_calls) == (1, 0)
     assert names(session, "tool.") == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_telemetry_spans_carry_the_model_provider_usage_and_tool_call_id(mode: str) -> None:
+    provider, exporter = spans()
+    script, calls, agent = fresh(layers=(Telemetry(tracer_provider=provider),))
+    drive(make_agent(script, AgentMW(agent), calls), mode)
+    finished = {s.name: s for s in exporter.get_finished_spans()}
+    assert sorted(finished) == [
+        "chat pa-fn-model",
+        "execute_tool lookup",
+        "invoke_agent researcher",
+    ]
+    chat = finished["chat pa-fn-model"].attributes or {}
+    assert (chat["gen_ai.provider.name"], chat["gen_ai.request.model"]) == ("function", MODEL)
+    tool = finished["execute_tool lookup"].attributes or {}
+    assert tool["gen_ai.tool.call.id"] == "call_1"
+    chats = [s for s in exporter.get_finished_spans() if s.name.startswith("chat ")]
+    inputs = [(s.attributes or {})["gen_ai.usage.input_tokens"] for s in chats]
+    turns = [e for e in only_session(agent).events if e.name == "turn.completed"]
+    assert inputs == [e.data["usage"]["input_tokens"] for e in turns]
