@@ -377,8 +377,8 @@ class AgentMWModel(WrapperModel):
             if not handoff.delivered.done():
                 await task  # the turn failed (or was refused) before the stream opened
                 raise RuntimeError(
-                    "a layer answered a streamed pydantic-ai request without opening the stream"
-                    " (a Checkpoint replay?): pydantic-ai needs a live StreamedResponse"
+                    "a layer answered a streamed pydantic-ai request without opening the "
+                    "stream: pydantic-ai needs the live StreamedResponse"
                 )
             response = handoff.delivered.result()
             try:

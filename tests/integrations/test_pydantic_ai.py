@@ -325,7 +325,7 @@ def test_on_refusal_raise_ends_the_run(mode: str) -> None:
     assert only_session(agent).state is AgentState.FAILED
 
 
-@pytest.mark.parametrize("mode", ["run", "run_sync"])
+@pytest.mark.parametrize("mode", MODES)
 def test_guardrails_see_tool_arguments_and_results(mode: str) -> None:
     # Arguments: a denied pattern blocks the call; the model reads the refusal.
     script, calls, agent = fresh(query="rm -rf /", layers=(Guardrails([DenyPatterns(["rm -rf"])]),))
