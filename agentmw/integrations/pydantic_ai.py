@@ -260,6 +260,13 @@ async def _request_stream(
     the turn then waits until pydantic-ai has read it, and its last chunk carries the usage
     the response accumulated.
     """
+    if handoff.delivered.done():
+        # A layer outside the one holding the chunk back (Retry outside Guardrails) resends a
+        # stream pydantic-ai has been reading: it cannot be sent twice.
+        raise RuntimeError(
+            "pydantic-ai has read this streamed response already; it cannot be resent "
+            "(keep Retry inside Guardrails, the canonical order)"
+        )
     target = _serving(served, model)
     messages = _with_slots(conversation, texts)
     async with target.request_stream(messages, settings, params, run_context) as response:

@@ -743,3 +743,26 @@ def test_telemetry_spans_carry_the_model_provider_usage_and_tool_call_id(mode: s
     inputs = [(s.attributes or {})["gen_ai.usage.input_tokens"] for s in chats]
     turns = [e for e in only_session(agent).events if e.name == "turn.completed"]
     assert inputs == [e.data["usage"]["input_tokens"] for e in turns]
+
+
+def test_retry_outside_guardrails_never_resends_a_stream_pydantic_ai_read() -> None:
+    # Guardrails hold the first chunk back, so an outer Retry saw no chunk when the stream
+    # broke mid-read: the resend is refused, the model was asked once, the run ends.
+    calls: list[int] = []
+
+    async def broken(
+        messages: list[ModelMessage], info: AgentInfo
+    ) -> AsyncIterator[str | dict[int, DeltaToolCall]]:
+        calls.append(1)
+        yield "read: "
+        raise ConnectionError("reset by peer")
+
+    agent = new_agent(Retry(3, asleep=_no_wait), Guardrails([PIIRedactor()]))
+    pa: PydanticAgent[None, str] = PydanticAgent(
+        FunctionModel(stream_function=broken, model_name=MODEL), capabilities=[AgentMW(agent)]
+    )
+    with pytest.raises(ConnectionError):
+        drive(pa, "run_stream")
+    assert calls == [1]
+    failed = next(e for e in only_session(agent).events if e.name == "turn.failed")
+    assert failed.detail == "RuntimeError"
