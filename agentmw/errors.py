@@ -101,8 +101,9 @@ class BudgetExceededError(ControlFlowError):
         spent_usd: what had been spent when the call was refused.
         reserved_usd: the worst cases of other calls in flight at that moment (an enforced
             budget reserves each call's worst case before it runs); 0 when none were.
-        estimate_usd: this call's worst case (its reservation), or None when the call was
-            refused only because the budget is already spent.
+        estimate_usd: this call's worst case (its reservation), or None when it was not
+            estimated (`precheck=False`). The message says "is spent" when `spent_usd` is
+            already past the budget, and names the estimate otherwise.
     """
 
     def __init__(
@@ -118,7 +119,7 @@ class BudgetExceededError(ControlFlowError):
         self.reserved_usd = reserved_usd
         self.estimate_usd = estimate_usd
         in_flight = f", ${reserved_usd} reserved by calls in flight" if reserved_usd else ""
-        if estimate_usd is None:
+        if estimate_usd is None or _past(spent_usd, budget_usd):
             message = f"budget of ${budget_usd} is spent (${spent_usd} so far{in_flight})"
         else:
             message = (
@@ -126,6 +127,13 @@ class BudgetExceededError(ControlFlowError):
                 f" (${spent_usd} spent so far{in_flight})"
             )
         super().__init__(message)
+
+
+def _past(spent: Any, budget: Any) -> bool:
+    try:
+        return bool(spent > budget)
+    except TypeError:
+        return False
 
 
 class PricingMissingError(ControlFlowError):

@@ -532,3 +532,19 @@ async def test_calls_outside_any_session_share_the_layers_own_book(mode: str) ->
             default_pricing()._resolved = {}
     assert len(ran) == CALLS
     assert budget.spent() == Decimal("0.0987")
+
+
+async def test_a_spent_budget_says_so_and_still_carries_the_estimate(mode: str) -> None:
+    ledger = InMemoryLedger()
+    ledger.add("Budget", Decimal("0.002"))  # another session spent past it
+    agent = _agent(Budget("0.001", enforce=True, ledger=ledger))
+    with (
+        capture_events() as events,
+        agent.session() as s,
+        pytest.raises(BudgetExceededError) as info,
+    ):
+        await turn(mode, s, _Scripted(), PROMPT, model="m", max_tokens=MAX)
+    assert str(info.value) == "budget of $0.001 is spent ($0.002 so far)"
+    assert (info.value.spent_usd, info.value.reserved_usd) == (Decimal("0.002"), Decimal(0))
+    assert info.value.estimate_usd == WORST
+    assert events.named("budget.refused")[0].data["reason"] == "exceeded"
