@@ -1,17 +1,23 @@
-"""`Checkpoint`: durable steps; a resumed thread replays completed steps, never re-runs them."""
+"""`Checkpoint`: durable steps; a resumed thread replays completed steps, never re-runs them.
+
+Each live step is written ahead as "started" (with its idempotency key) before the call runs,
+and the same record is completed when it returns, so a crash leaves the in-flight step behind.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from agentmw._validate import check_bool, check_choice, check_protocol
+from agentmw._validate import check_bool, check_choice, check_optional_callable, check_protocol
 from agentmw.core.call import Call
 from agentmw.core.loops import arun_plan, run_plan
 from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext
-from agentmw.errors import ReplayDivergedError
+from agentmw.errors import InFlightStepError, ReplayDivergedError
 from agentmw.middleware.checkpoint.replay import (
     Decision,
     ReplayState,
@@ -23,15 +29,22 @@ from agentmw.middleware.checkpoint.replay import (
     return_annotation,
 )
 from agentmw.pricing import call_cost
-from agentmw.stores._checkpoint_records import CheckpointSaver, SessionSnapshot, StepRecord
+from agentmw.stores._checkpoint_records import (
+    CheckpointSaver,
+    SessionSnapshot,
+    StepRecord,
+    derive_idempotency_key,
+)
 from agentmw.usage import ZERO_USAGE as _ZERO_USAGE
 
 if TYPE_CHECKING:
     from agentmw.core.session.session import Session
 
-__all__ = ["Checkpoint", "ReplayDivergedError"]
+__all__ = ["Checkpoint", "InFlightStepError", "ReplayDivergedError"]
 
 _DIVERGENCE_MODES = ("raise", "rerun")
+_IN_FLIGHT_MODES = ("raise", "rerun")
+_ZERO = Decimal(0)
 
 
 def _describe(kind: str, name: str, fp: str) -> str:
@@ -45,24 +58,39 @@ class Checkpoint(Middleware):
 
     Args:
         saver: where records go (`InMemorySaver`, `SqliteSaver`, `PostgresSaver`).
+        key: call -> str: what a resumed call is matched on instead of its argument
+            fingerprint (a decorator's `checkpoint_key=` takes precedence for its function).
         on_divergence: "raise" (`ReplayDivergedError`) or "rerun" (drop the thread's remaining
             records and continue live).
+        on_in_flight: what a resume does with a step of an `effects="once"` tool that was in
+            flight when the run stopped: "raise" (`InFlightStepError`, until the step is
+            resolved) or "rerun" (run it again, with the same idempotency key). Pure and
+            idempotent steps always rerun with their key.
         store_results: False records each step (name, arguments, usage) without its result;
             such steps run again on resume.
+
+    Raises:
+        TypeError: `saver` is not a `CheckpointSaver`, `key` not a callable, or an option not
+            a string / bool.
+        ValueError: `on_divergence` or `on_in_flight` is not "raise" or "rerun".
     """
 
     def __init__(
         self,
         saver: CheckpointSaver,
         *,
+        key: Callable[[Call], str] | None = None,
         on_divergence: str = "raise",
+        on_in_flight: str = "raise",
         store_results: bool = True,
         name: str | None = None,
         kinds: Any = None,
     ) -> None:
         super().__init__(name=name, kinds=kinds)
         self.saver: CheckpointSaver = check_protocol("saver", saver, CheckpointSaver)
+        self.key = check_optional_callable("key", key, "a callable call -> str")
         self.on_divergence = check_choice("on_divergence", on_divergence, _DIVERGENCE_MODES)
+        self.on_in_flight = check_choice("on_in_flight", on_in_flight, _IN_FLIGHT_MODES)
         self.store_results = check_bool("store_results", store_results)
         self._key = f"checkpoint:{self.name}"
 
@@ -84,13 +112,29 @@ class Checkpoint(Middleware):
             await self.saver.aput_snapshot(_snapshot(session))
 
     # -- decisions (shared by both paths; only the saver calls differ) ------------------------
+    def _match_key(self, call: Call) -> str:
+        """What the call is matched on: its `checkpoint_key`, else the argument fingerprint."""
+        key_fn, what = call.checkpoint_key, "checkpoint_key"
+        if key_fn is None:
+            key_fn, what = self.key, "Checkpoint(key=)"
+        if key_fn is None:
+            return fingerprint(call.args, call.kwargs)
+        value = key_fn(call)
+        if not isinstance(value, str):
+            raise TypeError(
+                f"{what} must return a str for {call.kind} {call.name!r}, "
+                f"got {type(value).__name__}"
+            )
+        return "key:" + hashlib.sha256(value.encode()).hexdigest()[:28]
+
     def _plan(self, call: Call) -> _Step | None:
         """Replay or live for `call`, or None outside a checkpointed session."""
         session = call.session
         state: ReplayState | None = None if session is None else session.meta.get(self._key)
         if state is None or session is None or session.thread_id is None:
             return None
-        fp = fingerprint(call.args, call.kwargs)
+        thread_id = session.thread_id
+        fp = self._match_key(call)
         decision = state.decide(call.kind, call.name, fp)
         expected = decision.diverged
         dropped: list[int] = []
@@ -105,7 +149,20 @@ class Checkpoint(Middleware):
             dropped = state.drop_pending()
             call.emit("checkpoint.diverged", checkpoint_step=expected.step, dropped=len(dropped))
             decision = state.decide(call.kind, call.name, fp)
-        return _Step(state, decision, fp, session.thread_id, dropped, datetime.now(UTC))
+        held = decision.record or decision.resumed
+        key = held.idempotency_key if held is not None else None
+        if key is None:  # a new step, or one recorded before keys were stored
+            key = derive_idempotency_key(thread_id, decision.step, call.kind, call.name)
+        call.idempotency_key = key
+        resumed = decision.resumed
+        if resumed is not None and resumed.status == "started":
+            # In flight when the run stopped: it may or may not have taken effect.
+            if call.effects == "once" and self.on_in_flight == "raise":
+                state.released()
+                call.emit("checkpoint.in_flight", checkpoint_step=resumed.step, rerun=False)
+                raise InFlightStepError(resumed.step, call.name, key, thread_id=thread_id)
+            call.emit("checkpoint.in_flight", checkpoint_step=resumed.step, rerun=True)
+        return _Step(state, decision, fp, thread_id, dropped, datetime.now(UTC))
 
     def _replay(self, call: Call, step: _Step, record: StepRecord) -> Any:
         result = load_result(adapter_for(call.fn), record)
@@ -116,7 +173,8 @@ class Checkpoint(Middleware):
         return result
 
     def _failed(self, call: Call, step: _Step, exc: BaseException) -> StepRecord | None:
-        """The record of a failed step; None when it was interrupted (nothing to keep)."""
+        """The record of a failed step; None when it was interrupted (its started record
+        stays: a resume treats it as in flight)."""
         step.state.finished()
         return self._record(call, step, None, True) if isinstance(exc, Exception) else None
 
@@ -159,6 +217,27 @@ class Checkpoint(Middleware):
             d.finished_before,
             step.started,
             datetime.now(UTC),
+            call.idempotency_key,
+        )
+
+    def _started(self, call: Call, step: _Step) -> StepRecord:
+        """The write-ahead record, committed before the call runs."""
+        d = step.decision
+        return StepRecord(
+            step.thread_id,
+            d.step,
+            call.kind,
+            call.name,
+            step.fp,
+            "started",
+            None,
+            _ZERO_USAGE,
+            _ZERO,
+            d.finished_before,
+            step.started,
+            step.started,
+            call.idempotency_key,
+            "[]" if call.stream else None,
         )
 
     # -- the paths: one plan per step, run with the saver's sync or async methods --------------
@@ -190,13 +269,24 @@ class Checkpoint(Middleware):
         if step.decision.record is not None:
             return self._replay(call, step, step.decision.record)
         try:
+            yield put_step(self._started(call, step))
+        except BaseException:
+            step.state.released()
+            raise
+        try:
             result = yield call_next(call)
         except BaseException as exc:
             failed = self._failed(call, step, exc)
             if failed is not None:
                 yield put_step(failed)
             raise
-        yield put_step(self._completed(call, step, result))
+        try:
+            record = self._completed(call, step, result)
+        except TypeError:
+            # The result cannot be stored: the step stays resumable, as one that runs again.
+            yield put_step(self._record(call, step, None, True))
+            raise
+        yield put_step(record)
         call.emit("checkpoint.saved", checkpoint_step=step.decision.step)
         return result
 
