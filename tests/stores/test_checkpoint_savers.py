@@ -234,9 +234,9 @@ async def test_resolve_step_refuses_what_it_cannot_resolve(saver: Any, mode: str
     await run(saver, mode, "put_step", rec("r", 1))
     await run(saver, mode, "put_step", started("r", 2))
     await run(saver, mode, "put_step", started("r", 3, chunks="[]"))
-    with pytest.raises(ValueError, match="exactly one of result=... or rerun=True"):
+    with pytest.raises(ValueError, match=r"exactly one of result=\.\.\. or rerun=True"):
         await resolve(saver, mode, "r", 2)
-    with pytest.raises(ValueError, match="exactly one of result=... or rerun=True"):
+    with pytest.raises(ValueError, match=r"exactly one of result=\.\.\. or rerun=True"):
         await resolve(saver, mode, "r", 2, result=1, rerun=True)
     with pytest.raises(TypeError, match="rerun must be a bool, got str"):
         await resolve(saver, mode, "r", 2, rerun="yes")
