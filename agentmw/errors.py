@@ -373,8 +373,8 @@ class InFlightStepError(ControlFlowError):
             "run stopped, and it runs once: check whether it took effect, then mark it done "
             f"with saver.resolve_step({thread!r}, {step}, result=...) or let it run again with "
             f"saver.resolve_step({thread!r}, {step}, rerun=True) (CLI: agentmw steps resolve "
-            f'DB {thread} {step} --result JSON | --rerun); Checkpoint(on_in_flight="rerun") '
-            "reruns such steps without asking"
+            f"{thread} {step} --db DB --result JSON | --rerun); "
+            'Checkpoint(on_in_flight="rerun") reruns such steps without asking'
         )
 
 

@@ -135,7 +135,7 @@ async def test_a_once_step_in_flight_raises_until_resolved(saver: Any, mode: str
     assert f"step 1 ('pay', idempotency key {key}) was in flight" in message
     assert "saver.resolve_step('t', 1, result=...)" in message
     assert "saver.resolve_step('t', 1, rerun=True)" in message
-    assert "agentmw steps resolve DB t 1 --result JSON | --rerun" in message
+    assert "agentmw steps resolve t 1 --db DB --result JSON | --rerun" in message
     assert 'Checkpoint(on_in_flight="rerun")' in message
     assert api.requests == 1  # the resume did not run it again
     flight = [e for e in events if e.name == "checkpoint.in_flight"]
