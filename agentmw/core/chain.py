@@ -5,7 +5,6 @@ A `Stack` compiles one chain per (kind, mode) with `compile_chain` and caches it
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
@@ -31,6 +30,8 @@ def idempotency_key(call: Call) -> str:
     """The call's idempotency key; one is made (and kept for later attempts) when none is set."""
     key = call.idempotency_key
     if key is None:
+        import uuid  # only for functions that take a key: `import agentmw` stays light
+
         key = call.idempotency_key = f"agentmw-{uuid.uuid4().hex}"
     return key
 

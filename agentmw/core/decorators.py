@@ -6,7 +6,6 @@ import inspect
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, TypeVar, overload
 
-from agentmw._validate import check_choice, check_optional_callable
 from agentmw.core.call import EFFECTS, Call, CallKind, Effects, new_call
 from agentmw.core.context import CURRENT_SESSION
 from agentmw.core.middleware import Middleware, aclose
@@ -109,6 +108,15 @@ def _takes_idempotency_key(fn: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return param is not None and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
+
+
+def _check_key(value: Any) -> Callable[[Call], str] | None:
+    """`checkpoint_key=`: None or a callable call -> str."""
+    if value is None or callable(value):
+        return value  # type: ignore[no-any-return]
+    from agentmw._validate import check_callable  # only to word the error
+
+    return check_callable("checkpoint_key", value, "a callable call -> str")
 
 
 def _tool_call_id(value: Any) -> str | None:
@@ -274,7 +282,7 @@ def agent_turn(
     """
     if fn is not None:
         return build_wrapper(fn, "turn", None, None, None, None)
-    key = check_optional_callable("checkpoint_key", checkpoint_key, "a callable call -> str")
+    key = _check_key(checkpoint_key)
     return lambda f: build_wrapper(f, "turn", name, model, stack, usage, checkpoint_key=key)
 
 
@@ -322,8 +330,12 @@ def agent_tool(
     """
     if fn is not None:
         return build_wrapper(fn, "tool", None, None, None, None)
-    chosen: Effects = check_choice("effects", effects, EFFECTS)  # type: ignore[assignment]
-    key = check_optional_callable("checkpoint_key", checkpoint_key, "a callable call -> str")
+    chosen: Effects = "idempotent"
+    if effects != "idempotent" or not isinstance(effects, str):
+        from agentmw._validate import check_choice
+
+        chosen = check_choice("effects", effects, EFFECTS)  # type: ignore[assignment]
+    key = _check_key(checkpoint_key)
     return lambda f: build_wrapper(
         f, "tool", name, None, stack, None, effects=chosen, checkpoint_key=key
     )
