@@ -6,6 +6,7 @@ and the same record is completed when it returns, so a crash leaves the in-fligh
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
@@ -23,11 +24,14 @@ from agentmw.middleware.checkpoint.replay import (
     ReplayState,
     _ResultMismatch,
     adapter_for,
+    chunks_adapter,
     dump_result,
     fingerprint,
+    load_chunks,
     load_result,
     return_annotation,
 )
+from agentmw.middleware.checkpoint.stream import arun_stream, run_stream
 from agentmw.pricing import call_cost
 from agentmw.stores._checkpoint_records import (
     CheckpointSaver,
@@ -165,7 +169,11 @@ class Checkpoint(Middleware):
         return _Step(state, decision, fp, thread_id, dropped, datetime.now(UTC))
 
     def _replay(self, call: Call, step: _Step, record: StepRecord) -> Any:
-        result = load_result(adapter_for(call.fn), record)
+        """The stored result (for a streamed call: its chunks, as a list)."""
+        if call.stream:
+            result: Any = load_chunks(chunks_adapter(call.fn), record)
+        else:
+            result = load_result(adapter_for(call.fn), record)
         call.usage = record.usage
         call.cost_usd = record.cost_usd
         step.state.finished()
@@ -183,11 +191,13 @@ class Checkpoint(Middleware):
         return self._record(call, step, result, False)
 
     def _record(self, call: Call, step: _Step, result: Any, failed: bool) -> StepRecord:
+        """The completed or failed record (for a streamed call `result` is its chunks)."""
         d = step.decision
         text: str | None = None
         if self.store_results and not failed:
+            adapter = chunks_adapter(call.fn) if call.stream else adapter_for(call.fn)
             try:
-                text = dump_result(adapter_for(call.fn), result)
+                text = dump_result(adapter, result)
             except _ResultMismatch as exc:
                 annotation = return_annotation(call.fn)
                 shown = getattr(annotation, "__qualname__", None) or repr(annotation)
@@ -204,20 +214,40 @@ class Checkpoint(Middleware):
                     "JSON-serializable value, a pydantic model or a dataclass, or use "
                     "Checkpoint(store_results=False)"
                 ) from exc
-        return StepRecord(
-            step.thread_id,
-            d.step,
-            call.kind,
-            call.name,
-            step.fp,
-            "failed" if failed else "completed",
-            text,
-            call.usage or _ZERO_USAGE,
-            call_cost(call),
-            d.finished_before,
-            step.started,
-            datetime.now(UTC),
-            call.idempotency_key,
+        return (
+            StepRecord(
+                step.thread_id,
+                d.step,
+                call.kind,
+                call.name,
+                step.fp,
+                "failed" if failed else "completed",
+                text,
+                call.usage or _ZERO_USAGE,
+                call_cost(call),
+                d.finished_before,
+                step.started,
+                datetime.now(UTC),
+                call.idempotency_key,
+                None,
+            )
+            if not call.stream
+            else StepRecord(
+                step.thread_id,
+                d.step,
+                call.kind,
+                call.name,
+                step.fp,
+                "failed" if failed else "completed",
+                None,
+                call.usage or _ZERO_USAGE,
+                call_cost(call),
+                d.finished_before,
+                step.started,
+                datetime.now(UTC),
+                call.idempotency_key,
+                text,
+            )
         )
 
     def _started(self, call: Call, step: _Step) -> StepRecord:
@@ -240,20 +270,43 @@ class Checkpoint(Middleware):
             "[]" if call.stream else None,
         )
 
+    # -- a crash leaves a trail: the session's durable event sink is flushed at each commit ---
+    @staticmethod
+    def _sink_flush(call: Call) -> Callable[[], Any] | None:
+        agent = call.agent
+        sink = None if agent is None else agent.event_sink
+        flush = getattr(sink, "flush", None)
+        return flush if callable(flush) else None
+
+    def _committed(self, call: Call) -> None:
+        """After a step record is committed: the events up to it reach the durable sink too."""
+        flush = self._sink_flush(call)
+        if flush is not None:
+            flush()
+
+    async def _acommitted(self, call: Call) -> None:
+        flush = self._sink_flush(call)
+        if flush is not None:
+            await asyncio.to_thread(flush)  # it waits for the sink's writer thread
+
     # -- the paths: one plan per step, run with the saver's sync or async methods --------------
     def handle(self, call: Call, call_next: Next) -> Any:
         step = self._plan(call)
         if step is None:
             return call_next(call)
         saver = self.saver
-        return run_plan(self._run(call, step, call_next, saver.delete_steps, saver.put_step))
+        plan = self._run(call, step, call_next, saver.delete_steps, saver.put_step, self._committed)
+        return run_plan(plan)
 
     def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
         step = self._plan(call)
         if step is None:
             return call_next(call)
         saver = self.saver
-        return arun_plan(self._run(call, step, call_next, saver.adelete_steps, saver.aput_step))
+        plan = self._run(
+            call, step, call_next, saver.adelete_steps, saver.aput_step, self._acommitted
+        )
+        return arun_plan(plan)
 
     def _run(
         self,
@@ -262,6 +315,7 @@ class Checkpoint(Middleware):
         call_next: Callable[[Call], Any],
         delete_steps: Callable[[str, list[int]], Any],
         put_step: Callable[[StepRecord], Any],
+        committed: Callable[[Call], Any],
     ) -> Generator[Any, Any, Any]:
         """Replay the step or run it live and record it (a plan: see `run_plan`)."""
         if step.dropped:
@@ -279,23 +333,32 @@ class Checkpoint(Middleware):
             failed = self._failed(call, step, exc)
             if failed is not None:
                 yield put_step(failed)
+                yield committed(call)
             raise
         try:
             record = self._completed(call, step, result)
         except TypeError:
             # The result cannot be stored: the step stays resumable, as one that runs again.
             yield put_step(self._record(call, step, None, True))
+            yield committed(call)
             raise
         yield put_step(record)
         call.emit("checkpoint.saved", checkpoint_step=step.decision.step)
+        yield committed(call)
         return result
 
-    # Streamed calls are not checkpointed: chunks are not a result to store; they run live.
+    # Streamed calls: the same step, with the chunks as its result (see `stream.py`).
     def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
-        return call_next(call)
+        step = self._plan(call)
+        if step is None:
+            return call_next(call)
+        return run_stream(self, call, step, call_next)
 
     def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
-        return call_next(call)
+        step = self._plan(call)
+        if step is None:
+            return call_next(call)
+        return arun_stream(self, call, step, call_next)
 
 
 @dataclass(slots=True)

@@ -5,6 +5,7 @@ Pure and synchronous: one lock-protected object per session decides replay or li
 
 from __future__ import annotations
 
+import collections.abc as abc
 import contextlib
 import hashlib
 import inspect
@@ -73,6 +74,45 @@ def adapter_for(fn: Any) -> TypeAdapter[Any]:
     return cached
 
 
+_STREAMS: frozenset[Any] = frozenset(
+    {abc.Iterator, abc.Iterable, abc.Generator, abc.AsyncIterator, abc.AsyncIterable}
+    | {abc.AsyncGenerator}
+)
+
+
+def chunks_adapter(fn: Any) -> TypeAdapter[Any]:
+    """The adapter of a streamed step's chunks: a list of the annotation's item type
+    (`Iterator[X]`, `AsyncIterator[X]`, `Generator[X, ...]`...), else a list of JSON values."""
+    annotation = return_annotation(fn)
+    args = typing.get_args(annotation)
+    item = args[0] if typing.get_origin(annotation) in _STREAMS and args else Any
+    key = ("chunks", item)
+    try:
+        cached = _adapters.get(key)
+    except TypeError:
+        cached = None
+    if cached is None:
+        try:
+            cached = TypeAdapter(list[item])  # type: ignore[valid-type]
+        except Exception:
+            cached = TypeAdapter(list[Any])
+        with contextlib.suppress(TypeError):
+            _adapters[key] = cached
+    return cached
+
+
+def load_chunks(adapter: TypeAdapter[Any], record: StepRecord) -> list[Any]:
+    if record.chunks is None:
+        raise CheckpointCorruptError(record.thread_id, record.step, "a streamed step has no chunks")
+    try:
+        chunks: list[Any] = adapter.validate_json(record.chunks)
+    except ValidationError as exc:
+        raise CheckpointCorruptError(
+            record.thread_id, record.step, "chunks do not validate"
+        ) from exc
+    return chunks
+
+
 class _ResultMismatch(Exception):  # caught by the Checkpoint layer, never raised out
     """A result that does not match its function's return annotation (it could not be read
     back as that type on resume)."""
@@ -97,7 +137,8 @@ def dump_result(adapter: TypeAdapter[Any], value: Any) -> str:
 
 
 def load_result(adapter: TypeAdapter[Any], record: StepRecord) -> Any:
-    assert record.result is not None
+    if record.result is None:
+        raise CheckpointCorruptError(record.thread_id, record.step, "the step has no result")
     try:
         return adapter.validate_json(record.result)
     except ValidationError as exc:
