@@ -210,3 +210,176 @@ async def _close(saver: Any) -> None:
         await saver.aclose()
     else:
         await asyncio.to_thread(saver.close)
+
+
+STREAM_WORKER = r"""
+import asyncio, os, signal, sys
+from agentmw import Agent, Usage, agent_turn
+from agentmw.middleware import Checkpoint
+from agentmw.stores import PostgresSaver, SqliteEventSink, SqliteSaver
+
+store, where, prefix, log, mode = sys.argv[1:6]
+
+def seen(text):
+    with open(log, "a") as f:
+        f.write(text + "\n")
+
+def usage(chunk):
+    return Usage(input_tokens=50, output_tokens=5) if chunk == "." else None
+
+@agent_turn(model="m", name="tell", usage=usage)
+def tell(topic: str, idempotency_key: str = ""):
+    seen("model " + idempotency_key)
+    yield topic
+    yield " is"
+    os.kill(os.getpid(), signal.SIGKILL)  # mid-stream
+
+@agent_turn(model="m", name="tell", usage=usage)
+async def atell(topic: str, idempotency_key: str = ""):
+    seen("model " + idempotency_key)
+    yield topic
+    yield " is"
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if store == "sqlite":
+    saver = SqliteSaver(where)
+    sink = SqliteEventSink(where)
+else:
+    saver = PostgresSaver(where, table_prefix=prefix)
+    saver.setup()
+    sink = None
+agent = Agent("worker", stack=[Checkpoint(saver)], event_sink=sink)
+if mode == "sync":
+    with agent.session(thread_id="job"):
+        for chunk in tell("sky"):
+            seen("chunk " + chunk)
+else:
+    async def main():
+        async with agent.session(thread_id="job"):
+            async for chunk in atell("sky"):
+                seen("chunk " + chunk)
+    asyncio.run(main())
+"""
+
+
+async def test_a_streamed_turn_in_flight_at_sigkill_reruns_then_replays(
+    tmp_path: Path, store: tuple[str, str, str], mode: str
+) -> None:
+    from collections.abc import AsyncIterator, Iterator
+
+    from agentmw import Usage, agent_turn
+
+    script = tmp_path / "stream_worker.py"
+    script.write_text(STREAM_WORKER)
+    log = tmp_path / "seen.log"
+    args = [sys.executable, str(script), *store, str(log), mode]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    key = derive_idempotency_key("job", 1, "turn", "tell")
+    assert log.read_text().split("\n")[:-1] == [f"model {key}", "chunk sky", "chunk  is"]
+    saver = open_saver(store)
+    (record,) = saver.get_steps("job")
+    assert (record.status, record.chunks, record.idempotency_key) == ("started", "[]", key)
+
+    calls: list[str] = []
+
+    def usage(chunk: Any) -> Usage | None:
+        return Usage(input_tokens=50, output_tokens=5) if chunk == "." else None
+
+    @agent_turn(model="m", name="tell", usage=usage)
+    def tell(topic: str, idempotency_key: str = "") -> Iterator[str]:
+        calls.append(idempotency_key)
+        yield from (topic, " is", " blue", ".")
+
+    @agent_turn(model="m", name="tell", usage=usage)
+    async def atell(topic: str, idempotency_key: str = "") -> AsyncIterator[str]:
+        calls.append(idempotency_key)
+        for chunk in (topic, " is", " blue", "."):
+            yield chunk
+
+    agent = Agent("worker", stack=[Checkpoint(saver)])
+
+    async def run() -> tuple[list[str], dict[str, Any]]:
+        if mode == "sync":
+            with agent.session(thread_id="job") as s:
+                return list(tell("sky")), s.summary()
+        async with agent.session(thread_id="job") as s:
+            return [c async for c in atell("sky")], s.summary()
+
+    out, _ = await run()  # the turn was in flight: a turn always reruns, with its key
+    assert out == ["sky", " is", " blue", "."]
+    assert calls == [key]
+    again, summary = await run()  # now it replays from the stored chunks
+    assert again == out
+    assert calls == [key]
+    assert summary["usage"]["input_tokens"] == 50
+    (record,) = saver.get_steps("job")
+    assert (record.status, record.chunks) == ("completed", '["sky"," is"," blue","."]')
+    await _close(saver)
+
+
+TRAIL_WORKER = r"""
+import asyncio, os, signal, sys
+from agentmw import Agent, agent_tool
+from agentmw.middleware import Checkpoint
+from agentmw.stores import SqliteEventSink, SqliteSaver
+
+db, mode = sys.argv[1:3]
+
+@agent_tool
+def work(n: int) -> int:
+    if n == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return n
+
+@agent_tool(name="work")
+async def awork(n: int) -> int:
+    if n == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return n
+
+# A long flush interval: without the commit-time flush nothing would reach the file.
+sink = SqliteEventSink(db, flush_interval=60.0)
+agent = Agent("worker", stack=[Checkpoint(SqliteSaver(db))], event_sink=sink)
+if mode == "sync":
+    with agent.session(thread_id="job"):
+        for n in (1, 2, 3):
+            work(n)
+else:
+    async def main():
+        async with agent.session(thread_id="job"):
+            for n in (1, 2, 3):
+                await awork(n)
+    asyncio.run(main())
+"""
+
+
+def test_a_crash_leaves_a_trail_in_the_event_sink(
+    tmp_path: Path, mode: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agentmw.cli import main
+
+    db = tmp_path / "run.db"
+    script = tmp_path / "trail_worker.py"
+    script.write_text(TRAIL_WORKER)
+    proc = subprocess.run(
+        [sys.executable, str(script), str(db), mode],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert main(["events", str(db)]) == 0
+    out = capsys.readouterr().out.split("\n")[2:-1]
+    trail = [(line.split()[3], line.split()[4]) for line in out]  # (event, step)
+    assert trail == [
+        ("agent.started", "-"),
+        ("tool.called", "1"),
+        ("checkpoint.saved", "1"),
+        ("tool.completed", "1"),
+        ("tool.called", "2"),
+        ("checkpoint.saved", "2"),
+        ("tool.completed", "2"),
+        ("tool.called", "3"),  # flushed with step 3's write-ahead record: the crash point
+    ]

@@ -327,6 +327,7 @@ class Checkpoint(Middleware):
         except BaseException:
             step.state.released()
             raise
+        yield committed(call)
         try:
             result = yield call_next(call)
         except BaseException as exc:

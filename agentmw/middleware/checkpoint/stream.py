@@ -35,6 +35,7 @@ def run_stream(layer: Checkpoint, call: Call, step: _Step, call_next: StreamNext
     except BaseException:
         step.state.released()
         raise
+    layer._committed(call)
     chunks: list[Any] = []
     inner = call_next(call)
     try:
@@ -72,6 +73,7 @@ async def arun_stream(
     except BaseException:
         step.state.released()
         raise
+    await layer._acommitted(call)
     chunks: list[Any] = []
     inner = call_next(call)
     try:
