@@ -110,12 +110,16 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str,
             conn.execute(f"DROP TABLE IF EXISTS {prefix}_{t}")
 
 
+def killed(args: list[str]) -> None:
+    """Run a worker that must die by SIGKILL."""
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+
+
 def crash(tmp: Path, store: tuple[str, str, str], api: Api, effects: str, mode: str) -> None:
     script = tmp / "worker.py"
     script.write_text(WORKER)
-    args = [sys.executable, str(script), *store, str(api.path), effects, mode]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    killed([sys.executable, str(script), *store, str(api.path), effects, mode])
 
 
 def open_saver(store: tuple[str, str, str]) -> Any:
@@ -265,16 +269,14 @@ else:
 async def test_a_streamed_turn_in_flight_at_sigkill_reruns_then_replays(
     tmp_path: Path, store: tuple[str, str, str], mode: str
 ) -> None:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator
 
     from agentmw import Usage, agent_turn
 
     script = tmp_path / "stream_worker.py"
     script.write_text(STREAM_WORKER)
     log = tmp_path / "seen.log"
-    args = [sys.executable, str(script), *store, str(log), mode]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    killed([sys.executable, str(script), *store, str(log), mode])
     key = derive_idempotency_key("job", 1, "turn", "tell")
     assert log.read_text().split("\n")[:-1] == [f"model {key}", "chunk sky", "chunk  is"]
     saver = open_saver(store)
@@ -362,14 +364,7 @@ def test_a_crash_leaves_a_trail_in_the_event_sink(
     db = tmp_path / "run.db"
     script = tmp_path / "trail_worker.py"
     script.write_text(TRAIL_WORKER)
-    proc = subprocess.run(
-        [sys.executable, str(script), str(db), mode],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    killed([sys.executable, str(script), str(db), mode])
     assert main(["events", str(db)]) == 0
     out = capsys.readouterr().out.split("\n")[2:-1]
     trail = [(line.split()[3], line.split()[4]) for line in out]  # (event, step)
