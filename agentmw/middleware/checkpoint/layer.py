@@ -11,7 +11,6 @@ import hashlib
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from agentmw._validate import check_bool, check_choice, check_optional_callable, check_protocol
@@ -19,27 +18,22 @@ from agentmw.core.call import Call
 from agentmw.core.loops import arun_plan, run_plan
 from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext
 from agentmw.errors import InFlightStepError, ReplayDivergedError
+from agentmw.middleware.checkpoint.records import snapshot, started_record, step_record
 from agentmw.middleware.checkpoint.replay import (
     Decision,
     ReplayState,
-    _ResultMismatch,
     adapter_for,
     chunks_adapter,
-    dump_result,
     fingerprint,
     load_chunks,
     load_result,
-    return_annotation,
 )
 from agentmw.middleware.checkpoint.stream import arun_stream, run_stream
-from agentmw.pricing import call_cost
 from agentmw.stores._checkpoint_records import (
     CheckpointSaver,
-    SessionSnapshot,
     StepRecord,
     derive_idempotency_key,
 )
-from agentmw.usage import ZERO_USAGE as _ZERO_USAGE
 
 if TYPE_CHECKING:
     from agentmw.core.session.session import Session
@@ -48,7 +42,6 @@ __all__ = ["Checkpoint", "InFlightStepError", "ReplayDivergedError"]
 
 _DIVERGENCE_MODES = ("raise", "rerun")
 _IN_FLIGHT_MODES = ("raise", "rerun")
-_ZERO = Decimal(0)
 
 
 def _describe(kind: str, name: str, fp: str) -> str:
@@ -109,11 +102,11 @@ class Checkpoint(Middleware):
 
     def close_session(self, session: Session, error: BaseException | None) -> None:
         if session.thread_id is not None:
-            self.saver.put_snapshot(_snapshot(session))
+            self.saver.put_snapshot(snapshot(session))
 
     async def aclose_session(self, session: Session, error: BaseException | None) -> None:
         if session.thread_id is not None:
-            await self.saver.aput_snapshot(_snapshot(session))
+            await self.saver.aput_snapshot(snapshot(session))
 
     # -- decisions (shared by both paths; only the saver calls differ) ------------------------
     def _match_key(self, call: Call) -> str:
@@ -192,83 +185,11 @@ class Checkpoint(Middleware):
 
     def _record(self, call: Call, step: _Step, result: Any, failed: bool) -> StepRecord:
         """The completed or failed record (for a streamed call `result` is its chunks)."""
-        d = step.decision
-        text: str | None = None
-        if self.store_results and not failed:
-            adapter = chunks_adapter(call.fn) if call.stream else adapter_for(call.fn)
-            try:
-                text = dump_result(adapter, result)
-            except _ResultMismatch as exc:
-                annotation = return_annotation(call.fn)
-                shown = getattr(annotation, "__qualname__", None) or repr(annotation)
-                raise TypeError(
-                    f"checkpoint step {d.step} ({call.kind} {call.name!r}) returned a "
-                    f"{type(result).__qualname__}, but its return annotation is {shown}: a "
-                    "resumed run reads the stored result back as the annotation, so return "
-                    "what it says or correct it"
-                ) from exc
-            except Exception as exc:
-                raise TypeError(
-                    f"checkpoint step {d.step} ({call.kind} {call.name!r}): a result of type "
-                    f"{type(result).__qualname__} cannot be stored as JSON; return a "
-                    "JSON-serializable value, a pydantic model or a dataclass, or use "
-                    "Checkpoint(store_results=False)"
-                ) from exc
-        return (
-            StepRecord(
-                step.thread_id,
-                d.step,
-                call.kind,
-                call.name,
-                step.fp,
-                "failed" if failed else "completed",
-                text,
-                call.usage or _ZERO_USAGE,
-                call_cost(call),
-                d.finished_before,
-                step.started,
-                datetime.now(UTC),
-                call.idempotency_key,
-                None,
-            )
-            if not call.stream
-            else StepRecord(
-                step.thread_id,
-                d.step,
-                call.kind,
-                call.name,
-                step.fp,
-                "failed" if failed else "completed",
-                None,
-                call.usage or _ZERO_USAGE,
-                call_cost(call),
-                d.finished_before,
-                step.started,
-                datetime.now(UTC),
-                call.idempotency_key,
-                text,
-            )
-        )
+        return step_record(call, step, result, failed, self.store_results)
 
     def _started(self, call: Call, step: _Step) -> StepRecord:
         """The write-ahead record, committed before the call runs."""
-        d = step.decision
-        return StepRecord(
-            step.thread_id,
-            d.step,
-            call.kind,
-            call.name,
-            step.fp,
-            "started",
-            None,
-            _ZERO_USAGE,
-            _ZERO,
-            d.finished_before,
-            step.started,
-            step.started,
-            call.idempotency_key,
-            "[]" if call.stream else None,
-        )
+        return started_record(call, step)
 
     # -- a crash leaves a trail: the session's durable event sink is flushed at each commit ---
     @staticmethod
@@ -372,21 +293,3 @@ class _Step:
     thread_id: str
     dropped: list[int]
     started: datetime
-
-
-def _snapshot(session: Session) -> SessionSnapshot:
-    assert session.thread_id is not None
-    models = {
-        name: {**totals.usage.as_dict(), "calls": totals.calls, "cost_usd": str(totals.cost_usd)}
-        for name, totals in session.ledger.per_model().items()
-    }
-    return SessionSnapshot(
-        session.thread_id,
-        session.id,
-        session.state.value,
-        session.iterations,
-        session.tool_calls,
-        session.usage,
-        session.cost_usd,
-        models,
-    )
