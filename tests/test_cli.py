@@ -385,3 +385,26 @@ def test_steps_resolve_refuses_bad_input(
     assert not missing.exists()  # never created
     with sqlite3.connect(in_flight_db) as conn:
         assert read_steps(conn, "pay-1")[1].status == "started"  # nothing changed
+
+
+def test_steps_reads_a_version_1_file_without_changing_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import shutil
+
+    fixture = Path(__file__).parent / "fixtures" / "checkpoints_v1.sqlite"
+    db = tmp_path / "v1.sqlite"
+    shutil.copyfile(fixture, db)
+    before = db.read_bytes()
+    code, out, err = run(capsys, "steps", str(db), "v1-thread")
+    assert (code, err) == (0, "")
+    rows = [line.split() for line in lines(out)[2:]]
+    assert [(r[0], r[2], r[3], r[-1]) for r in rows] == [
+        ("1", "model", "completed", "-"),  # no idempotency key in version 1
+        ("2", "search", "completed", "-"),
+        ("3", "broken", "failed", "-"),
+        ("4", "model", "completed", "-"),
+    ]
+    code, out, _ = run(capsys, "steps", str(db))
+    assert (code, out) == (0, f"{db}: no steps in flight\n")
+    assert db.read_bytes() == before  # read-only: not upgraded

@@ -12,6 +12,15 @@ EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
 
 # Output each example must print (examples not listed only need to exit 0 and print something).
 EXPECTED = {
+    "durable_side_effects.py": [
+        "worker killed by SIGKILL: True",
+        "charges after the crash: 1",
+        "1 step(s) in flight",
+        "resume refused: step 1 (pay) was in flight",
+        "thread 'invoice-7' step 1: completed; a resume replays it",
+        "mail to ann@example.com: paid, receipt ch_",
+        "charges after the resume: 1",
+    ],
     "tiny_agent.py": [
         "handoff: writer -> editor",
         "fallback.switched",
