@@ -20,6 +20,10 @@ __all__ = ["Call", "CallKind"]
 CallKind = Literal["turn", "tool"]
 Effects = Literal["pure", "idempotent", "once"]
 EFFECTS: tuple[Effects, ...] = ("pure", "idempotent", "once")
+LIVE_STREAM = "__agentmw_live_stream__"
+"""Set (True) on a generator function whose chunks are live objects, not data (an SDK's
+stream events, a framework's response handle): Checkpoint runs such streams live, never
+storing or replaying their chunks. The SDK integrations mark theirs through `build_wrapper`."""
 EventObserver = Callable[[Event], None]
 
 

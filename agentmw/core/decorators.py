@@ -6,7 +6,7 @@ import inspect
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, TypeVar, overload
 
-from agentmw.core.call import EFFECTS, Call, CallKind, Effects, new_call
+from agentmw.core.call import EFFECTS, LIVE_STREAM, Call, CallKind, Effects, new_call
 from agentmw.core.context import CURRENT_SESSION
 from agentmw.core.middleware import Middleware, aclose
 from agentmw.core.stack import Mode, Stack, get_default_stack
@@ -140,6 +140,7 @@ def build_wrapper(
     model_from_kwargs: bool = True,
     effects: Effects = "idempotent",
     checkpoint_key: Callable[[Call], str] | None = None,
+    live_stream: bool = False,
 ) -> Any:
     """Wrap `fn` so each call runs as a turn or tool call (internal: `agent_turn`,
     `agent_tool` and the SDK integrations build on it).
@@ -152,6 +153,8 @@ def build_wrapper(
     mode = _mode_of(fn)
     inner = fn.__func__ if isinstance(fn, (classmethod, staticmethod)) else fn
     call_name = name or getattr(inner, "__name__", None) or type(inner).__name__
+    if live_stream:
+        setattr(getattr(inner, "__func__", inner), LIVE_STREAM, True)
     fixed = stack if stack is None or isinstance(stack, Stack) else Stack(stack)
     if usage is not None and not callable(usage):
         raise TypeError(f"usage must be a callable result -> Usage, got {type(usage).__name__}")

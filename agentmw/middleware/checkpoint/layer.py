@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from agentmw._validate import check_bool, check_choice, check_optional_callable, check_protocol
-from agentmw.core.call import Call
+from agentmw.core.call import LIVE_STREAM, Call
 from agentmw.core.loops import arun_plan, run_plan
 from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext
 from agentmw.errors import InFlightStepError, ReplayDivergedError
@@ -271,12 +271,16 @@ class Checkpoint(Middleware):
 
     # Streamed calls: the same step, with the chunks as its result (see `stream.py`).
     def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
+        if getattr(call.fn, LIVE_STREAM, False):
+            return call_next(call)  # live objects, not data: nothing to store or replay
         step = self._plan(call)
         if step is None:
             return call_next(call)
         return run_stream(self, call, step, call_next)
 
     def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
+        if getattr(call.fn, LIVE_STREAM, False):
+            return call_next(call)
         step = self._plan(call)
         if step is None:
             return call_next(call)
