@@ -61,7 +61,7 @@ class ScriptedChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "scripted"
 
-    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:  # noqa: ARG002
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
         return self
 
     def _next(self, messages: list[BaseMessage]) -> AIMessage:
