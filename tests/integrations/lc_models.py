@@ -44,7 +44,8 @@ def reply(
 
 
 class ScriptedChatModel(BaseChatModel):
-    """Returns `replies` in order (raises when they run out) and records each request.
+    """Returns `replies` in order (raises an exception reply, or when they run out) and records
+    each request.
 
     `_stream` splits the text into word chunks, then sends the tool calls and the usage in a
     last chunk, as provider streams do.
@@ -52,7 +53,7 @@ class ScriptedChatModel(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    replies: list[AIMessage]
+    replies: list[Any]  # AIMessages, or exceptions to raise
     model_name: str = "lc-test-model"
     requests: list[list[BaseMessage]] = Field(default_factory=list)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -69,7 +70,11 @@ class ScriptedChatModel(BaseChatModel):
             self.requests.append(list(messages))
             if not self.replies:
                 raise RuntimeError("ScriptedChatModel has no reply left")
-            return self.replies.pop(0)
+            item = self.replies.pop(0)
+        if isinstance(item, BaseException):
+            raise item
+        assert isinstance(item, AIMessage)
+        return item
 
     def _generate(
         self,

@@ -16,13 +16,19 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.tools import tool
 
 from agentmw import Agent, ModelPricing, Stack, Usage
-from agentmw.errors import BudgetExceededError, CircuitOpenError, PermissionDeniedError
+from agentmw.errors import (
+    BudgetExceededError,
+    CircuitOpenError,
+    PermissionDeniedError,
+    ReplayDivergedError,
+)
 from agentmw.guardrails import DenyPatterns, PIIRedactor
 from agentmw.integrations.langchain import AgentMWMiddleware, usage_from_message
 from agentmw.middleware import (
     Budget,
     Checkpoint,
     CircuitBreaker,
+    Fallback,
     Guardrails,
     Limits,
     Permissions,
@@ -30,6 +36,7 @@ from agentmw.middleware import (
 from agentmw.permissions import PermissionPolicy, RolePermissions
 from agentmw.pricing import PricingTable
 from agentmw.stores import InMemorySaver
+from tests.errors import http
 
 from .lc_models import ScriptedChatModel, reply
 
@@ -304,9 +311,11 @@ async def test_output_guardrails_redact_the_model_reply(mode: str) -> None:
     assert last_session(agent).iterations == 1
 
 
-@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+@pytest.mark.parametrize(
+    ("mode", "resume"), [("invoke", "invoke"), ("ainvoke", "ainvoke"), ("invoke", "ainvoke")]
+)
 async def test_a_checkpoint_replays_the_thread_without_calling_model_or_tools(
-    mode: str,
+    mode: str, resume: str
 ) -> None:
     saver = InMemorySaver()
     stack = Stack([Checkpoint(saver)])
@@ -319,7 +328,7 @@ async def test_a_checkpoint_replays_the_thread_without_calling_model_or_tools(
     again = AgentMWMiddleware(agent)
     empty = ScriptedChatModel(replies=[])
     graph2 = create_agent(empty, tools=[lookup, shell, contact], middleware=[again])
-    second = await run(graph2, mode, thread="durable-1")
+    second = await run(graph2, resume, thread="durable-1")
     assert RAN == []
     assert empty.requests == []
     assert [_shape(m) for m in second] == [_shape(m) for m in first]
@@ -330,6 +339,55 @@ async def test_a_checkpoint_replays_the_thread_without_calling_model_or_tools(
     ]
     assert replayed == [1, 2, 3]
     assert session.usage == Usage(input_tokens=200, output_tokens=40)
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+async def test_fallback_switches_to_a_chat_model_named_in_models(mode: str) -> None:
+    backup = ScriptedChatModel(replies=[reply("from backup")], model_name="lc-backup")
+    agent, model, graph = make(
+        Stack([Fallback(["lc-backup"])]), [http(503)], models={"lc-backup": backup}
+    )
+    out = await run(graph, mode)
+    assert out[-1].content == "from backup"
+    assert (len(model.requests), len(backup.requests)) == (1, 1)
+    session = last_session(agent)
+    assert [e.model for e in session.events if e.name == "turn.completed"] == ["lc-backup"]
+    assert session.ledger.per_model()["lc-backup"].calls == 1
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+async def test_a_switch_to_an_unknown_model_says_so(mode: str) -> None:
+    agent, _, graph = make(Stack([Fallback(["lc-nowhere"])]), [http(503)])
+    with pytest.raises(ValueError, match="'lc-nowhere', which is not in AgentMWMiddleware"):
+        await run(graph, mode)
+    assert last_session(agent).state.value == "failed"
+
+
+async def test_a_conversation_continuing_its_thread_needs_on_divergence_rerun() -> None:
+    from langgraph.checkpoint.memory import InMemorySaver as GraphSaver
+
+    results = {}
+    for on_divergence in ("raise", "rerun"):
+        stack = Stack([Checkpoint(InMemorySaver(), on_divergence=on_divergence)])
+        agent = Agent("researcher", stack=stack, pricing=PRICES)
+        model = ScriptedChatModel(
+            replies=[reply(tools=[("lookup", {"key": "a"})]), reply("one"), reply("two")]
+        )
+        graph = create_agent(
+            model, tools=[lookup], middleware=[AgentMWMiddleware(agent)],
+            checkpointer=GraphSaver(),
+        )  # fmt: skip
+        await run(graph, "ainvoke", "first", thread="chat")
+        try:
+            out = await run(graph, "ainvoke", "second", thread="chat")
+            results[on_divergence] = [m.content for m in out]
+        except ReplayDivergedError as exc:
+            results[on_divergence] = [type(exc).__name__]
+    # The second message extends the thread's history: its first turn matches no record.
+    assert results == {
+        "raise": ["ReplayDivergedError"],
+        "rerun": ["first", "", "A", "one", "second", "two"],
+    }
 
 
 def _shape(message: BaseMessage) -> tuple[Any, ...]:

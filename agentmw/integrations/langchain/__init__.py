@@ -251,7 +251,7 @@ class AgentMWMiddleware(AgentMiddleware[_State, Any, Any]):
         token = CURRENT_SESSION.set(session)
         try:
             output, _ = session.run_turn(
-                turn.run, model=turn.name, usage=turn.usage, messages=message_view(request)
+                turn.sync(), model=turn.name, usage=turn.usage, messages=message_view(request)
             )
             return turn.result(output)
         except BaseException as exc:
@@ -270,7 +270,7 @@ class AgentMWMiddleware(AgentMiddleware[_State, Any, Any]):
         token = CURRENT_SESSION.set(session)
         try:
             output, _ = await session.arun_turn(
-                turn.arun, model=turn.name, usage=turn.usage, messages=message_view(request)
+                turn.async_(), model=turn.name, usage=turn.usage, messages=message_view(request)
             )
             return turn.result(output)
         except BaseException as exc:

@@ -6,7 +6,7 @@ and Checkpoint fingerprints) and how the LangChain result is rebuilt from it, li
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,13 +201,23 @@ class Turn:
             request = request.override(model=chat)
         return request
 
-    def run(self, messages: list[dict[str, Any]], model: str | None = None) -> ModelOutput:
-        self.live = _model_response(self.handler(self._prepared(messages, model)))
-        return _output_of(self.live[0])
+    # The functions the stack runs. Both are named `chat_model` (the turn's name), so a thread
+    # recorded by a sync run replays under an async one and the other way round.
+    def sync(self) -> Callable[..., ModelOutput]:
+        def chat_model(messages: list[dict[str, Any]], model: str | None = None) -> ModelOutput:
+            self.live = _model_response(self.handler(self._prepared(messages, model)))
+            return _output_of(self.live[0])
 
-    async def arun(self, messages: list[dict[str, Any]], model: str | None = None) -> ModelOutput:
-        self.live = _model_response(await self.handler(self._prepared(messages, model)))
-        return _output_of(self.live[0])
+        return chat_model
+
+    def async_(self) -> Callable[..., Awaitable[ModelOutput]]:
+        async def chat_model(
+            messages: list[dict[str, Any]], model: str | None = None
+        ) -> ModelOutput:
+            self.live = _model_response(await self.handler(self._prepared(messages, model)))
+            return _output_of(self.live[0])
+
+        return chat_model
 
     def usage(self, output: ModelOutput) -> Usage:
         assert self.live is not None
