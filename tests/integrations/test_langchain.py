@@ -80,7 +80,7 @@ def _clear() -> None:
     RAN.clear()
 
 
-def make(stack: Stack, replies: list[AIMessage], **options: Any) -> tuple[Agent, Any, Any]:
+def make(stack: Stack, replies: list[Any], **options: Any) -> tuple[Agent, Any, Any]:
     agent = Agent("researcher", stack=stack, pricing=PRICES)
     model = ScriptedChatModel(replies=replies)
     graph = create_agent(
