@@ -423,3 +423,40 @@ def test_without_langchain_the_import_names_the_extra(monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "langchain", None)
     with pytest.raises(ImportError, match=r"pip install 'agentmw\[langchain\]'"):
         importlib.import_module("agentmw.integrations.langchain")
+
+
+@pytest.mark.parametrize("mode", ["invoke", "astream"])
+async def test_telemetry_spans_nest_under_the_run_session(mode: str) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from agentmw.middleware import Telemetry
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    _agent, _, graph = make(
+        Stack([Telemetry(tracer_provider=provider)]),
+        [reply(tools=[("lookup", {"key": "a"})], cache_read=30, reasoning=4), reply("done")],
+    )
+    await run(graph, mode, thread="span-thread")
+    finished = list(exporter.get_finished_spans())
+    assert sorted(s.name for s in finished) == [
+        "chat lc-test-model",
+        "chat lc-test-model",
+        "execute_tool lookup",
+        "invoke_agent researcher",
+    ]
+    (session,) = [s for s in finished if s.name == "invoke_agent researcher"]
+    assert dict(session.attributes or {})["gen_ai.conversation.id"] == "span-thread"
+    for span in finished:
+        if span is not session:
+            assert span.parent is not None
+            assert span.parent.span_id == session.context.span_id
+    (tool_span,) = [s for s in finished if s.name == "execute_tool lookup"]
+    assert dict(tool_span.attributes or {})["gen_ai.tool.call.id"] == "call_1"
+    first = dict(next(s for s in finished if s.name.startswith("chat")).attributes or {})
+    assert first["gen_ai.usage.input_tokens"] == 100
+    assert first["gen_ai.usage.cache_read.input_tokens"] == 30
+    assert first["gen_ai.usage.reasoning.output_tokens"] == 4
