@@ -244,6 +244,9 @@ async def test_a_refused_tool_becomes_a_tool_message_the_model_reads(mode: str) 
     assert session.state.value == "completed"
     blocked = [e for e in session.events if e.name == "tool.blocked"]
     assert [(e.tool, e.data["kind"]) for e in blocked] == [("shell", "permission")]
+    failed = [(e.tool, e.detail) for e in session.events if e.name == "tool.failed"]
+    assert failed == [("shell", "agentmw.errors.PermissionDeniedError")]
+    assert session.tool_calls == 1  # a refusal is no tool call
 
 
 @pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
@@ -460,3 +463,37 @@ async def test_telemetry_spans_nest_under_the_run_session(mode: str) -> None:
     assert first["gen_ai.usage.input_tokens"] == 100
     assert first["gen_ai.usage.cache_read.input_tokens"] == 30
     assert first["gen_ai.usage.reasoning.output_tokens"] == 4
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+async def test_an_interrupted_run_resumes_in_the_same_session(mode: str) -> None:
+    from langchain.agents.middleware import HumanInTheLoopMiddleware
+    from langgraph.checkpoint.memory import InMemorySaver as GraphSaver
+    from langgraph.types import Command
+
+    agent = Agent("researcher", stack=plain(), pricing=PRICES)
+    model = ScriptedChatModel(replies=[reply(tools=[("lookup", {"key": "a"})]), reply("done")])
+    graph: Any = create_agent(
+        model, tools=[lookup], checkpointer=GraphSaver(),
+        middleware=[AgentMWMiddleware(agent), HumanInTheLoopMiddleware({"lookup": True})],
+    )  # fmt: skip
+    config: Any = {"configurable": {"thread_id": "review-1"}}
+    start = {"messages": [{"role": "user", "content": "go"}]}
+    resume: Any = Command(resume={"decisions": [{"type": "approve"}]})
+    if mode == "invoke":
+        paused = graph.invoke(start, config)
+        (waiting,) = agent.registry.active()
+        paused_state = waiting.state.value
+        out = graph.invoke(resume, config)
+    else:
+        paused = await graph.ainvoke(start, config)
+        (waiting,) = agent.registry.active()
+        paused_state = waiting.state.value
+        out = await graph.ainvoke(resume, config)
+    assert "__interrupt__" in paused
+    assert paused_state == "running"
+    assert RAN == [("lookup", "a")]
+    assert out["messages"][-1].content == "done"
+    assert agent.registry.active() == []
+    assert last_session(agent) is waiting
+    assert (waiting.state.value, waiting.iterations, waiting.tool_calls) == ("completed", 2, 1)

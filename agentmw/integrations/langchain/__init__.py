@@ -107,7 +107,7 @@ def _refusal_text(exc: Exception) -> str:
     return f"agentmw refused this tool call: {kind}: {why}"
 
 
-class AgentMWMiddleware(AgentMiddleware[_State, Any, Any]):
+class AgentMWMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     """Runs a LangChain v1 agent's model and tool calls through `agent`'s stack and sessions.
 
     Pass it first in `create_agent(..., middleware=[AgentMWMiddleware(agent), ...])` so it is
@@ -218,19 +218,23 @@ class AgentMWMiddleware(AgentMiddleware[_State, Any, Any]):
             self._register(session, key)
         return session
 
-    def before_agent(self, state: _State, runtime: Runtime[Any]) -> dict[str, Any] | None:
+    def before_agent(self, state: AgentState[Any], runtime: Runtime[Any]) -> dict[str, Any] | None:
         return {_KEY: self._register(self._open(runtime))}
 
-    async def abefore_agent(self, state: _State, runtime: Runtime[Any]) -> dict[str, Any] | None:
+    async def abefore_agent(
+        self, state: AgentState[Any], runtime: Runtime[Any]
+    ) -> dict[str, Any] | None:
         return {_KEY: self._register(await self._aopen(runtime))}
 
-    def after_agent(self, state: _State, runtime: Runtime[Any]) -> dict[str, Any] | None:
+    def after_agent(self, state: AgentState[Any], runtime: Runtime[Any]) -> dict[str, Any] | None:
         session = self._pop(self._found(state)[0])
         if session is not None:
             self._close(session, None)
         return None
 
-    async def aafter_agent(self, state: _State, runtime: Runtime[Any]) -> dict[str, Any] | None:
+    async def aafter_agent(
+        self, state: AgentState[Any], runtime: Runtime[Any]
+    ) -> dict[str, Any] | None:
         session = self._pop(self._found(state)[0])
         if session is not None:
             await self._aclose(session, None)
