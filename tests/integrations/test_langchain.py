@@ -19,6 +19,7 @@ from agentmw import Agent, ModelPricing, Stack, Usage
 from agentmw.errors import (
     BudgetExceededError,
     CircuitOpenError,
+    MaxIterationsExceededError,
     PermissionDeniedError,
     ReplayDivergedError,
 )
@@ -497,3 +498,36 @@ async def test_an_interrupted_run_resumes_in_the_same_session(mode: str) -> None
     assert agent.registry.active() == []
     assert last_session(agent) is waiting
     assert (waiting.state.value, waiting.iterations, waiting.tool_calls) == ("completed", 2, 1)
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+async def test_a_turn_limit_ends_the_run(mode: str) -> None:
+    agent, model, graph = make(
+        Stack([Limits(max_turns=1)]), [reply(tools=[("lookup", {"key": "a"})]), reply("no")]
+    )
+    with pytest.raises(MaxIterationsExceededError, match="max_turns reached: 2 > 1"):
+        await run(graph, mode)
+    assert len(model.requests) == 1
+    assert last_session(agent).state.value == "failed"
+
+
+@pytest.mark.parametrize("mode", ["stream", "astream"])
+async def test_streamed_tokens_pass_before_the_output_guard_sees_the_reply(mode: str) -> None:
+    # The documented limit: LangGraph streams the tokens from a callback inside the model call;
+    # the guard redacts the finished reply, which is what enters the state.
+    agent, _, graph = make(
+        Stack([Guardrails([PIIRedactor()], kinds="turn")]), [reply("mail bob@example.com")]
+    )
+    inputs = {"messages": [{"role": "user", "content": "go"}]}
+    modes: Any = ["messages", "values"]
+    if mode == "stream":
+        parts = list(graph.stream(inputs, stream_mode=modes))
+    else:
+        parts = [p async for p in graph.astream(inputs, stream_mode=modes)]
+    streamed = "".join(data[0].content for kind, data in parts if kind == "messages")
+    assert streamed == "mail bob@example.com"
+    final = [data for kind, data in parts if kind == "values"][-1]
+    assert final["messages"][-1].content == "mail [REDACTED:email]"
+    session = last_session(agent)
+    replaced = [e for e in session.events if e.name == "guardrail.replaced"]
+    assert [(e.data["stage"], e.data["guard"]) for e in replaced] == [("output", "PIIRedactor")]
