@@ -531,3 +531,27 @@ async def test_streamed_tokens_pass_before_the_output_guard_sees_the_reply(mode:
     session = last_session(agent)
     replaced = [e for e in session.events if e.name == "guardrail.replaced"]
     assert [(e.data["stage"], e.data["guard"]) for e in replaced] == [("output", "PIIRedactor")]
+
+
+def test_which_refusals_the_model_reads() -> None:
+    from langgraph.prebuilt.tool_node import ToolCallRequest
+
+    from agentmw.errors import LimitExceededError, PolicyViolationError, RateLimitedError
+
+    call = {"name": "shell", "args": {}, "id": "call_9", "type": "tool_call"}
+    request = ToolCallRequest(tool_call=call, tool=None, state={}, runtime=None)  # type: ignore[arg-type]
+    middleware = AgentMWMiddleware(Agent("a"))
+    denied = middleware._refused(request, PolicyViolationError("no-shell", "not here"))
+    assert denied is not None
+    assert denied.content == (
+        "agentmw refused this tool call: PolicyViolationError: policy rule 'no-shell' (deny): "
+        "not here"
+    )
+    assert (denied.tool_call_id, denied.name, denied.status) == ("call_9", "shell", "error")
+    limited = middleware._refused(request, LimitExceededError("max_tool_calls", 3, 2))
+    assert limited is not None
+    assert str(limited.content).endswith("LimitExceededError: max_tool_calls reached (limit 2)")
+    assert middleware._refused(request, PolicyViolationError("stop", "done", "abort")) is None
+    assert middleware._refused(request, RateLimitedError(1.0)) is None
+    raising = AgentMWMiddleware(Agent("a"), on_refusal="raise")
+    assert raising._refused(request, PolicyViolationError("no-shell", "not here")) is None

@@ -54,7 +54,8 @@ from agentmw.integrations.langchain._calls import (
 __all__ = ["REFUSALS", "AgentMWMiddleware", "ModelOutput", "ToolOutput", "usage_from_message"]
 
 # The refusals of a tool call that become a `ToolMessage` the model reads (on_refusal="message").
-# Everything else (budget, circuit open, rate limit, replay divergence...) ends the run.
+# Everything else (budget, circuit open, rate limit, replay divergence, a policy rule's "abort")
+# ends the run.
 REFUSALS: tuple[type[Exception], ...] = (
     PermissionDeniedError,
     GuardrailViolation,
@@ -289,6 +290,8 @@ class AgentMWMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     def _refused(self, request: ToolCallRequest, exc: Exception) -> ToolMessage | None:
         if self.on_refusal == "raise" or not isinstance(exc, REFUSALS):
             return None
+        if isinstance(exc, PolicyViolationError) and exc.action == "abort":
+            return None  # a rule that aborts means the run, not this call
         call = request.tool_call
         return ToolMessage(
             content=_refusal_text(exc), name=call["name"], tool_call_id=call["id"], status="error"
