@@ -43,6 +43,16 @@ EXPECTED = {
         "cost per model",
         "event timeline",
     ],
+    "langchain_agent.py": [
+        "session completed thread=ticket-42",
+        "turns=2 tool_calls=1 cost=$0.0074",
+        "'cache_read_tokens': 800",
+        "contact [REDACTED:email]",
+        "tool shell [error]: agentmw refused this tool call: PermissionDeniedError",
+        "replayed steps [1, 2, 4]; answer: Ada is on the premium plan.",
+        "run ended: BudgetExceededError",
+        "frugal session: failed",
+    ],
 }
 
 
