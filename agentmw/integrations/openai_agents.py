@@ -13,10 +13,13 @@ stack without a session ledger, as `instrument(client)` does. Needs `pip install
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from pydantic import TypeAdapter
 
 try:
     from agents.agent_output import AgentOutputSchemaBase
@@ -86,15 +89,22 @@ def usage_from_sdk(usage: Any) -> Usage:
     )
 
 
+@functools.cache
+def _items() -> TypeAdapter[list[TResponseOutputItem]]:
+    return TypeAdapter(list[TResponseOutputItem])
+
+
 @dataclass
 class ModelOutput:
     """What the stack sees of a non-streamed model response (a Responses-shaped result).
 
     Guardrails read and may redact the text of its `output` message items; Checkpoint stores
-    and replays it; the adapter turns it back into the SDK's `ModelResponse`.
+    and replays it; the adapter turns it back into the SDK's `ModelResponse`. The items are
+    kept as the dicts of the fields the model set (`model_dump(exclude_unset=True)`), so a
+    replayed response builds the same next input as the live one (and the same fingerprint).
     """
 
-    output: list[TResponseOutputItem]
+    output: list[dict[str, Any]]
     usage: SDKUsage
     response_id: str | None = None
     request_id: str | None = None
@@ -103,12 +113,19 @@ class ModelOutput:
 
     def to_model_response(self) -> ModelResponse:
         return ModelResponse(
-            output=list(self.output),
+            output=_items().validate_python(self.output),
             usage=self.usage,
             response_id=self.response_id,
             request_id=self.request_id,
             raw_usage=self.raw_usage,
         )
+
+
+def _as_dict(item: Any) -> dict[str, Any]:
+    if isinstance(item, dict):
+        return item
+    dumped: dict[str, Any] = item.model_dump(mode="json", exclude_unset=True)
+    return dumped
 
 
 def _usage_of(result: Any) -> Usage | None:
@@ -211,7 +228,7 @@ class AgentMWModel(Model):
                 prompt=prompt,
             )
             return ModelOutput(
-                list(response.output),
+                [_as_dict(item) for item in response.output],
                 response.usage,
                 response.response_id,
                 response.request_id,
