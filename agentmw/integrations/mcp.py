@@ -104,9 +104,7 @@ def instrument(client_session: C, *, stack: Stack | None = None, on_refusal: str
         # Checkpoint reads a replayed result back as this type.
         extra = kwargs.get("allow_input_required") or kwargs.get("allow_claimed")
         run.__annotations__ = {"return": _ANY_RESULT if extra else mcp_types.CallToolResult}
-        call, chain = start(
-            "tool", name, run, (dict(arguments or {}),), {}, fixed, "async"
-        )
+        call, chain = start("tool", name, run, (dict(arguments or {}),), {}, fixed, "async")
         try:
             return await arun(call, chain)
         except MCPToolError as exc:

@@ -201,7 +201,7 @@ class AgentMWModel(Model):
     async def get_response(
         self,
         system_instructions: str | None,
-        input: str | list[TResponseInputItem],  # noqa: A002 (the SDK's parameter name)
+        input: str | list[TResponseInputItem],
         model_settings: ModelSettings,
         tools: list[Tool],
         output_schema: AgentOutputSchemaBase | None,
@@ -251,10 +251,10 @@ class AgentMWModel(Model):
         output: ModelOutput = await arun(call, chain)
         return output.to_model_response()
 
-    async def stream_response(  # type: ignore[override]  # an async generator, as the SDK's own
+    async def stream_response(  # an async generator, as the SDK's own implementations are
         self,
         system_instructions: str | None,
-        input: str | list[TResponseInputItem],  # noqa: A002 (the SDK's parameter name)
+        input: str | list[TResponseInputItem],
         model_settings: ModelSettings,
         tools: list[Tool],
         output_schema: AgentOutputSchemaBase | None,
@@ -394,7 +394,7 @@ def wrap_tool(
     original = tool.on_invoke_tool
     name = tool.name
 
-    async def invoke(ctx: Any, input: str) -> Any:  # noqa: A002 (the SDK's parameter name)
+    async def invoke(ctx: Any, input: str) -> Any:
         arguments = _arguments(input)
 
         async def run(arguments: Any) -> Any:
@@ -434,8 +434,8 @@ def wrap_tools(
     apply-patch) are not wrapped (see the docs page).
     """
     check_choice("on_refusal", on_refusal, ON_REFUSAL)
-    return [
+    wrapped: list[Any] = [
         wrap_tool(t, stack=stack, on_refusal=on_refusal) if isinstance(t, FunctionTool) else t
         for t in tools
     ]
-
+    return wrapped

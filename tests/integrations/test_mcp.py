@@ -85,10 +85,12 @@ async def test_call_tool_runs_as_a_tool_in_the_current_session() -> None:
         async with Agent("mcp-bot").session() as s:
             result = await session.call_tool("add", {"a": 2, "b": 3})
             via_client = await client.call_tool("add", {"a": 1, "b": 1})  # goes through the session
-        assert text(result) == "5" and text(via_client) == "2"
+        assert text(result) == "5"
+        assert text(via_client) == "2"
         assert result.structured_content == {"result": 5}
         assert srv.calls == ["add", "add"]
-        assert s.tool_calls == 2 and s.iterations == 0
+        assert s.tool_calls == 2
+        assert s.iterations == 0
         assert [(e.name, e.tool) for e in s.events] == [
             ("agent.started", None),
             ("tool.called", "add"),
@@ -148,7 +150,7 @@ async def test_guardrails_check_arguments_and_results() -> None:
 
 
 async def test_an_error_result_is_a_failed_call_and_is_returned() -> None:
-    async with connected() as (srv, client):
+    async with connected() as (_srv, client):
         session = instrument(client.session)
         async with Agent("mcp-bot").session() as s:
             result = await session.call_tool("broken", {})
@@ -204,7 +206,7 @@ async def test_checkpoint_replays_a_tool_call_on_the_same_thread() -> None:
 
 
 async def test_telemetry_opens_an_execute_tool_span() -> None:
-    async with connected() as (srv, client):
+    async with connected() as (_srv, client):
         provider, exporter = spans()
         session = instrument(client.session, stack=Stack([Telemetry(tracer_provider=provider)]))
         await session.call_tool("add", {"a": 1, "b": 2})  # no agentmw session: the fixed stack
@@ -215,7 +217,7 @@ async def test_telemetry_opens_an_execute_tool_span() -> None:
 
 
 async def test_instrumenting_again_replaces_the_settings() -> None:
-    async with connected() as (srv, client):
+    async with connected() as (_srv, client):
         instrument(client.session, on_refusal="raise")
         session = instrument(client.session)  # the last call wins; the wrappers never nest
         async with Agent("mcp-bot", stack=[Permissions(POLICY)]).session() as s:
@@ -225,7 +227,7 @@ async def test_instrumenting_again_replaces_the_settings() -> None:
 
 
 async def test_an_instrumented_client_runs_each_call_once() -> None:
-    async with connected() as (srv, client):
+    async with connected() as (_srv, client):
         assert instrument(client) is client
         async with Agent("mcp-bot").session() as s:
             result = await client.call_tool("add", {"a": 3, "b": 4})

@@ -242,7 +242,8 @@ def test_guardrails_see_tool_arguments_and_results(how: str) -> None:
     stack = Stack([Guardrails([DenyPatterns([r"Atlantis"], stages=("input",))], kinds="tool")])
     mw, agent, weather, scripted, provider = setup(stack, model=script(city="Atlantis"))
     _, output, error = execute(how, mw, agent, AgentMWModelProvider(provider))
-    assert error is None and output == "It is sunny"
+    assert error is None
+    assert output == "It is sunny"
     assert weather.calls == []
     (item,) = [i for i in scripted.calls[1].input if i.get("type") == "function_call_output"]
     assert item["output"].startswith(
@@ -260,7 +261,9 @@ def test_guardrails_see_tool_arguments_and_results(how: str) -> None:
 @pytest.mark.parametrize("how", HOWS)
 def test_guardrails_redact_the_model_output_the_run_returns(how: str) -> None:
     model = script(answer="write to me@example.com")
-    mw, agent, _, _, provider = setup(Stack([Guardrails([PIIRedactor()], kinds="turn")]), model=model)
+    mw, agent, _, _, provider = setup(
+        Stack([Guardrails([PIIRedactor()], kinds="turn")]), model=model
+    )
     session, output, error = execute(how, mw, agent, AgentMWModelProvider(provider))
     assert error is None
     assert output == "write to [REDACTED:email]"
@@ -272,7 +275,8 @@ def test_checkpoint_replays_turns_and_tools_on_the_same_thread(how: str) -> None
     saver = InMemorySaver()
     mw, agent, weather, _, provider = setup(Stack([Checkpoint(saver)]))
     first, output, error = execute(how, mw, agent, AgentMWModelProvider(provider), "t-1")
-    assert error is None and output == "It is sunny"
+    assert error is None
+    assert output == "It is sunny"
     # The resumed run replays every step: the model and the tool are not called again.
     empty = ScriptedModel([])
     resumed, again, error = execute(how, mw, agent, AgentMWModelProvider(Provider(empty)), "t-1")
@@ -292,7 +296,7 @@ def test_telemetry_spans_for_turns_and_the_tool(how: str) -> None:
     mw, agent, _, _, provider = setup(Stack([Telemetry(tracer_provider=tracer_provider)]))
     _, _, error = execute(how, mw, agent, AgentMWModelProvider(provider))
     assert error is None
-    by_name = {}
+    by_name: dict[str, list[Any]] = {}
     for span in exporter.get_finished_spans():
         by_name.setdefault(span.name, []).append(span)
     assert len(by_name[f"chat {MODEL}"]) == 2
@@ -314,8 +318,10 @@ def test_an_agent_model_object_is_wrapped_directly() -> None:
         tools=[wrap_tool(weather.tool)],
     )
     session, output, error = execute("run_sync", mw, agent)
-    assert error is None and output == "It is sunny"
-    assert session.iterations == 2 and session.tool_calls == 1
+    assert error is None
+    assert output == "It is sunny"
+    assert session.iterations == 2
+    assert session.tool_calls == 1
     assert session.cost_usd == Decimal("0.29")
 
 
