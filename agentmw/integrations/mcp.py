@@ -24,32 +24,15 @@ except ImportError as exc:  # pragma: no cover - the packaging test blocks the i
 
 from agentmw._validate import check_choice
 from agentmw.core.stack import Stack
+from agentmw.errors import ToolResultError
 from agentmw.integrations._toolcalls import ON_REFUSAL, REFUSALS, arun, refusal_text, start
 from agentmw.integrations._wrap import check_stack
 
-__all__ = ["MCPToolError", "instrument"]
+__all__ = ["instrument"]
 
 C = TypeVar("C")
 _ORIGINAL = "__agentmw_original__"
 _ANY_RESULT = mcp_types.CallToolResult | mcp_types.InputRequiredResult | mcp_types.Result
-
-
-class MCPToolError(Exception):
-    """What the stack sees when the server answers a tool call with `is_error=True`.
-
-    Raised inside the chain only, so Telemetry, CircuitBreaker, Retry and the session count
-    the call as failed (`tool.failed`); `call_tool` still returns the server's result to its
-    caller, as the MCP SDK does.
-
-    Attributes:
-        tool: the MCP tool's name.
-        result: the server's `CallToolResult`.
-    """
-
-    def __init__(self, tool: str, result: Any) -> None:
-        self.tool = tool
-        self.result = result
-        super().__init__(f"MCP tool {tool!r} returned an error result")
 
 
 def _refused(exc: Exception) -> Any:
@@ -64,7 +47,7 @@ def instrument(client_session: C, *, stack: Stack | None = None, on_refusal: str
     The session is instrumented in place and returned (the same object); instrumenting it again
     replaces the settings (the last call wins), never nests. The call's name is the MCP tool's
     name, its argument the `arguments` dict. A result with `is_error=True` counts as a failed
-    tool call (`MCPToolError` inside the chain) and is returned as it is. A call refused by
+    tool call (`ToolResultError` inside the chain) and is returned as it is. A call refused by
     Permissions, Guardrails, Limits or Policy returns a `CallToolResult` with `is_error=True`
     whose text names the refusal (`agentmw refused this tool call: ...`), unless
     `on_refusal="raise"`; any other agentmw error (`BudgetExceededError`,
@@ -98,7 +81,7 @@ def instrument(client_session: C, *, stack: Stack | None = None, on_refusal: str
         async def run(arguments: dict[str, Any]) -> Any:
             result = await original(name, arguments, *args, **kwargs)
             if isinstance(result, mcp_types.CallToolResult) and result.is_error:
-                raise MCPToolError(name, result)
+                raise ToolResultError(name, result)
             return result
 
         # Checkpoint reads a replayed result back as this type.
@@ -107,7 +90,7 @@ def instrument(client_session: C, *, stack: Stack | None = None, on_refusal: str
         call, chain = start("tool", name, run, (dict(arguments or {}),), {}, fixed, "async")
         try:
             return await arun(call, chain)
-        except MCPToolError as exc:
+        except ToolResultError as exc:
             return exc.result
         except REFUSALS as exc:
             if raising:
