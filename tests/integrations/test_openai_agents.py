@@ -383,3 +383,49 @@ def test_without_the_sdk_the_import_names_the_extra() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert "pip install 'agentmw[openai-agents]'" in proc.stdout
+
+
+def failing_tool(failure_error_function: Any) -> Any:
+    def lookup(city: str) -> str:
+        """Always fails."""
+        raise RuntimeError("weather service down")
+
+    if failure_error_function == "default":
+        return function_tool(lookup)
+    return function_tool(lookup, failure_error_function=failure_error_function)
+
+
+def test_a_tools_own_failure_is_a_completed_call_by_default() -> None:
+    # The SDK's invoker catches the tool's exception and returns its message to the model
+    # (agents/tool.py): the stack around it sees a completed call.
+    scripted = ScriptedModel(
+        [
+            ModelStep(output=[function_call("lookup", {"city": "Oslo"}, call_id="c9")]),
+            ModelStep(output=[assistant_message("Sorry")]),
+        ]
+    )
+    agent = SDKAgent(name="a", model=MODEL, tools=wrap_tools([failing_tool("default")]))
+    session, output, error = execute(
+        "run", Agent("weather-bot"), agent, AgentMWModelProvider(Provider(scripted))
+    )
+    assert error is None
+    assert output == "Sorry"
+    assert [e.name for e in session.events if e.tool == "lookup"] == [
+        "tool.called",
+        "tool.completed",
+    ]
+
+
+def test_without_a_failure_function_the_stack_sees_the_tools_exception() -> None:
+    scripted = ScriptedModel(
+        [ModelStep(output=[function_call("lookup", {"city": "Oslo"}, call_id="c9")])]
+    )
+    agent = SDKAgent(name="a", model=MODEL, tools=wrap_tools([failing_tool(None)]))
+    session, _, error = execute(
+        "run", Agent("weather-bot"), agent, AgentMWModelProvider(Provider(scripted))
+    )
+    assert isinstance(error, UserError)
+    assert isinstance(error.__cause__, RuntimeError)
+    failed = [e for e in session.events if e.name == "tool.failed"]
+    assert [(e.tool, e.detail) for e in failed] == [("lookup", "RuntimeError")]
+    assert session.tool_calls == 1
