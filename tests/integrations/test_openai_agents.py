@@ -29,7 +29,7 @@ from agentmw.integrations.openai_agents import (
     wrap_tool,
     wrap_tools,
 )
-from agentmw.middleware import Budget, Checkpoint, Guardrails, Permissions, Telemetry
+from agentmw.middleware import Budget, Checkpoint, Fallback, Guardrails, Permissions, Telemetry
 from agentmw.permissions import PermissionPolicy, RolePermissions
 from agentmw.pricing import ModelPricing, register_pricing
 from agentmw.stores import InMemorySaver
@@ -429,3 +429,39 @@ def test_without_a_failure_function_the_stack_sees_the_tools_exception() -> None
     failed = [e for e in session.events if e.name == "tool.failed"]
     assert [(e.tool, e.detail) for e in failed] == [("lookup", "RuntimeError")]
     assert session.tool_calls == 1
+
+
+class Overloaded(Exception):
+    status_code = 503
+
+
+class Models(ModelProvider):
+    """A provider with one scripted model per name."""
+
+    def __init__(self, models: dict[str, Model]) -> None:
+        self.models = models
+        self.names: list[str | None] = []
+
+    def get_model(self, model_name: str | None) -> Model:
+        self.names.append(model_name)
+        return self.models[str(model_name)]
+
+
+@pytest.mark.parametrize("how", HOWS)
+def test_fallback_switches_to_the_model_the_provider_resolves(how: str) -> None:
+    primary = ScriptedModel([ModelStep.raise_error(Overloaded("busy"))])
+    backup = ScriptedModel([ModelStep(output=[assistant_message("from backup")])])
+    models = Models({MODEL: primary, "backup-model": backup})
+    mw = Agent("weather-bot", stack=Stack([Fallback(["backup-model"])]))
+    # The SDK's own model retries stay off (they would re-run the turn outside the stack).
+    agent = SDKAgent(name="assistant", model=MODEL)
+    session, output, error = execute(how, mw, agent, AgentMWModelProvider(models))
+    assert error is None
+    assert output == "from backup"
+    assert models.names == [MODEL, "backup-model"]
+    assert len(primary.calls) == 1
+    assert len(backup.calls) == 1
+    (switched,) = [e for e in session.events if e.name == "fallback.switched"]
+    assert switched.data["from_model"] == MODEL
+    assert switched.data["to_model"] == "backup-model"
+    assert [e.model for e in session.events if e.name == "turn.completed"] == ["backup-model"]
