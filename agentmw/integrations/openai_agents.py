@@ -395,18 +395,20 @@ def wrap_tool(
     name = tool.name
 
     async def invoke(ctx: Any, input: str) -> Any:
-        arguments = _arguments(input)
+        parsed = _arguments(input)
 
         async def run(arguments: Any) -> Any:
-            text = arguments if isinstance(arguments, str) else json.dumps(arguments)
-            unchanged = isinstance(arguments, str) or _arguments(input) == arguments
-            return await original(ctx, input if unchanged else text)
+            # The SDK's own text unless a guardrail replaced a value (then re-serialized).
+            if isinstance(arguments, str):
+                return await original(ctx, arguments)
+            same = arguments is parsed or arguments == parsed
+            return await original(ctx, input if same else json.dumps(arguments))
 
         call, chain = start(
             "tool",
             name,
             run,
-            (arguments,),
+            (parsed,),
             {},
             fixed,
             "async",

@@ -465,3 +465,14 @@ def test_fallback_switches_to_the_model_the_provider_resolves(how: str) -> None:
     assert switched.data["from_model"] == MODEL
     assert switched.data["to_model"] == "backup-model"
     assert [e.model for e in session.events if e.name == "turn.completed"] == ["backup-model"]
+
+
+@pytest.mark.parametrize("how", HOWS)
+def test_a_redacted_argument_is_what_the_tool_receives(how: str) -> None:
+    stack = Stack([Guardrails([PIIRedactor(stages=("input",))], kinds="tool")])
+    mw, agent, weather, _, provider = setup(stack, model=script(city="ops@example.com"))
+    session, _, error = execute(how, mw, agent, AgentMWModelProvider(provider))
+    assert error is None
+    assert weather.calls == ["[REDACTED:email]"]
+    replaced = [e for e in session.events if e.name == "guardrail.replaced"]
+    assert [(e.tool, e.data["stage"]) for e in replaced] == [("get_weather", "input")]
