@@ -47,6 +47,16 @@ EXPECTED = {
         "resumed: Ada: premium plan, contact [REDACTED:email] ['checkpoint.replayed']",
         "server calls: ['find_customer']",
     ],
+    "langchain_agent.py": [
+        "session completed thread=ticket-42",
+        "turns=2 tool_calls=1 cost=$0.0074",
+        "'cache_read_tokens': 800",
+        "contact [REDACTED:email]",
+        "tool shell [error]: agentmw refused this tool call: PermissionDeniedError",
+        "replayed steps [1, 2, 4]; answer: Ada is on the premium plan.",
+        "run ended: BudgetExceededError",
+        "frugal session: failed",
+    ],
 }
 
 
