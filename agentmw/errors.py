@@ -38,6 +38,7 @@ __all__ = [
     "SessionClosedError",
     "SessionStateError",
     "SinkSchemaError",
+    "ToolResultError",
     "TurnTimeoutError",
     "UninstrumentedCallWarning",
 ]
@@ -284,6 +285,24 @@ class OutputValidationError(AgentMWError):
         self.errors = errors
         self.detail = detail
         super().__init__(f"output does not validate as {target} ({errors} error(s))")
+
+
+class ToolResultError(AgentMWError):
+    """A tool answered with an error result instead of raising (an MCP `is_error=True` result).
+
+    Raised inside the chain only, so Telemetry, CircuitBreaker, Retry and the session count
+    the call as failed (`tool.failed`, classified `tool_error`); the adapter then returns the
+    result to its caller as the framework would (`agentmw.integrations.mcp`).
+
+    Attributes:
+        tool: the tool's name.
+        result: the error result itself.
+    """
+
+    def __init__(self, tool: str, result: Any) -> None:
+        self.tool = tool
+        self.result = result
+        super().__init__(f"tool {tool!r} returned an error result")
 
 
 class DocumentError(AgentMWError, ValueError):
