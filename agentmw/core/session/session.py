@@ -233,7 +233,11 @@ class Session:
         """
         return self._work.executor(self, max_workers)
 
-    async def agather(self, *awaitables: Awaitable[Any], timeout: float | None = None) -> list[Any]:
+    async def agather(
+        self,
+        *awaitables: Awaitable[Any],
+        timeout: float | None = None,  # noqa: ASYNC109 (the contract)
+    ) -> list[Any]:
         """Run `awaitables` concurrently in this session; their results, in order.
 
         They run as tasks of one `asyncio.TaskGroup`, each in the session (also when the caller

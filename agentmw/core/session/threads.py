@@ -106,7 +106,9 @@ def _shutdown_all(pools: list[ThreadPoolExecutor], cancel: bool) -> None:
 
 
 async def agather(
-    session: Session, awaitables: tuple[Awaitable[Any], ...], timeout: Any
+    session: Session,
+    awaitables: tuple[Awaitable[Any], ...],
+    timeout: Any,  # noqa: ASYNC109
 ) -> list[Any]:
     """Run `awaitables` concurrently in `session` under one TaskGroup (see `Session.agather`)."""
     try:
