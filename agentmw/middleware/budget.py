@@ -35,6 +35,8 @@ class Budget(Middleware):
             `InMemoryLedger` (one budget across sessions), keyed by the layer's name.
     """
 
+    order_role = "budget"  # read by the stack's order checks (agentmw.core.order)
+
     def __init__(
         self,
         usd: float | Decimal | int | str,

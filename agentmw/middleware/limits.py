@@ -58,6 +58,8 @@ class Limits(Middleware):
         max_cost_usd: cost after which turns are refused.
     """
 
+    order_role = "limits"  # read by the stack's order checks (agentmw.core.order)
+
     def __init__(
         self,
         max_turns: int | None = None,

@@ -51,6 +51,8 @@ class Checkpoint(Middleware):
             such steps run again on resume.
     """
 
+    order_role = "checkpoint"  # read by the stack's order checks (agentmw.core.order)
+
     def __init__(
         self,
         saver: CheckpointSaver,
