@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextvars import Token
 from datetime import datetime
 from decimal import Decimal
@@ -29,6 +28,8 @@ from agentmw.pricing import format_cost
 from agentmw.usage import Usage
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from agentmw.core.agent import Agent
     from agentmw.core.handoff import Handoff
     from agentmw.core.middleware import Middleware

@@ -7,12 +7,10 @@ helpers carry it there, so every call made by the work counts in the session.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,6 +18,9 @@ from agentmw._validate import check_callable, check_optional_int, check_optional
 from agentmw.core.context import CURRENT_SESSION
 
 if TYPE_CHECKING:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
     from agentmw.core.session.session import Session
 
 __all__: list[str] = []  # `Session.bind`, `Session.executor` and `Session.agather` are the face
@@ -70,6 +71,8 @@ class SessionWork:
 
     def executor(self, session: Session, max_workers: int | None) -> ThreadPoolExecutor:
         """A pool whose worker threads run in `session` (see `Session.executor`)."""
+        from concurrent.futures import ThreadPoolExecutor  # `import agentmw` stays light
+
         workers = check_optional_int("max_workers", max_workers, minimum=1)
         # Each worker thread enters the session once, when it starts: a task costs nothing more.
         pool = ThreadPoolExecutor(
@@ -96,6 +99,8 @@ class SessionWork:
         """Async twin of `shutdown`: the waiting happens in a worker thread, not on the loop."""
         pools = self._take()
         if pools:
+            import asyncio
+
             cancel = error is not None
             await asyncio.to_thread(_shutdown_all, pools, cancel)
 
@@ -111,6 +116,8 @@ async def agather(
     timeout: Any,  # noqa: ASYNC109
 ) -> list[Any]:
     """Run `awaitables` concurrently in `session` under one TaskGroup (see `Session.agather`)."""
+    import asyncio  # `import agentmw` does not load asyncio
+
     try:
         deadline = check_optional_number("timeout", timeout, minimum=0)
         for index, aw in enumerate(awaitables):
