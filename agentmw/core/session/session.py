@@ -263,8 +263,10 @@ class Session:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._work.shutdown(exc)  # its executors' tasks finish inside the running session
-        run_plan(self._leaving(exc, _SYNC_HOOKS))
+        try:
+            self._work.shutdown(exc)  # its executors' tasks finish inside the running session
+        finally:
+            run_plan(self._leaving(exc, _SYNC_HOOKS))
 
     async def __aenter__(self) -> Session:
         await arun_plan(self._entering(_ASYNC_HOOKS))
@@ -276,8 +278,10 @@ class Session:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._work.ashutdown(exc)
-        await arun_plan(self._leaving(exc, _ASYNC_HOOKS))
+        try:
+            await self._work.ashutdown(exc)
+        finally:
+            await arun_plan(self._leaving(exc, _ASYNC_HOOKS))
 
     # The plans behind `with` and `async with` (see `agentmw.core.loops.run_plan`): each step
     # is one layer hook's result (sync) or awaitable (async); a failure comes back in here.
