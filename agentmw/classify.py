@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import errno
-import json
+import functools
 import math
 import re
 import sys
@@ -101,30 +101,41 @@ _STATUS: dict[int, FailureScenario] = {
 }
 _CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
 _FILTER_CODES = frozenset({"content_filter", "content_policy_violation", "content_filtered"})
-_CONTEXT_RE = re.compile(
+_CONTEXT_PATTERN = (
     r"context[ _-](?:length|window)|maximum context|prompt is too long|too many tokens"
     r"|input (?:is )?too long|exceeds? the (?:model'?s? )?(?:maximum )?context"
-    r"|exceeds the maximum number of tokens",
-    re.IGNORECASE,
+    r"|exceeds the maximum number of tokens"
 )
-
-_QUOTA_RE = re.compile(r"insufficient[_ ]quota|exceeded your current quota", re.IGNORECASE)
-
 # Message heuristics, tried last. Numbers only match as whole words: "req_429ab" is an id.
-_HEURISTICS: tuple[tuple[re.Pattern[str], FailureScenario], ...] = tuple(
-    (re.compile(p, re.IGNORECASE), s)
-    for p, s in (
-        (r"insufficient[_ ]quota|quota (?:exceeded|exhausted)|billing", S.QUOTA_EXHAUSTED),
-        (r"rate[ _-]?limit|too many requests|(?<![\w-])429(?![\w-])", S.RATE_LIMITED),
-        (r"overloaded|(?<![\w-])(?:503|529)(?![\w-])|service unavailable", S.OVERLOADED),
-        (_CONTEXT_RE.pattern, S.CONTEXT_OVERFLOW),
-        (r"content[ _-](?:filter|policy)|safety system", S.CONTENT_FILTERED),
-        (r"timed? ?out|deadline exceeded|(?<![\w-])408(?![\w-])", S.TIMEOUT),
-        (r"connection (?:reset|refused|aborted|error)|network (?:is )?unreachable", S.CONNECTION),
-        (r"unauthori[sz]ed|invalid api[ _-]?key|authentication|permission denied", S.AUTH),
-        (r"internal server error|bad gateway|(?<![\w-])50[024](?![\w-])", S.SERVER_ERROR),
-    )
+_HEURISTIC_PATTERNS = (
+    (r"insufficient[_ ]quota|quota (?:exceeded|exhausted)|billing", S.QUOTA_EXHAUSTED),
+    (r"rate[ _-]?limit|too many requests|(?<![\w-])429(?![\w-])", S.RATE_LIMITED),
+    (r"overloaded|(?<![\w-])(?:503|529)(?![\w-])|service unavailable", S.OVERLOADED),
+    (_CONTEXT_PATTERN, S.CONTEXT_OVERFLOW),
+    (r"content[ _-](?:filter|policy)|safety system", S.CONTENT_FILTERED),
+    (r"timed? ?out|deadline exceeded|(?<![\w-])408(?![\w-])", S.TIMEOUT),
+    (r"connection (?:reset|refused|aborted|error)|network (?:is )?unreachable", S.CONNECTION),
+    (r"unauthori[sz]ed|invalid api[ _-]?key|authentication|permission denied", S.AUTH),
+    (r"internal server error|bad gateway|(?<![\w-])50[024](?![\w-])", S.SERVER_ERROR),
 )
+
+
+class _Regexes:
+    """The message patterns, compiled on the first failure that needs them, not at import."""
+
+    def __init__(self) -> None:
+        flags = re.IGNORECASE
+        self.context = re.compile(_CONTEXT_PATTERN, flags)
+        self.quota = re.compile(r"insufficient[_ ]quota|exceeded your current quota", flags)
+        self.locked = re.compile(r"database (?:table )?is locked", flags)
+        self.delay = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+        self.heuristics = tuple((re.compile(p, flags), s) for p, s in _HEURISTIC_PATTERNS)
+
+
+@functools.cache
+def _regexes() -> _Regexes:
+    return _Regexes()
+
 
 _NETWORK_ERRNOS = frozenset(
     getattr(errno, name)
@@ -172,7 +183,6 @@ _TOOL_TYPES = frozenset({"ToolError", "ToolException"})
 _DEPENDENCY_ERRNOS = frozenset(
     getattr(errno, name) for name in ("ENOSPC", "EIO", "EAGAIN", "EBUSY") if hasattr(errno, name)
 )
-_LOCKED = re.compile(r"database (?:table )?is locked", re.IGNORECASE)
 # OpenAI raises this (no HTTP status) when a parsed completion stopped on the content filter.
 _FILTER_TYPES = frozenset({"ContentFilterFinishReasonError"})
 
@@ -258,9 +268,6 @@ def _error_codes(exc: BaseException) -> set[str]:
     return found
 
 
-_DELAY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
-
-
 def _retry_info(exc: BaseException) -> float | None:
     """The `google.rpc.RetryInfo` delay ("30s") of a Google API error body, if it has one."""
     body = getattr(exc, "details", None)
@@ -269,7 +276,7 @@ def _retry_info(exc: BaseException) -> float | None:
         return None
     for item in details:
         delay = _attr(item, "retryDelay") if isinstance(item, Mapping) else None
-        found = _DELAY_RE.match(delay) if isinstance(delay, str) else None
+        found = _regexes().delay.match(delay) if isinstance(delay, str) else None
         if found:
             return float(found.group(1))
     return None
@@ -287,10 +294,10 @@ def _from_status(exc: BaseException, status: int) -> Failure:
     retryable = scenario in RETRYABLE or status == 409
     if status == 409:
         scenario = S.UNKNOWN
-    if status == 429 and ("insufficient_quota" in codes or _QUOTA_RE.search(str(exc))):
+    if status == 429 and ("insufficient_quota" in codes or _regexes().quota.search(str(exc))):
         scenario, retryable = S.QUOTA_EXHAUSTED, False
     elif scenario is S.BAD_REQUEST:
-        if codes & _CONTEXT_CODES or _CONTEXT_RE.search(str(exc)):
+        if codes & _CONTEXT_CODES or _regexes().context.search(str(exc)):
             scenario = S.CONTEXT_OVERFLOW
         elif codes & _FILTER_CODES:
             scenario = S.CONTENT_FILTERED
@@ -310,9 +317,9 @@ def _from_type(exc: BaseException) -> FailureScenario | None:
         return S.CONNECTION
     if isinstance(exc, OSError) and exc.errno in _DEPENDENCY_ERRNOS:
         return S.DEPENDENCY
-    if "OperationalError" in names and _LOCKED.search(str(exc)):
+    if "OperationalError" in names and _regexes().locked.search(str(exc)):
         return S.DEPENDENCY  # sqlite3 (and SQLAlchemy's wrapper of it) on a locked database
-    if isinstance(exc, json.JSONDecodeError) or names & _OUTPUT_TYPES:
+    if names & _OUTPUT_TYPES:  # json.JSONDecodeError among them, matched by name
         return S.OUTPUT_INVALID
     if names & _FILTER_TYPES:
         return S.CONTENT_FILTERED
@@ -379,7 +386,7 @@ def _classify(exc: BaseException) -> Failure:
             return found
     for link in chain:
         text = str(link)
-        for pattern, scenario in _HEURISTICS:
+        for pattern, scenario in _regexes().heuristics:
             if pattern.search(text):
                 return Failure(scenario, scenario in RETRYABLE)
     return Failure(S.UNKNOWN, False)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from agentmw._validate import check_int, check_methods
 from agentmw.usage import Usage
+
+if TYPE_CHECKING:
+    import logging
 
 __all__ = [
     "Event",
@@ -189,7 +191,9 @@ class RingBufferUsageSink:
 class LoggingEventSink:
     """Writes each event as one structured log line (logger `agentmw.events` by default)."""
 
-    def __init__(self, logger: logging.Logger | str = "agentmw.events", level: int = logging.INFO):
+    def __init__(self, logger: logging.Logger | str = "agentmw.events", level: int = 20):
+        import logging  # on first use: `import agentmw` does not load logging
+
         if not isinstance(logger, (str, logging.Logger)):
             kind = type(logger).__name__
             raise TypeError(f"logger must be a logging.Logger or a logger name, got {kind}")
@@ -257,7 +261,7 @@ class SinkIsolation:
             self._errors[id(sink)] = (label, count + 1)
         if count:
             return False
-        log.warning(
+        log_warning(
             "event sink %s failed with %s; further failures are counted silently",
             type(sink).__qualname__,
             type(exc).__qualname__,
@@ -273,7 +277,11 @@ class SinkIsolation:
             return out
 
 
-log = logging.getLogger("agentmw")
+def log_warning(message: str, *args: object, logger: str = "agentmw") -> None:
+    """Log a warning on `logger`; `logging` is imported on the first warning, not with agentmw."""
+    import logging
+
+    logging.getLogger(logger).warning(message, *args)
 
 
 class Listeners:
@@ -307,7 +315,7 @@ class Listeners:
             try:
                 listener(event)
             except Exception as exc:  # listeners are observers; they never break the caller
-                log.warning("event listener failed with %s", type(exc).__qualname__)
+                log_warning("event listener failed with %s", type(exc).__qualname__)
 
 
 listeners = Listeners()

@@ -191,7 +191,7 @@ def test_import_agentmw_loads_the_core_only_and_layers_on_first_use() -> None:
     code = (
         "import sys, agentmw\n"
         "heavy = ('pydantic', 'opentelemetry', 'tenacity', 'wrapt', 'agentmw.middleware',"
-        " 'agentmw.presets', 'agentmw.stores', 'asyncio')\n"
+        " 'agentmw.presets', 'agentmw.stores', 'asyncio', 'logging', 'json', 'tomllib')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
         "stack = agentmw.Stack.default(budget_usd=1)\n"
         "print(len(stack) > 0, 'agentmw.presets' in sys.modules, agentmw.__version__)\n"

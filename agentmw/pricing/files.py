@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import tomllib
 from typing import TYPE_CHECKING, Any
 
 from agentmw.pricing.model import ModelPricing, entry_problems
@@ -32,6 +30,9 @@ def read_pricing_file(path: str | Path) -> dict[str, ModelPricing]:
 
 
 def _parse(file: Path) -> tuple[Any, str | None]:
+    import json  # only when a file is read: `import agentmw` loads neither parser
+    import tomllib
+
     try:
         raw = file.read_bytes()
     except OSError as exc:

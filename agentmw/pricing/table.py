@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -18,7 +17,6 @@ if TYPE_CHECKING:
 
 __all__ = ["PricingTable"]
 
-logger = logging.getLogger("agentmw.pricing")
 
 _ZERO = Decimal(0)
 OnConflict = Literal["overwrite", "error", "keep"]
@@ -191,7 +189,9 @@ def _warn_unknown(model: str) -> None:
         if model in _warned:
             return
         _warned.add(model)
-    logger.warning(
+    import logging  # on the first unpriced model: `import agentmw` does not load logging
+
+    logging.getLogger("agentmw.pricing").warning(
         "no price for model %r: its calls cost 0 (register_pricing or a price file)", model
     )
 
