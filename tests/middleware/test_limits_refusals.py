@@ -21,11 +21,13 @@ from agentmw import (
     LimitExceededError,
     MaxIterationsExceededError,
     Middleware,
+    ModelPricing,
     PermissionDeniedError,
     PolicyViolationError,
     RateLimitedError,
     Session,
     Usage,
+    register_pricing,
 )
 from agentmw.errors import ConcurrencyLimitError
 from agentmw.guardrails import DenyPatterns
@@ -43,7 +45,10 @@ from agentmw.permissions import PermissionPolicy, RolePermissions
 from agentmw.policy import PolicyEngine, Rule, any_of, deny, fact
 from agentmw.testing import Reply, ScriptedModel, capture_events
 
-BLOCKED, OK = "blocked-model", "ok-model"
+BLOCKED, OK = "i14a-blocked-model", "i14a-ok-model"
+# Priced, so an enforced Budget (which refuses unpriced models) sees real models.
+for _model in (BLOCKED, OK):
+    register_pricing(_model, ModelPricing(input_per_million=1, output_per_million=2))
 
 
 def _tripped_breaker(kinds: str) -> CircuitBreaker:
