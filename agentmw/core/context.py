@@ -1,4 +1,5 @@
-"""The running context: the current session of a thread or task, and the open-session count.
+"""The running context: the current session and call of a thread or task, and the open-session
+count.
 
 Context variables propagate into asyncio tasks and `asyncio.to_thread`; a plain worker thread
 starts without them. `Session.bind`, `Session.executor` and `Session.agather` carry the session
@@ -16,9 +17,10 @@ from typing import TYPE_CHECKING, Literal
 from agentmw.errors import NoSessionError, OutsideSessionWarning
 
 if TYPE_CHECKING:
+    from agentmw.core.call import Call
     from agentmw.core.session import Session
 
-__all__ = ["current_session"]
+__all__ = ["current_call", "current_session"]
 
 CURRENT_SESSION: ContextVar[Session | None] = ContextVar("agentmw_session", default=None)
 """The variable behind `current_session()` (internal): a `Session` sets it while it runs."""
@@ -78,3 +80,15 @@ def outside_session(function: str, warned: list[bool]) -> None:
     if not warned[0]:
         warned[0] = True
         warnings.warn(OutsideSessionWarning(function), stacklevel=4)
+CURRENT_CALL: ContextVar[Call | None] = ContextVar("agentmw_call", default=None)
+"""The variable behind `current_call()` (internal): the chain's terminal sets it while the
+user's function runs."""
+
+
+def current_call() -> Call | None:
+    """The `Call` whose function is running (None outside a decorated function's body).
+
+    A tool reads `current_call().idempotency_key` to hand it to an external API, or
+    `current_call().attempt` to know a retry.
+    """
+    return CURRENT_CALL.get()
