@@ -80,6 +80,8 @@ def outside_session(function: str, warned: list[bool]) -> None:
     if not warned[0]:
         warned[0] = True
         warnings.warn(OutsideSessionWarning(function), stacklevel=4)
+
+
 CURRENT_CALL: ContextVar[Call | None] = ContextVar("agentmw_call", default=None)
 """The variable behind `current_call()` (internal): the chain's terminal sets it while the
 user's function runs."""
