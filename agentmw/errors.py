@@ -29,7 +29,9 @@ __all__ = [
     "InvalidTransitionError",
     "LimitExceededError",
     "MaxIterationsExceededError",
+    "NoSessionError",
     "OutputValidationError",
+    "OutsideSessionWarning",
     "PermissionDeniedError",
     "PolicyViolationError",
     "PricingMissingError",
@@ -39,6 +41,7 @@ __all__ = [
     "SessionClosedError",
     "SessionStateError",
     "SinkSchemaError",
+    "StackOrderWarning",
     "ToolResultError",
     "TurnTimeoutError",
     "UninstrumentedCallWarning",
@@ -383,16 +386,19 @@ class LimitExceededError(ControlFlowError):
     """A session limit refused a call.
 
     Attributes:
-        limit: the limit's name ("max_tool_calls", "max_total_tokens"...).
+        limit: the limit's name ("max_tool_calls", "per_tool", "max_total_tokens"...).
         observed: the count the call would reach (turns, tools) or the amount already used.
         ceiling: the configured limit.
+        tool: the tool whose own limit (`Limits(per_tool=...)`) refused the call, else None.
     """
 
-    def __init__(self, limit: str, observed: Any, ceiling: Any) -> None:
+    def __init__(self, limit: str, observed: Any, ceiling: Any, *, tool: str | None = None) -> None:
         self.limit = limit
         self.observed = observed
         self.ceiling = ceiling
-        super().__init__(f"{limit} reached: {observed} > {ceiling}")
+        self.tool = tool
+        what = limit if tool is None else f"{limit} limit of tool {tool!r}"
+        super().__init__(f"{what} reached: {observed} > {ceiling}")
 
 
 class MaxIterationsExceededError(LimitExceededError):
@@ -507,3 +513,62 @@ class UninstrumentedCallWarning(RuntimeWarning):
             "runs outside the stack (no budget, guardrail, limit or span); wrap it in a function "
             "decorated with @agent_turn to run it as a turn"
         )
+
+
+class NoSessionError(ControlFlowError):
+    """A decorated call ran with no current session while a session is open in the process.
+
+    Raised under `agentmw.configure(outside_session="error")` (the default only warns, with
+    `OutsideSessionWarning`): the call would escape that session's budget, limits and
+    accounting, usually because it runs in a worker thread the session did not follow.
+
+    Attributes:
+        function: the decorated function's call name.
+    """
+
+    def __init__(self, function: str) -> None:
+        self.function = function
+        super().__init__(f"{function!r} {_outside_session_fix()}")
+
+
+class OutsideSessionWarning(RuntimeWarning):
+    """A decorated call ran with no current session while a session is open in the process.
+
+    Warned once per decorated function (`agentmw.configure(outside_session="warn")`, the
+    default): the call runs under the process default stack and counts in no session, so that
+    session's budget, limits and usage do not see it.
+
+    Attributes:
+        function: the decorated function's call name.
+    """
+
+    def __init__(self, function: str) -> None:
+        self.function = function
+        super().__init__(f"{function!r} {_outside_session_fix()}")
+
+
+def _outside_session_fix() -> str:
+    """The rest of the outside-session message: what happened and the fixes (internal)."""
+    return (
+        "ran outside any session while a session is open (a worker thread without the "
+        "session?): its turns, cost and limits count nowhere. Run the work in the session with "
+        "session.bind(fn), session.executor() or contextvars.copy_context().run(...), or "
+        "silence this with agentmw.configure(outside_session='allow')"
+    )
+
+
+class StackOrderWarning(UserWarning):
+    """A stack's order breaks one of its layers' guarantees (see `Stack.check`).
+
+    The message names both layers and the fix; `Stack(..., check=False)` accepts a deliberate
+    order without the warning.
+
+    Attributes:
+        outer: the name of the outer layer of the pair.
+        inner: the name of the inner layer of the pair.
+    """
+
+    def __init__(self, message: str, outer: str, inner: str) -> None:
+        self.outer = outer
+        self.inner = inner
+        super().__init__(message)

@@ -84,6 +84,9 @@ def test_example_runs(path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
+    # Every stack it builds is in a sound order, and no call escapes an open session.
+    for loud in ("StackOrderWarning", "OutsideSessionWarning"):
+        assert loud not in proc.stderr, proc.stderr
     assert proc.stdout.strip()
     for expected in EXPECTED.get(path.name, []):
         assert expected in proc.stdout, f"{path.name} did not print {expected!r}"

@@ -74,6 +74,8 @@ class Budget(Middleware):
             by the layer's name.
     """
 
+    order_role = "budget"  # read by the stack's order checks (agentmw.core.order)
+
     def __init__(
         self,
         usd: float | Decimal | int | str,

@@ -72,6 +72,8 @@ class Checkpoint(Middleware):
         ValueError: `on_divergence` or `on_in_flight` is not "raise" or "rerun".
     """
 
+    order_role = "checkpoint"  # read by the stack's order checks (agentmw.core.order)
+
     def __init__(
         self,
         saver: CheckpointSaver,
