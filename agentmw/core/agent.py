@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -25,13 +26,19 @@ class AgentRegistry:
 
     Running sessions are kept until they finish; finished ones are kept up to `max_finished`
     (oldest dropped first), so a long-lived process does not grow without bound.
+
+    A finished session is returned as itself while anything else still holds it. Once nothing
+    does, the registry keeps only its summary: a stand-in `Session` with the same id, agent,
+    state, times, counters, usage ledger, event counts, `meta` and `recoveries`, and an empty
+    `events` (the event buffer is freed; the agent's event sink still has the events it kept).
     """
 
     def __init__(self, max_finished: int = 1000) -> None:
         self.max_finished = check_int("max_finished", max_finished, minimum=0)
         self._lock = threading.Lock()
         self._active: dict[str, Session] = {}
-        self._finished: OrderedDict[str, Session] = OrderedDict()
+        # A finished session: a weak reference to it and its summary stand-in.
+        self._finished: OrderedDict[str, tuple[weakref.ref[Session], Session]] = OrderedDict()
 
     def register(self, session: Session) -> None:
         """Index a running session (a `Session` registers itself when it starts)."""
@@ -40,17 +47,27 @@ class AgentRegistry:
 
     def mark_finished(self, session: Session) -> None:
         """Move a session to the finished ones (a `Session` does this when it ends)."""
+        entry = (weakref.ref(session), session._retired()) if self.max_finished else None
         with self._lock:
             self._active.pop(session.id, None)
-            if self.max_finished:
-                self._finished[session.id] = session
+            if entry is not None:
+                self._finished[session.id] = entry
                 while len(self._finished) > self.max_finished:
                     self._finished.popitem(last=False)
+
+    @staticmethod
+    def _resolve(entry: tuple[weakref.ref[Session], Session]) -> Session:
+        """The finished session itself while it is alive, else its summary stand-in."""
+        return entry[0]() or entry[1]
 
     def get(self, session_id: str) -> Session | None:
         """The session with this id, running or recently finished."""
         with self._lock:
-            return self._active.get(session_id) or self._finished.get(session_id)
+            found = self._active.get(session_id)
+            if found is not None:
+                return found
+            entry = self._finished.get(session_id)
+            return None if entry is None else self._resolve(entry)
 
     def active(self) -> list[Session]:
         """Sessions not yet finished."""
@@ -60,11 +77,14 @@ class AgentRegistry:
     def finished(self) -> list[Session]:
         """Recently finished sessions, oldest first."""
         with self._lock:
-            return list(self._finished.values())
+            return [self._resolve(entry) for entry in self._finished.values()]
 
     def _all(self) -> list[Session]:
         with self._lock:
-            return [*self._active.values(), *self._finished.values()]
+            return [
+                *self._active.values(),
+                *(self._resolve(entry) for entry in self._finished.values()),
+            ]
 
     def by_role(self, role: str) -> list[Session]:
         return [s for s in self._all() if s.agent.role == role]

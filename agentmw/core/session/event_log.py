@@ -47,6 +47,11 @@ class EventLog:
         """The most recent events, oldest first (a snapshot)."""
         return list(self._events)
 
+    def share_counts(self, other: EventLog) -> None:
+        """Count into `other`'s counts (a finished session's stand-in keeps them current)."""
+        self._counts = other._counts
+        self._lock = other._lock
+
     def counts(self) -> dict[str, int]:
         """How many events of each name were recorded (a snapshot)."""
         with self._lock:

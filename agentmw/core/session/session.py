@@ -42,6 +42,10 @@ _SYNC_HOOKS = ("open_session", "close_session")
 _ASYNC_HOOKS = ("aopen_session", "aclose_session")
 
 
+def _no_op() -> None:
+    """A retired session's `on_finished`: it has finished already."""
+
+
 class Session:
     """One run of an agent: use as `with agent.session() as s:` or `async with ...`.
 
@@ -340,6 +344,53 @@ class Session:
             self.cancel(exception_type(exc))
         else:
             self.fail(exception_type(exc))
+
+    # -- what the registry keeps once the session has finished -------------------------------
+    def _retired(self) -> Session:
+        """A stand-in for this finished session with its summary but no event buffer.
+
+        What `AgentRegistry` keeps once nothing else holds the session: the same id, agent,
+        state, times, counters, ledger, event counts, `meta` and `recoveries` (shared, so what
+        the closing layers add still shows), and an empty `events`. It holds no reference to
+        this session, so the event buffer is freed with it. Its calls raise
+        `SessionClosedError` like this session's.
+        """
+        copy: Session = Session.__new__(Session)
+        copy.__dict__.update(self.__dict__)
+        state: dict[str, Any] = {}
+        log = EventLog(self.id, self.agent, capacity=0)
+        log.share_counts(self._log)
+        lifecycle = Lifecycle(log, _no_op)
+        source = self._lifecycle
+        lifecycle.state = source.state
+        lifecycle.started = source.started
+        lifecycle.ended = source.ended
+        lifecycle.started_at = source.started_at
+        runner = CallRunner(copy, log, lifecycle)
+        runner.iterations = self._runner.iterations
+        runner.tool_calls = self._runner.tool_calls
+        runner.tool_counts = dict(self._runner.tool_counts)
+        human = HumanInput(self.id, lifecycle, log)
+        state.update(
+            _log=log,
+            _lifecycle=lifecycle,
+            _runner=runner,
+            _human=human,
+            _work=SessionWork(),
+            _token=None,
+            run_chain=runner.run_chain,
+            arun_chain=runner.arun_chain,
+            run_stream=runner.run_stream,
+            arun_stream=runner.arun_stream,
+            run_turn=runner.run_turn,
+            arun_turn=runner.arun_turn,
+            run_tool=runner.run_tool,
+            arun_tool=runner.arun_tool,
+            wait_for_input=human.wait_for_input,
+            provide_input=human.provide_input,
+        )
+        copy.__dict__.update(state)
+        return copy
 
     # -- handoff and summary -----------------------------------------------------------------
     def handoff_to(
