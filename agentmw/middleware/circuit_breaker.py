@@ -103,6 +103,10 @@ class CircuitBreaker(Middleware):
         self.store: BreakerStore = store if store is not None else InMemoryBreakerStore()
         self._meta = f"{_PERMIT}:{id(self):x}"
         self._local = type(self.store) is InMemoryBreakerStore
+        # The in-memory store's closed-circuit fast path: no lock and no clock on a closed
+        # circuit's admissions and on successes that change nothing (see `settled`).
+        self._memory = self.store if isinstance(self.store, InMemoryBreakerStore) else None
+        self._fast_success = self._memory is not None and self.config.failure_ratio is None
 
     # -- decisions -------------------------------------------------------------------------
     def _outcome(self, exc: BaseException, kind: str = "turn") -> Outcome:
@@ -158,8 +162,13 @@ class CircuitBreaker(Middleware):
     # finished, or whose consumer stopped early, is a success.
     def before(self, call: Call) -> None:
         key = self.key(call)
-        permit = self.store.acquire(self.name, key, self.config, self.clock())
-        call.meta[self._meta] = (key, self._admit(call, key, permit))
+        memory = self._memory
+        permit = None if memory is None else memory.closed(self.name, key)
+        if permit is None:
+            permit = self._admit(
+                call, key, self.store.acquire(self.name, key, self.config, self.clock())
+            )
+        call.meta[self._meta] = (key, permit)
 
     async def abefore(self, call: Call) -> None:
         key = self.key(call)
@@ -168,7 +177,11 @@ class CircuitBreaker(Middleware):
 
     def after(self, call: Call, result: Any) -> Any:
         key, permit = call.meta.pop(self._meta)
-        self._record(call, key, permit, "success")
+        memory = self._memory
+        if not (
+            self._fast_success and memory is not None and memory.settled(self.name, key, permit)
+        ):
+            self._record(call, key, permit, "success")
         return result
 
     async def aafter(self, call: Call, result: Any) -> Any:

@@ -90,6 +90,27 @@ class InMemoryBreakerStore:
             circuit = self._circuits.get((name, key)) or self._get(name, key)
             return circuit.acquire(config, now)
 
+    def closed(self, name: str, key: str) -> Permit | None:
+        """The closed circuit's shared permit, or None (not closed, or not created yet).
+
+        The layer's lock- and clock-free fast path (a closed circuit needs neither to admit).
+        """
+        circuit = self._circuits.get((name, key))
+        if circuit is not None and circuit.state is CLOSED:
+            return circuit.closed_permit
+        return None
+
+    def settled(self, name: str, key: str, permit: Permit) -> bool:
+        """Whether a success with `permit` changes nothing: the circuit is still closed on
+        that permit's generation with no failures counted (the layer then skips `record`).
+
+        Read without the lock: a success that races a concurrent failure is ordered just before
+        it, which `record` could have done too. Only for configurations without
+        `failure_ratio` (whose window records every outcome).
+        """
+        circuit = self._circuits.get((name, key))
+        return circuit is not None and permit is circuit.closed_permit and not circuit.failures
+
     def record(
         self,
         name: str,
