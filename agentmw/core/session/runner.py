@@ -12,6 +12,7 @@ import functools
 import itertools
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from agentmw._validate import check_optional_name
@@ -21,7 +22,7 @@ from agentmw.core.middleware import aclose
 from agentmw.core.session.imperative import Chain, UsageOption, prepare_call
 from agentmw.core.session.lifecycle import AgentState
 from agentmw.errors import ControlFlowError, SessionClosedError, SessionStateError
-from agentmw.events import Event, UsageRecord
+from agentmw.events import _EMPTY, Event, UsageRecord
 from agentmw.pricing import call_cost
 from agentmw.usage import ZERO_USAGE, Usage
 
@@ -36,10 +37,17 @@ StreamChain = Callable[[Call], Iterator[Any]]
 AsyncStreamChain = Callable[[Call], AsyncIterator[Any]]
 
 
-def _tool_data(call: Call) -> dict[str, Any] | None:
+def _tool_data(call: Call) -> Any:
     """A tool event's data: the provider's tool call id, when the call has one."""
     call_id = call.tool_call_id
-    return None if call_id is None else {"tool_call_id": call_id}
+    return _EMPTY if call_id is None else {"tool_call_id": call_id}
+
+
+# The per-call events are built as `Event(...)` would build them (all twelve fields, `data`
+# defaulting to the shared empty mapping, `at` now in UTC) without its Python `__new__` frame:
+# two of them per call is most of the event cost (see docs/development.md).
+_new = tuple.__new__
+_now = datetime.now
 
 
 class CallRunner:
@@ -104,15 +112,15 @@ class CallRunner:
         step = call.step = next(self._steps)
         agent = self._agent
         if call.kind == "turn":
-            event = Event(
+            event = _new(Event, (
                 "turn.started", self._session_id, agent.role, agent.phase, agent.project_id,
-                step, call.model,
-            )  # fmt: skip
+                step, call.model, None, None, None, _EMPTY, _now(UTC),
+            ))  # fmt: skip
         else:
-            event = Event(
+            event = _new(Event, (
                 "tool.called", self._session_id, agent.role, agent.phase, agent.project_id,
-                step, None, call.name, None, None, _tool_data(call),
-            )  # fmt: skip
+                step, None, call.name, None, None, _tool_data(call), _now(UTC),
+            ))  # fmt: skip
         self._publish(event)
 
     def _completed(self, call: Call) -> None:
@@ -131,19 +139,19 @@ class CallRunner:
                 )  # fmt: skip
                 self._log.deliver(sink, sink.record, record)
             data = {"usage": usage.as_dict(), "attempts": call.attempt, "cost_usd": str(cost)}
-            event = Event(
+            event = _new(Event, (
                 "turn.completed", self._session_id, agent.role, agent.phase, agent.project_id,
-                call.step, call.model, None, None, None, data,
-            )  # fmt: skip
+                call.step, call.model, None, None, None, data, _now(UTC),
+            ))  # fmt: skip
         else:
             counts = self.tool_counts
             with self._lock:
                 self.tool_calls += 1
                 counts[call.name] = counts.get(call.name, 0) + 1
-            event = Event(
+            event = _new(Event, (
                 "tool.completed", self._session_id, agent.role, agent.phase, agent.project_id,
-                call.step, None, call.name, None, None, _tool_data(call),
-            )  # fmt: skip
+                call.step, None, call.name, None, None, _tool_data(call), _now(UTC),
+            ))  # fmt: skip
         self._publish(event)
 
     def _failed(self, call: Call, exc: BaseException) -> None:
@@ -169,7 +177,7 @@ class CallRunner:
                 None if turn else call.name,
                 failure_class(exc, call.kind),
                 exception_type(exc),
-                None if turn else _tool_data(call),
+                _EMPTY if turn else _tool_data(call),
             )
         )
 
