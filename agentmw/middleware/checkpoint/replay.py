@@ -12,6 +12,7 @@ import inspect
 import json
 import threading
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from agentmw.errors import CheckpointCorruptError
+from agentmw.stores._approvals import ApprovalRecord
 from agentmw.stores._checkpoint_records import StepRecord
 
 __all__: list[str] = []  # the Checkpoint layer's internals
@@ -178,8 +180,10 @@ class ReplayState:
       more steps had finished than have finished now. That call diverged.
     """
 
-    def __init__(self, records: list[StepRecord]) -> None:
+    def __init__(self, records: list[StepRecord], approvals: Sequence[ApprovalRecord] = ()) -> None:
         self._lock = threading.Lock()
+        # The recorded approvals by step (read-only once built).
+        self.approvals: dict[int, ApprovalRecord] = {a.step: a for a in approvals}
         self._pending = list(records)
         self._next = max((r.step for r in records), default=0) + 1
         self._finished = 0
