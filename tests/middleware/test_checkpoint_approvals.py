@@ -139,7 +139,8 @@ async def test_the_run_ends_with_a_pending_approval(saver: Any, mode: str) -> No
         "big-transfer", "Send the money?", "pending"
     )  # fmt: skip
     assert pending.arguments == {"account": "acme", "amount": 100}
-    assert pending.decided_at is None and pending.edited_arguments is None
+    assert pending.decided_at is None
+    assert pending.edited_arguments is None
     assert saver.get_approvals("t-1") == [pending]
     assert [(r.step, r.status) for r in saver.get_steps("t-1")] == [
         (1, "completed"), (2, "completed"), (3, "failed")
