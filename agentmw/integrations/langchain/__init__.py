@@ -36,6 +36,7 @@ from agentmw.core.agent import Agent
 from agentmw.core.context import CURRENT_SESSION
 from agentmw.core.session.session import Session
 from agentmw.errors import (
+    ApprovalRejectedError,
     ApprovalRequiredError,
     GuardrailViolation,
     LimitExceededError,
@@ -54,14 +55,15 @@ from agentmw.integrations.langchain._calls import (
 __all__ = ["REFUSALS", "AgentMWMiddleware", "ModelOutput", "ToolOutput", "usage_from_message"]
 
 # The refusals of a tool call that become a `ToolMessage` the model reads (on_refusal="message").
-# Everything else (budget, circuit open, rate limit, replay divergence, a policy rule's "abort")
-# ends the run.
+# Everything else (budget, circuit open, rate limit, replay divergence, a policy rule's "abort",
+# a durable approval still pending: `ApprovalPendingError`) ends the run.
 REFUSALS: tuple[type[Exception], ...] = (
     PermissionDeniedError,
     GuardrailViolation,
     LimitExceededError,
     PolicyViolationError,
     ApprovalRequiredError,
+    ApprovalRejectedError,
 )
 _KEY = "agentmw_session"
 
@@ -103,6 +105,10 @@ def _refusal_text(exc: Exception) -> str:
         why = f"policy rule {exc.rule!r} ({exc.action}): {exc.reason}"
     elif isinstance(exc, ApprovalRequiredError):
         why = f"policy rule {exc.rule!r} requires approval"
+    elif isinstance(exc, ApprovalRejectedError):
+        # The reviewer's note is written for whoever proposed the call: the model reads it.
+        note = f"; reviewer's note: {exc.note}" if exc.note else ""
+        why = f"rejected by its reviewer (policy rule {exc.rule!r}){note}"
     else:  # pragma: no cover - REFUSALS lists the types above
         why = "refused"
     return f"agentmw refused this tool call: {kind}: {why}"
