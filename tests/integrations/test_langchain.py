@@ -573,7 +573,7 @@ async def test_a_durable_approval_ends_the_run_and_its_decision_resumes_it(
     saver = InMemorySaver()
     rule = Rule("ask-shell", fact("tool") == "shell", require_approval("Run a command?"))
     stack = Stack([Checkpoint(saver), Policy(PolicyEngine([rule]))])
-    agent, model, graph = make(stack, [reply("running", tools=[("shell", {"command": "ls"})])])
+    agent, _, graph = make(stack, [reply("running", tools=[("shell", {"command": "ls"})])])
     with pytest.raises(ApprovalPendingError) as info:
         await run(graph, mode, thread="lc-approval")
     assert (info.value.step, info.value.name) == (2, "shell")

@@ -121,7 +121,8 @@ async def pending_run(saver: Any, mode: str) -> ApprovalPendingError:
 
 
 async def test_the_run_ends_with_a_pending_approval(saver: Any, mode: str) -> None:
-    assert isinstance(saver, ApprovalSaver)
+    checked: object = saver
+    assert isinstance(checked, ApprovalSaver)  # every agentmw saver keeps approvals
     with capture_events() as events:
         exc = await pending_run(saver, mode)
     assert isinstance(exc, ControlFlowError)
@@ -287,14 +288,15 @@ async def test_a_streamed_tool_is_approved_durably(mode: str) -> None:
     rule = Rule("ask", fact("tool") == "stream", require_approval("Stream?"))
     agent = Agent("s", stack=[Checkpoint(saver), Policy(PolicyEngine([rule]))])
 
-    tool = agent_tool(name="stream")(stream if mode == "sync" else astream)
+    sync_tool = agent_tool(name="stream")(stream)
+    async_tool = agent_tool(name="stream")(astream)
 
     async def consume() -> list[str]:
         if mode == "sync":
             with agent.session(thread_id="st"):
-                return list(tool(1))
+                return list(sync_tool(1))
         async with agent.session(thread_id="st"):
-            return [c async for c in tool(1)]
+            return [c async for c in async_tool(1)]
 
     with pytest.raises(ApprovalPendingError):
         await consume()
