@@ -31,15 +31,20 @@ __all__ = [
     "InvalidTransitionError",
     "LimitExceededError",
     "MaxIterationsExceededError",
+    "NoSessionError",
     "OutputValidationError",
+    "OutsideSessionWarning",
     "PermissionDeniedError",
     "PolicyViolationError",
+    "PricingMissingError",
     "RateLimitedError",
     "ReplayDivergedError",
     "ScriptExhaustedError",
     "SessionClosedError",
     "SessionStateError",
     "SinkSchemaError",
+    "StackOrderWarning",
+    "ToolResultError",
     "TurnTimeoutError",
     "UninstrumentedCallWarning",
 ]
@@ -96,20 +101,68 @@ class TurnTimeoutError(AgentMWError, TimeoutError):
 
 
 class BudgetExceededError(ControlFlowError):
-    """A call was refused because the budget is spent (or the call would overspend it)."""
+    """A call was refused because the budget is spent (or the call would overspend it).
 
-    def __init__(self, budget_usd: Any, spent_usd: Any, *, estimate_usd: Any = None) -> None:
+    Attributes:
+        budget_usd: the budget.
+        spent_usd: what had been spent when the call was refused.
+        reserved_usd: the worst cases of other calls in flight at that moment (an enforced
+            budget reserves each call's worst case before it runs); 0 when none were.
+        estimate_usd: this call's worst case (its reservation), or None when it was not
+            estimated (`precheck=False`). The message says "is spent" when `spent_usd` is
+            already past the budget, and names the estimate otherwise.
+    """
+
+    def __init__(
+        self,
+        budget_usd: Any,
+        spent_usd: Any,
+        *,
+        estimate_usd: Any = None,
+        reserved_usd: Any = 0,
+    ) -> None:
         self.budget_usd = budget_usd
         self.spent_usd = spent_usd
+        self.reserved_usd = reserved_usd
         self.estimate_usd = estimate_usd
-        if estimate_usd is None:
-            message = f"budget of ${budget_usd} is spent (${spent_usd} so far)"
+        in_flight = f", ${reserved_usd} reserved by calls in flight" if reserved_usd else ""
+        if estimate_usd is None or _past(spent_usd, budget_usd):
+            message = f"budget of ${budget_usd} is spent (${spent_usd} so far{in_flight})"
         else:
             message = (
                 f"a call estimated at ${estimate_usd} would overspend the budget of ${budget_usd}"
-                f" (${spent_usd} spent so far)"
+                f" (${spent_usd} spent so far{in_flight})"
             )
         super().__init__(message)
+
+
+def _past(spent: Any, budget: Any) -> bool:
+    try:
+        return bool(spent > budget)
+    except TypeError:
+        return False
+
+
+class PricingMissingError(ControlFlowError):
+    """An enforced `Budget` refused a turn whose model has no price (fail-closed pricing).
+
+    A model without a price would cost $0 and never trip the budget, so the turn is refused
+    before it runs.
+
+    Attributes:
+        model: the model that has no price (None when the turn named no model).
+    """
+
+    def __init__(self, model: str | None) -> None:
+        self.model = model
+        what = f"model {model!r} has no price" if model else "the turn names no model to price"
+        super().__init__(
+            f"{what}: an enforced Budget refuses unpriced turns. Price it with"
+            f" register_pricing({model or 'model'!r}, ...), a price file"
+            " (load_pricing_from_file(path), or the agent's table .load_file(path)),"
+            " or PricingTable.from_genai_prices(); or pass Budget(..., unpriced='allow') to"
+            " let such turns count as $0"
+        )
 
 
 class RateLimitedError(ControlFlowError):
@@ -350,6 +403,24 @@ class OutputValidationError(AgentMWError):
         super().__init__(f"output does not validate as {target} ({errors} error(s))")
 
 
+class ToolResultError(AgentMWError):
+    """A tool answered with an error result instead of raising (an MCP `is_error=True` result).
+
+    Raised inside the chain only, so Telemetry, CircuitBreaker, Retry and the session count
+    the call as failed (`tool.failed`, classified `tool_error`); the adapter then returns the
+    result to its caller as the framework would (`agentmw.integrations.mcp`).
+
+    Attributes:
+        tool: the tool's name.
+        result: the error result itself.
+    """
+
+    def __init__(self, tool: str, result: Any) -> None:
+        self.tool = tool
+        self.result = result
+        super().__init__(f"tool {tool!r} returned an error result")
+
+
 class DocumentError(AgentMWError, ValueError):
     """A configuration document (policy, permissions) is malformed; nothing of it was applied.
 
@@ -379,16 +450,19 @@ class LimitExceededError(ControlFlowError):
     """A session limit refused a call.
 
     Attributes:
-        limit: the limit's name ("max_tool_calls", "max_total_tokens"...).
+        limit: the limit's name ("max_tool_calls", "per_tool", "max_total_tokens"...).
         observed: the count the call would reach (turns, tools) or the amount already used.
         ceiling: the configured limit.
+        tool: the tool whose own limit (`Limits(per_tool=...)`) refused the call, else None.
     """
 
-    def __init__(self, limit: str, observed: Any, ceiling: Any) -> None:
+    def __init__(self, limit: str, observed: Any, ceiling: Any, *, tool: str | None = None) -> None:
         self.limit = limit
         self.observed = observed
         self.ceiling = ceiling
-        super().__init__(f"{limit} reached: {observed} > {ceiling}")
+        self.tool = tool
+        what = limit if tool is None else f"{limit} limit of tool {tool!r}"
+        super().__init__(f"{what} reached: {observed} > {ceiling}")
 
 
 class MaxIterationsExceededError(LimitExceededError):
@@ -503,3 +577,62 @@ class UninstrumentedCallWarning(RuntimeWarning):
             "runs outside the stack (no budget, guardrail, limit or span); wrap it in a function "
             "decorated with @agent_turn to run it as a turn"
         )
+
+
+class NoSessionError(ControlFlowError):
+    """A decorated call ran with no current session while a session is open in the process.
+
+    Raised under `agentmw.configure(outside_session="error")` (the default only warns, with
+    `OutsideSessionWarning`): the call would escape that session's budget, limits and
+    accounting, usually because it runs in a worker thread the session did not follow.
+
+    Attributes:
+        function: the decorated function's call name.
+    """
+
+    def __init__(self, function: str) -> None:
+        self.function = function
+        super().__init__(f"{function!r} {_outside_session_fix()}")
+
+
+class OutsideSessionWarning(RuntimeWarning):
+    """A decorated call ran with no current session while a session is open in the process.
+
+    Warned once per decorated function (`agentmw.configure(outside_session="warn")`, the
+    default): the call runs under the process default stack and counts in no session, so that
+    session's budget, limits and usage do not see it.
+
+    Attributes:
+        function: the decorated function's call name.
+    """
+
+    def __init__(self, function: str) -> None:
+        self.function = function
+        super().__init__(f"{function!r} {_outside_session_fix()}")
+
+
+def _outside_session_fix() -> str:
+    """The rest of the outside-session message: what happened and the fixes (internal)."""
+    return (
+        "ran outside any session while a session is open (a worker thread without the "
+        "session?): its turns, cost and limits count nowhere. Run the work in the session with "
+        "session.bind(fn), session.executor() or contextvars.copy_context().run(...), or "
+        "silence this with agentmw.configure(outside_session='allow')"
+    )
+
+
+class StackOrderWarning(UserWarning):
+    """A stack's order breaks one of its layers' guarantees (see `Stack.check`).
+
+    The message names both layers and the fix; `Stack(..., check=False)` accepts a deliberate
+    order without the warning.
+
+    Attributes:
+        outer: the name of the outer layer of the pair.
+        inner: the name of the inner layer of the pair.
+    """
+
+    def __init__(self, message: str, outer: str, inner: str) -> None:
+        self.outer = outer
+        self.inner = inner
+        super().__init__(message)

@@ -17,6 +17,8 @@ from agentmw.middleware import (
     Budget,
     Checkpoint,
     CircuitBreaker,
+    Concurrency,
+    Fallback,
     Guardrails,
     Limits,
     Permissions,
@@ -77,10 +79,17 @@ def default_layers(
     policy: Any,
     saver: Any,
     telemetry: Any,
+    fallback: Any = None,
+    concurrency: Any = None,
 ) -> list[Middleware]:
     """The layers of `Stack.default(...)`, in the canonical order (see its docstring)."""
     if not isinstance(enforce_budget, bool):
         raise _wrong("enforce_budget", "True or False", enforce_budget)
+    if enforce_budget and (budget_usd is None or budget_usd is False):
+        raise ValueError(
+            "enforce_budget=True needs budget_usd (the amount to enforce), e.g. "
+            "Stack.default(budget_usd=5, enforce_budget=True); without it no Budget is added"
+        )
     layers = [
         _switch("telemetry", telemetry, Telemetry, Telemetry),
         _wrapped("saver", saver, Checkpoint, CheckpointSaver, Checkpoint),
@@ -89,9 +98,11 @@ def default_layers(
         _guardrails(guardrails, Guardrails, Guardrail),
         _budget(budget_usd, enforce_budget, Budget),
         _limits(max_iterations, Limits),
+        _fallback(fallback, Fallback),
         _switch("retry", retry, Retry, Retry),
         _switch("breaker", breaker, CircuitBreaker, lambda: CircuitBreaker("breaker")),
         _rate_limit(rate_limit, RateLimit),
+        _concurrency(concurrency, Concurrency),
     ]
     return [layer for layer in layers if layer is not None]
 
@@ -121,6 +132,11 @@ def _budget(value: Any, enforce: bool, layer: type[Any]) -> Any:
     if value is None or value is False:
         return None
     if isinstance(value, layer):
+        if enforce and not value.enforce:
+            raise ValueError(
+                "enforce_budget=True, but the Budget given as budget_usd does not enforce; "
+                "build it with Budget(..., enforce=True)"
+            )
         return value
     if isinstance(value, (int, float, Decimal, str)) and not isinstance(value, bool):
         return layer(value, enforce=enforce)
@@ -146,6 +162,30 @@ def _rate_limit(value: Any, layer: type[Any]) -> Any:
     if isinstance(value, Mapping):
         return layer(**value)
     raise _wrong("rate_limit", "None, False, a dict of RateLimit options or a RateLimit", value)
+
+
+def _fallback(value: Any, layer: type[Any]) -> Any:
+    if value is None or value is False:
+        return None
+    if isinstance(value, layer):
+        return value
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError("fallback must name at least one model, got an empty list")
+        return layer(value)
+    raise _wrong("fallback", "None, False, a list of model names or a Fallback instance", value)
+
+
+def _concurrency(value: Any, layer: type[Any]) -> Any:
+    if value is None or value is False:
+        return None
+    if isinstance(value, layer):
+        return value
+    if type(value) is int:
+        if value < 1:
+            raise ValueError(f"concurrency must be an int >= 1 (calls in flight), got {value}")
+        return layer(value)
+    raise _wrong("concurrency", "None, False, an int or a Concurrency instance", value)
 
 
 register_preset("default", default_layers)

@@ -10,6 +10,7 @@ import pytest
 
 import agentmw
 from agentmw.core import default_registry, set_default_stack
+from agentmw.core.context import set_outside_session
 
 REQUIRE_SERVICES = os.environ.get("AGENTMW_REQUIRE_SERVICES") == "1"
 REDIS_URL = os.environ.get("AGENTMW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -54,6 +55,7 @@ def _reset_globals() -> Iterator[None]:
     previous = set_default_stack(agentmw.Stack())
     yield
     set_default_stack(previous)
+    set_outside_session("warn")
     default_registry().clear()
 
 

@@ -112,6 +112,8 @@ CASES: list[Case] = [
     ("Budget", _budget, "precheck", 1, None),
     ("Budget", _budget, "estimate", 5, None),
     ("Budget", _budget, "ledger", object(), None),
+    ("Budget", _budget, "max_call_usd", [1], -1),
+    ("Budget", _budget, "unpriced", 1, "deny"),
     ("Limits", Limits, "max_turns", 2.5, -1),
     ("Limits", Limits, "max_tool_calls", "3", -1),
     ("Limits", Limits, "max_total_tokens", 1.0, -5),

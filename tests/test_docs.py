@@ -23,3 +23,6 @@ def test_snippet_runs(code: str) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert proc.returncode == 0, proc.stderr
+    # Every stack it builds is in a sound order, and no call escapes an open session.
+    for loud in ("StackOrderWarning", "OutsideSessionWarning"):
+        assert loud not in proc.stderr, proc.stderr

@@ -43,6 +43,19 @@ EXPECTED = {
         "cost per model",
         "event timeline",
     ],
+    "openai_agents_agent.py": [
+        "final output: A-17 ships tomorrow.",
+        "the model read for call-1: order A-17 ships tomorrow; contact [REDACTED:email]",
+        "the model read for call-2: agentmw refused this tool call: PermissionDeniedError",
+        "turns 2, tool calls 1, cost $0.24",
+        "budget stopped the run: spent $0.0976 of $0.05",
+    ],
+    "mcp_tools.py": [
+        "find_customer: Ada: premium plan, contact [REDACTED:email]",
+        "delete_customer (is_error=True): agentmw refused this tool call: PermissionDeniedError",
+        "resumed: Ada: premium plan, contact [REDACTED:email] ['checkpoint.replayed']",
+        "server calls: ['find_customer']",
+    ],
     "langchain_agent.py": [
         "session completed thread=ticket-42",
         "turns=2 tool_calls=1 cost=$0.0074",
@@ -71,6 +84,9 @@ def test_example_runs(path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
+    # Every stack it builds is in a sound order, and no call escapes an open session.
+    for loud in ("StackOrderWarning", "OutsideSessionWarning"):
+        assert loud not in proc.stderr, proc.stderr
     assert proc.stdout.strip()
     for expected in EXPECTED.get(path.name, []):
         assert expected in proc.stdout, f"{path.name} did not print {expected!r}"

@@ -172,6 +172,8 @@ def _hooks(layer: Middleware, nxt: Callable[[Call], Any], is_async: bool) -> Cal
             return nxt(call)
 
         return before_only
+    if not overrides(layer, "after"):  # a refusal-aware layer (Limits): no `after` to call
+        return _before_on_error(before, on_error, nxt, is_async)
     if not is_async:
 
         def hooks(call: Call) -> Any:
@@ -195,6 +197,35 @@ def _hooks(layer: Middleware, nxt: Callable[[Call], Any], is_async: bool) -> Cal
         return after(call, result)
 
     return ahooks
+
+
+def _before_on_error(
+    before: Callable[[Call], Any],
+    on_error: Callable[[Call, BaseException], Any],
+    nxt: Callable[[Call], Any],
+    is_async: bool,
+) -> Callable[[Call], Any]:
+    if not is_async:
+
+        def guarded(call: Call) -> Any:
+            before(call)
+            try:
+                return nxt(call)
+            except BaseException as exc:
+                on_error(call, exc)
+                raise
+
+        return guarded
+
+    async def aguarded(call: Call) -> Any:
+        before(call)
+        try:
+            return await nxt(call)
+        except BaseException as exc:
+            on_error(call, exc)
+            raise
+
+    return aguarded
 
 
 def compile_chain(layers: Iterable[Middleware], kind: str, mode: str) -> Callable[[Call], Any]:

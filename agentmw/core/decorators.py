@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, TypeVar, overload
 
 from agentmw.core.call import EFFECTS, LIVE_STREAM, Call, CallKind, Effects, new_call
-from agentmw.core.context import CURRENT_SESSION
+from agentmw.core.context import CURRENT_SESSION, OPEN_SESSIONS, outside_session
 from agentmw.core.middleware import Middleware, aclose
 from agentmw.core.stack import Mode, Stack, get_default_stack
 from agentmw.usage import Usage
@@ -165,6 +165,8 @@ def build_wrapper(
     model_of = _model_getter(fn) if is_turn and model is None else None
     fill_model = _model_filler(fn, fixed_model)
     is_tool = kind == "tool"
+    warned = [False]  # this function's outside-session warning was given
+    open_sessions = OPEN_SESSIONS
     takes_key = _takes_idempotency_key(fn)
 
     def start(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> tuple[Call, Any]:
@@ -174,6 +176,8 @@ def build_wrapper(
         # A tool's `tool_call_id=` is the provider's id of the call, for agentmw only.
         call_id = _tool_call_id(kwargs.pop("tool_call_id", None)) if is_tool else None
         session = get_session()
+        if session is None and open_sessions[0]:
+            outside_session(call_name, warned)  # warns once, or raises NoSessionError
         st = fixed or (session.stack if session is not None else get_default_stack())
         chain = st.chain(kind, mode)
         call_model = (

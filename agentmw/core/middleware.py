@@ -42,10 +42,14 @@ class Middleware:
     Attributes:
         name: the layer's name in its stack (defaults to the class name).
         kinds: the call kinds the layer applies to ("turn", "tool"); others skip it.
+        order_role: what the layer is to the stack's order checks (`Stack.check`), a class
+            attribute: "retry", "budget", "limits", "breaker", "rate_limit", "concurrency",
+            "timeout" or "checkpoint" (the built-in layers), or None (the default: no rule).
     """
 
     name: str = "Middleware"
     kinds: frozenset[str] = KINDS
+    order_role: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal, TypeVar, overload
 
 from agentmw.core.call import Call
 from agentmw.core.chain import compile_chain
 from agentmw.core.middleware import Middleware
+from agentmw.core.order import order_problems
+from agentmw.errors import StackOrderWarning
 
 __all__ = ["Stack", "get_default_stack", "set_default_stack"]
 
@@ -23,10 +26,14 @@ class Stack:
     Edits return new stacks. Each (kind, mode) chain is compiled once, on first use, and cached.
     """
 
-    __slots__ = ("__weakref__", "_chains", "_layers", "_lock", "_timeouts")
+    __slots__ = ("__weakref__", "_chains", "_checked", "_layers", "_lock", "_timeouts")
 
-    def __init__(self, layers: Iterable[Middleware] = ()) -> None:
+    def __init__(self, layers: Iterable[Middleware] = (), *, check: bool = True) -> None:
         """Build a stack from `layers`, outermost first.
+
+        An order that breaks a layer's guarantee (see `check`) warns `StackOrderWarning`, once
+        per problem, naming both layers and the fix; `check=False` accepts a deliberate order
+        without a word (and so do the stacks edited from it).
 
         Raises:
             TypeError: an entry is not a `Middleware` instance.
@@ -49,7 +56,15 @@ class Stack:
                     "pass name= to one of them"
                 )
             seen[layer.name] = index
+        if not isinstance(check, bool):
+            raise TypeError(f"check must be True or False, got {type(check).__name__}")
         self._layers = items
+        self._checked = check
+        if check:
+            for problem in order_problems(items):
+                warnings.warn(
+                    StackOrderWarning(problem.message, problem.outer, problem.inner), stacklevel=2
+                )
         self._chains: dict[tuple[str, str], Callable[[Call], Any]] = {}
         self._timeouts: dict[float, Stack] = {}
         self._lock = threading.Lock()
@@ -70,15 +85,18 @@ class Stack:
 
     def __add__(self, other: Stack | Iterable[Middleware]) -> Stack:
         if isinstance(other, Stack):
-            return Stack(self._layers + other._layers)
+            return self._edited(self._layers + other._layers)
         if isinstance(other, (list, tuple)):
-            return Stack(self._layers + tuple(other))
+            return self._edited(self._layers + tuple(other))
         return NotImplemented
 
     def __radd__(self, other: Iterable[Middleware]) -> Stack:
         if isinstance(other, (list, tuple)):
-            return Stack(tuple(other) + self._layers)
+            return self._edited(tuple(other) + self._layers)
         return NotImplemented
+
+    def _edited(self, layers: tuple[Middleware, ...]) -> Stack:
+        return Stack(layers, check=self._checked)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Stack) and self._layers == other._layers
@@ -130,22 +148,34 @@ class Stack:
     def replace(self, target: Target, new: Middleware) -> Stack:
         """A copy with the layer matching `target` replaced by `new`."""
         i = self.index(target)
-        return Stack((*self._layers[:i], new, *self._layers[i + 1 :]))
+        return self._edited((*self._layers[:i], new, *self._layers[i + 1 :]))
 
     def without(self, target: Target) -> Stack:
         """A copy without the layer matching `target`."""
         i = self.index(target)
-        return Stack(self._layers[:i] + self._layers[i + 1 :])
+        return self._edited(self._layers[:i] + self._layers[i + 1 :])
 
     def insert_before(self, target: Target, new: Middleware) -> Stack:
         """A copy with `new` just outside (before) the layer matching `target`."""
         i = self.index(target)
-        return Stack((*self._layers[:i], new, *self._layers[i:]))
+        return self._edited((*self._layers[:i], new, *self._layers[i:]))
 
     def insert_after(self, target: Target, new: Middleware) -> Stack:
         """A copy with `new` just inside (after) the layer matching `target`."""
         i = self.index(target) + 1
-        return Stack((*self._layers[:i], new, *self._layers[i:]))
+        return self._edited((*self._layers[:i], new, *self._layers[i:]))
+
+    def check(self) -> list[str]:
+        """The problems of this order: each breaks a layer's guarantee, names both layers and
+        the fix. Empty for the canonical order (see docs/concepts.md).
+
+        Checked: `Budget` or `Limits` inside `Retry` (every attempt is checked and counted
+        again); `RateLimit`, `CircuitBreaker` or `Timeout` outside `Retry` (they must see each
+        attempt); `Checkpoint` inside a layer that spends or counts (`Budget`, `Limits`,
+        `RateLimit`, `Concurrency`, `CircuitBreaker`: a replayed step would go through it).
+        Layers take part by their `order_role`.
+        """
+        return [problem.message for problem in order_problems(self._layers)]
 
     def describe(self) -> str:
         """One line per layer, outermost first."""
@@ -174,16 +204,20 @@ class Stack:
         policy: Any = None,
         saver: Any = None,
         telemetry: Any = True,
+        fallback: Any = None,
+        concurrency: Any = None,
     ) -> Stack:
         """The canonical order (Telemetry, Checkpoint, Policy, Permissions, Guardrails, Budget,
-        Limits, Retry, CircuitBreaker, RateLimit) with the layers the arguments ask for.
+        Limits, Fallback, Retry, CircuitBreaker, RateLimit, Concurrency) with the layers the
+        arguments ask for.
 
         Each argument takes `None`/`False` to leave its layer out, or a configured layer
         instance to use as is; otherwise:
 
         Args:
             budget_usd: an amount in USD: `Budget(budget_usd, enforce=enforce_budget)`.
-            enforce_budget: the default Budget raises `BudgetExceededError` instead of warning.
+            enforce_budget: the default Budget raises `BudgetExceededError` instead of warning
+                (it needs `budget_usd`).
             max_iterations: an int: `Limits(max_turns=max_iterations)`.
             retry: True: `Retry()` (3 attempts, full-jitter backoff).
             breaker: True: `CircuitBreaker("breaker")` (one circuit per model, per tool).
@@ -193,9 +227,15 @@ class Stack:
             policy: a `PolicyEngine`: `Policy(policy)`.
             saver: a checkpoint saver: `Checkpoint(saver)`.
             telemetry: True: `Telemetry()` on the global OpenTelemetry providers.
+            fallback: a list of model names: `Fallback(fallback)`, tried in order when a
+                turn's model is exhausted or its circuit is open.
+            concurrency: an int: `Concurrency(max_in_flight=concurrency)` (calls in flight per
+                model), beside RateLimit.
 
         Raises:
             TypeError: an argument has a type it does not accept (the message says which).
+            ValueError: `enforce_budget=True` without a `budget_usd` (or with a `Budget` that
+                does not enforce), an empty `fallback` list, or `concurrency` below 1.
         """
         layers = _preset("default")(
             budget_usd=budget_usd,
@@ -209,6 +249,8 @@ class Stack:
             policy=policy,
             saver=saver,
             telemetry=telemetry,
+            fallback=fallback,
+            concurrency=concurrency,
         )
         return cls(layers)
 
@@ -228,7 +270,7 @@ class Stack:
             return self._timeouts[seconds]
         except KeyError:
             timeout = _preset("timeout")(seconds, name="run_turn.timeout")
-            extended = Stack((*self._layers, timeout))
+            extended = self._edited((*self._layers, timeout))
             with self._lock:
                 if len(self._timeouts) >= 64:
                     self._timeouts.clear()

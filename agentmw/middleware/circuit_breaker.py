@@ -65,6 +65,8 @@ class CircuitBreaker(Middleware):
         kinds: the call kinds it applies to.
     """
 
+    order_role = "breaker"  # read by the stack's order checks (agentmw.core.order)
+
     def __init__(
         self,
         name: str,

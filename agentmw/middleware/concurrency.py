@@ -73,6 +73,8 @@ class Concurrency(Middleware):
         kinds: the call kinds it applies to (default: model turns).
     """
 
+    order_role = "concurrency"  # read by the stack's order checks (agentmw.core.order)
+
     def __init__(
         self,
         max_in_flight: int,

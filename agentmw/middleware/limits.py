@@ -3,40 +3,62 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from agentmw._validate import check_optional_int, check_usd
+from agentmw._validate import check_int, check_name, check_optional_int, check_usd
 from agentmw.core.call import Call
 from agentmw.core.middleware import Middleware
-from agentmw.errors import LimitExceededError, MaxIterationsExceededError
+from agentmw.errors import ControlFlowError, LimitExceededError, MaxIterationsExceededError
 
 _COUNTS = "agentmw.limits.counts"  # + the layer's id: a session's admitted turns and tool calls
 
 
 class _Counts:
-    __slots__ = ("lock", "tools", "turns")
+    __slots__ = ("lock", "per_tool", "tools", "turns")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.turns = 0
         self.tools = 0
+        self.per_tool: dict[str, int] = {}
+
+
+def _per_tool(value: Any) -> dict[str, int]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(
+            f"per_tool must be a dict of tool name -> most calls, got {type(value).__name__}"
+        )
+    return {
+        check_name("per_tool key", tool): check_int(f"per_tool[{tool!r}]", most, minimum=0)
+        for tool, most in value.items()
+    }
 
 
 class Limits(Middleware):
     """Ceilings per session; outside a session it does nothing.
 
     Turn and tool limits refuse the call that would go past them, before it runs. Token and
-    cost limits refuse the next call once the session's usage is past them.
+    cost limits refuse the next call once the session's usage is past them. A call refused by
+    control flow (any `ControlFlowError` from a layer below this one: an open circuit, a rate
+    limit or concurrency cap past its wait, a budget, policy, permission or guardrail refusal)
+    gives its slot back, so only calls that ran count, as in `Session.iterations`.
 
     Args:
         max_turns: most turns per session (`MaxIterationsExceededError` past it).
         max_tool_calls: most tool calls per session.
+        per_tool: most calls per session of each named tool, e.g. `{"search": 3}`
+            (`LimitExceededError` with `limit="per_tool"` and `tool` set past it).
         max_input_tokens: input tokens after which turns are refused.
         max_output_tokens: output tokens after which turns are refused.
         max_total_tokens: input + output tokens after which turns are refused.
         max_cost_usd: cost after which turns are refused.
     """
+
+    order_role = "limits"  # read by the stack's order checks (agentmw.core.order)
 
     def __init__(
         self,
@@ -47,9 +69,11 @@ class Limits(Middleware):
         max_total_tokens: int | None = None,
         max_cost_usd: float | Decimal | int | str | None = None,
         *,
+        per_tool: Mapping[str, int] | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
+        self.per_tool = _per_tool(per_tool)
         self.max_turns = check_optional_int("max_turns", max_turns, minimum=0)
         self.max_tool_calls = check_optional_int("max_tool_calls", max_tool_calls, minimum=0)
         self.max_input_tokens = check_optional_int("max_input_tokens", max_input_tokens, minimum=0)
@@ -97,17 +121,8 @@ class Limits(Middleware):
         if counts is None or session is None:
             return
         if call.kind == "tool":
-            if self.max_tool_calls is not None:
-                with counts.lock:
-                    # Replayed steps (Checkpoint sits outside this layer) are counted by the
-                    # session but never admitted here: start from whichever count is higher.
-                    current = max(counts.tools, session.tool_calls)
-                    if current + 1 > self.max_tool_calls:
-                        error = LimitExceededError(
-                            "max_tool_calls", current + 1, self.max_tool_calls
-                        )
-                        raise self._refuse(call, error)
-                    counts.tools = current + 1
+            if self.max_tool_calls is not None or self.per_tool:
+                self._admit_tool(call, counts, session)
             return
         if self._usage_limited:
             self._check_usage(call)
@@ -118,6 +133,41 @@ class Limits(Middleware):
                     error = MaxIterationsExceededError("max_turns", current + 1, self.max_turns)
                     raise self._refuse(call, error)
                 counts.turns = current + 1
+
+    def _admit_tool(self, call: Call, counts: _Counts, session: Any) -> None:
+        tool, most = call.name, self.per_tool.get(call.name)
+        with counts.lock:
+            # Replayed steps (Checkpoint sits outside this layer) are counted by the session
+            # but never admitted here: start from whichever count is higher.
+            current = max(counts.tools, session.tool_calls)
+            if self.max_tool_calls is not None and current + 1 > self.max_tool_calls:
+                error = LimitExceededError("max_tool_calls", current + 1, self.max_tool_calls)
+                raise self._refuse(call, error)
+            if most is not None:
+                mine = max(counts.per_tool.get(tool, 0), session.tool_count(tool))
+                if mine + 1 > most:
+                    raise self._refuse(
+                        call, LimitExceededError("per_tool", mine + 1, most, tool=tool)
+                    )
+                counts.per_tool[tool] = mine + 1
+            counts.tools = current + 1
+
+    def on_error(self, call: Call, exc: BaseException) -> None:
+        # A refusal below this layer (the call never ran) gives back the slot `before` took.
+        if not isinstance(exc, ControlFlowError):
+            return
+        counts = self._counts(call)
+        if counts is None:
+            return
+        with counts.lock:
+            if call.kind == "turn":
+                if self.max_turns is not None:
+                    counts.turns -= 1
+            else:
+                if self.max_tool_calls is not None or self.per_tool:
+                    counts.tools -= 1
+                if call.name in self.per_tool:
+                    counts.per_tool[call.name] -= 1
 
     def _check_usage(self, call: Call) -> None:
         session = call.session

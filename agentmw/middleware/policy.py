@@ -94,6 +94,7 @@ class CallFacts(Mapping[str, Any]):
         lookup: dict[str, Callable[[], Any]] = {
             "turns": lambda: session.iterations,
             "tool_calls": lambda: session.tool_calls,
+            "tool_count": lambda: session.tool_count(call.name) if call.kind == "tool" else None,
             "tokens": lambda: session.usage.total_tokens,
             "cost_usd": lambda: float(session.cost_usd),
             "elapsed_s": lambda: self._clock() - state.started if state else session.elapsed_s,

@@ -59,6 +59,8 @@ class Timeout(Middleware):
     thread, so the function itself runs on until it returns). Streams bound the whole stream.
     """
 
+    order_role = "timeout"  # read by the stack's order checks (agentmw.core.order)
+
     def __init__(self, seconds: float, *, name: str | None = None, kinds: Any = None) -> None:
         super().__init__(name=name, kinds=kinds)
         self.seconds = check_number("seconds", seconds, above=0)

@@ -17,6 +17,7 @@ FACTS: tuple[str, ...] = (
     "tool",
     "turns",
     "tool_calls",
+    "tool_count",
     "tokens",
     "cost_usd",
     "elapsed_s",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from agentmw._validate import check_optional_callable
 from agentmw.pricing.files import read_pricing_file
 from agentmw.pricing.model import ModelPricing, model_candidates
-from agentmw.usage import Usage
+from agentmw.usage import ZERO_USAGE, Usage
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -27,7 +27,9 @@ class PricingTable:
     """A thread-safe table of model prices (one per agent, or the process default).
 
     Lookups try the exact name, then the name without a dated or version suffix, then without a
-    `provider/` prefix; never a bare prefix (`gpt-4o-mini` never gets `gpt-4o`'s price).
+    `provider/` prefix; never a bare prefix (`gpt-4o-mini` never gets `gpt-4o`'s price). When
+    none of those is registered, the same names are tried ignoring case ("GPT-4o" finds
+    "gpt-4o"); an exact registration always wins over a case-insensitive one.
 
     Args:
         prices: initial entries, model name -> `ModelPricing` (or a mapping of its fields).
@@ -42,6 +44,7 @@ class PricingTable:
     ) -> None:
         self._lock = threading.Lock()
         self._prices: dict[str, ModelPricing] = {}
+        self._folded: dict[str, str] = {}  # lower-cased name -> the registered name
         # model name -> the prices its matching rules resolve to (None: unpriced). Cleared on
         # every registration, so the suffix/prefix rules run once per model, not once per call.
         self._resolved: dict[str, ModelPricing | None] = {}
@@ -121,6 +124,7 @@ class PricingTable:
                 if on_conflict == "keep":
                     return
             self._prices[model] = pricing
+            self._folded.setdefault(model.lower(), model)
             self._resolved = {}
 
     def update(self, prices: Mapping[str, ModelPricing], *, on_conflict: OnConflict) -> None:
@@ -134,6 +138,7 @@ class PricingTable:
                 if on_conflict == "keep" and model in self._prices:
                     continue
                 self._prices[model] = pricing
+                self._folded.setdefault(model.lower(), model)
             self._resolved = {}
 
     def get(self, model: str | None) -> ModelPricing | None:
@@ -147,6 +152,10 @@ class PricingTable:
             pass
         prices = self._prices
         found = next((prices[n] for n in model_candidates(model) if n in prices), None)
+        if found is None:  # then ignoring case: "GPT-4o" is "gpt-4o"
+            folded = self._folded
+            names = model_candidates(model.lower())
+            found = next((prices[folded[n]] for n in names if folded.get(n) in prices), None)
         if len(resolved) < 4096:  # bounded: model names can come from callers' kwargs
             resolved[model] = found
         return found
@@ -154,6 +163,18 @@ class PricingTable:
     def has(self, model: str) -> bool:
         """True when `model` has registered prices (the fallback source is not asked)."""
         return self.get(model) is not None
+
+    def priced(self, model: str | None) -> bool:
+        """True when the table can price `model`: registered prices, or its fallback source.
+
+        This is the question an enforced `Budget` asks before a turn (fail-closed pricing).
+        """
+        if not model:
+            return False
+        if self.get(model) is not None:
+            return True
+        fallback = self._fallback
+        return fallback is not None and fallback(model, ZERO_USAGE) is not None
 
     def models(self) -> list[str]:
         """The registered model names, sorted."""

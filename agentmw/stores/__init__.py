@@ -13,7 +13,7 @@ from agentmw.stores._sqlite_sinks import SqliteEventSink, SqliteUsageSink
 from agentmw.stores.breaker import BreakerStore, InMemoryBreakerStore
 from agentmw.stores.circuit import BreakerConfig, BreakerState, Permit
 from agentmw.stores.concurrency import ConcurrencyStore, InMemoryConcurrencyStore
-from agentmw.stores.ledger import InMemoryLedger, Ledger, LedgerResult
+from agentmw.stores.ledger import InMemoryLedger, Ledger, LedgerResult, Reservation
 from agentmw.stores.limiter import InMemoryLimiterStore, LimiterStore
 from agentmw.stores.redis import (
     RedisBreakerStore,
@@ -50,6 +50,7 @@ __all__ = [
     "RedisConcurrencyStore",
     "RedisLedger",
     "RedisRateLimitStore",
+    "Reservation",
     "SessionSnapshot",
     "SinkSchemaError",
     "SqliteEventSink",

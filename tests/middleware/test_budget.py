@@ -105,7 +105,9 @@ def test_usd_must_be_finite_non_negative(bad: object) -> None:
 def test_wrong_types_name_the_argument() -> None:
     with pytest.raises(TypeError, match="usd must be an amount in USD"):
         Budget(True)  # a bool is an int to mypy; the runtime check refuses it
-    with pytest.raises(TypeError, match=r"ledger must be a Ledger \(missing aadd, add, aspent"):
+    with pytest.raises(
+        TypeError, match=r"ledger must be a Ledger \(missing aadd, add, arelease, areserve"
+    ):
         Budget(1, ledger=object())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="estimate must be a callable"):
         Budget(1, estimate=0.5)  # type: ignore[arg-type]

@@ -271,7 +271,9 @@ def test_budget_and_rate_limit_share_one_estimate_per_call(
 
     monkeypatch.setattr(budget_module, "estimate_usage", counting)
     monkeypatch.setattr(rate_limit_module, "estimate_usage", counting)
-    stack = Stack([Budget(100, enforce=True), RateLimit(rpm=10_000, tpm=10_000_000)])
+    stack = Stack(
+        [Budget(100, enforce=True, unpriced="allow"), RateLimit(rpm=10_000, tpm=10_000_000)]
+    )
     with Agent("w", stack=stack).session() as session:
         session.run_turn(lambda prompt: "ok", "x" * 400, model="m", usage=Usage(100, 5))
     assert len(calls) == 1

@@ -33,6 +33,7 @@ def _fresh_default() -> None:
     table = default_pricing()
     with table._lock:
         table._prices.clear()
+        table._folded.clear()
     _reset_warnings()
 
 
@@ -237,3 +238,31 @@ def test_resolution_is_memoized_but_follows_later_registrations() -> None:
     exact = table.get("gpt-4o-2024-08-06")
     assert exact is not None
     assert exact.input_per_million == Decimal(2)
+
+
+@pytest.mark.parametrize(
+    "name", ["GPT-4o", "gpt-4O", "OpenAI/GPT-4o", "GPT-4o-2024-08-06", "openai/GPT-4O-latest"]
+)
+def test_lookup_ignores_case_after_the_exact_rules(name: str) -> None:
+    table = PricingTable({"gpt-4o": PRICE})
+    assert table.get(name) == PRICE
+    assert table.priced(name)
+    assert table.get("GPT-4o-mini") is None  # still never a bare prefix
+
+
+def test_an_exact_registration_wins_over_a_case_insensitive_one() -> None:
+    other = ModelPricing(input_per_million=1, output_per_million=1)
+    table = PricingTable({"gpt-4o": PRICE})
+    assert table.get("GPT-4o") == PRICE
+    table.register("GPT-4o", other)
+    assert (table.get("GPT-4o"), table.get("gpt-4o")) == (other, PRICE)
+    register_pricing("Claude-X", other)  # the default table too
+    assert pricing_for("claude-x") == other
+
+
+def test_priced_asks_the_fallback_source() -> None:
+    table = PricingTable(fallback=lambda model, usage: Decimal(0) if model == "fb" else None)
+    assert table.priced("fb")
+    assert not table.priced("other")
+    assert not table.priced(None)
+    assert not table.priced("")

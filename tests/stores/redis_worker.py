@@ -121,12 +121,67 @@ def ledger(url: str, prefix: str, mode: str, limit: str) -> dict[str, Any]:
     return {"added": added}
 
 
+def budget(url: str, prefix: str, mode: str, usd: str) -> dict[str, Any]:
+    """Run capped turns on an enforced Budget sharing a RedisLedger until refused; count them."""
+    from agentmw import Agent, BudgetExceededError, ModelPricing, Usage
+    from agentmw.middleware import Budget
+    from agentmw.pricing import PricingTable
+
+    prices = PricingTable({"m": ModelPricing(input_per_million=1, output_per_million=2)})
+    layer = Budget(usd, enforce=True, ledger=RedisLedger(url, prefix=prefix), name="fleet")
+    agent = Agent("w", stack=[layer], pricing=prices)
+    prompt = "x" * 400  # 100 input tokens: each turn's worst case is $0.0021
+    ran: list[int] = []
+
+    def call(prompt: str, *, max_tokens: int) -> Usage:
+        time.sleep(0.001)
+        return Usage(100, max_tokens)
+
+    async def acall(prompt: str, *, max_tokens: int) -> Usage:
+        await asyncio.sleep(0.001)
+        return Usage(100, max_tokens)
+
+    def run() -> None:
+        with agent.session() as s:
+            while True:
+                try:
+                    s.run_turn(call, prompt, model="m", max_tokens=1000)
+                except BudgetExceededError:
+                    return
+                ran.append(1)
+
+    async def arun() -> None:
+        async with agent.session() as s:
+            while True:
+                try:
+                    await s.arun_turn(acall, prompt, model="m", max_tokens=1000)
+                except BudgetExceededError:
+                    return
+                ran.append(1)
+
+    if mode == "sync":
+        threads = [threading.Thread(target=run) for _ in range(WORKERS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    else:
+
+        async def main() -> None:
+            await asyncio.gather(*(arun() for _ in range(WORKERS)))
+
+        asyncio.run(main())
+    return {"ran": len(ran)}
+
+
 if __name__ == "__main__":
     role, url, prefix, mode, *rest = sys.argv[1:]
     if role == "limiter":
         out = limiter(url, prefix, mode, float(rest[0]))
     elif role == "breaker":
         out = breaker(url, prefix, mode, rest[0])
+    elif role == "budget":
+        out = budget(url, prefix, mode, rest[0])
     else:
         out = ledger(url, prefix, mode, rest[0])
     print(json.dumps(out))

@@ -91,7 +91,7 @@ def _pg_saver(**kwargs: Any) -> Any:
 CASES: list[Any] = [
     *_redis(RedisRateLimitStore, [("clock", 1.0, None)]),
     *_redis(RedisBreakerStore, [("ttl", "60", 0)]),
-    *_redis(RedisLedger, [("ttl", "60", -5)]),
+    *_redis(RedisLedger, [("ttl", "60", -5), ("hold_timeout", "60", 0)]),
     *_redis(RedisConcurrencyStore, [("lease_ttl", "10", 0), ("poll_interval", [1], -0.5)]),
     *_sqlite_sink(SqliteEventSink),
     *_sqlite_sink(SqliteUsageSink),

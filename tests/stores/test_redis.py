@@ -30,6 +30,7 @@ from agentmw.stores.ledger import Ledger
 from agentmw.testing import capture_events
 
 WORKER = Path(__file__).with_name("redis_worker.py")
+ZERO = Decimal(0)
 RPM, TPM = Rate("rpm", 1.0, 2.0), Rate("tpm", 10.0, 20.0)
 
 
@@ -251,7 +252,8 @@ def test_ledger_is_exact_in_nano_dollars(redis_url: str, prefix: str, mode: str)
 
 
 def test_budget_layer_shares_a_redis_ledger(redis_url: str, prefix: str, mode: str) -> None:
-    from agentmw import Agent
+    from agentmw import Agent, ModelPricing
+    from agentmw.pricing import PricingTable
     from agentmw.testing import ScriptedModel
 
     budget = Budget(
@@ -259,7 +261,8 @@ def test_budget_layer_shares_a_redis_ledger(redis_url: str, prefix: str, mode: s
     )
     other = RedisLedger(redis_url, prefix=prefix)
     other.add(budget.name, Decimal("0.02"))  # another replica spent past the budget
-    agent = Agent("a", stack=[budget])
+    prices = PricingTable({"m": ModelPricing(input_per_million=1, output_per_million=1)})
+    agent = Agent("a", stack=[budget], pricing=prices)
     model = ScriptedModel(["hi"])
 
     async def go() -> None:
@@ -342,7 +345,122 @@ def test_budget_ceiling_holds_across_processes(redis_url: str, prefix: str) -> N
     assert RedisLedger(redis_url, prefix=prefix).spent("team") == Decimal("1.00")
 
 
+def test_budget_hard_cap_holds_across_four_processes(redis_url: str, prefix: str) -> None:
+    # Four processes x four threads or tasks, each turn reserving its worst case ($0.0021).
+    procs = [_spawn("budget", redis_url, prefix, m, "0.1") for m in ("sync", "async") * 2]
+    ran = sum(r["ran"] for r in _results(procs))
+    book = RedisLedger(redis_url, prefix=prefix)
+    assert ran == 47  # floor(0.1 / 0.0021): not one call more
+    assert book.spent("fleet") == Decimal("0.0987") <= Decimal("0.1")
+    assert book.reserved("fleet") == 0
+
+
+# -- reservations ----------------------------------------------------------------------------
+def test_ledger_reservations(redis_url: str, prefix: str, mode: str) -> None:
+    book = RedisLedger(redis_url, prefix=prefix)
+    cap = Decimal("1")
+
+    async def go() -> None:
+        first = await book.areserve("k", Decimal("0.6"), limit=cap)
+        assert (first.granted, first.spent, first.reserved) == (True, ZERO, ZERO)
+        second = await book.areserve("k", Decimal("0.5"), limit=cap)
+        assert (second.granted, second.reserved) == (False, Decimal("0.6"))
+        assert await book.areserved("k") == Decimal("0.6")
+        assert await book.asettle(first, Decimal("0.25")) == Decimal("0.25")
+        third = await book.areserve("k", Decimal("0.75"), limit=cap)
+        assert (third.granted, third.spent) == (True, Decimal("0.25"))
+        await book.arelease(third)
+        assert (await book.aspent("k"), await book.areserved("k")) == (Decimal("0.25"), ZERO)
+
+    def sync_go() -> None:
+        first = book.reserve("k", Decimal("0.6"), limit=cap)
+        assert (first.granted, first.spent, first.reserved) == (True, ZERO, ZERO)
+        second = book.reserve("k", Decimal("0.5"), limit=cap)
+        assert (second.granted, second.reserved) == (False, Decimal("0.6"))
+        assert book.reserved("k") == Decimal("0.6")
+        assert book.settle(first, Decimal("0.25")) == Decimal("0.25")
+        third = book.reserve("k", Decimal("0.75"), limit=cap)
+        assert (third.granted, third.spent) == (True, Decimal("0.25"))
+        book.release(third)
+        assert (book.spent("k"), book.reserved("k")) == (Decimal("0.25"), ZERO)
+
+    _run(go if mode == "async" else sync_go, mode)
+
+
+def test_a_hold_lapses_after_hold_timeout(redis_url: str, prefix: str) -> None:
+    book = RedisLedger(redis_url, prefix=prefix, hold_timeout=0.05)
+    assert book.reserve("k", Decimal("0.9"), limit=Decimal(1)).granted  # its process "dies"
+    assert not book.reserve("k", Decimal("0.5"), limit=Decimal(1)).granted
+    time.sleep(0.1)
+    assert book.reserved("k") == 0
+    assert book.reserve("k", Decimal("0.5"), limit=Decimal(1)).granted
+
+
+def test_hold_timeout_is_validated(redis_url: str) -> None:
+    with pytest.raises(ValueError, match="hold_timeout must be"):
+        RedisLedger(redis_url, hold_timeout=0)
+
+
+def test_a_cancelled_turn_releases_its_redis_hold(redis_url: str, prefix: str) -> None:
+    from agentmw import Agent, ModelPricing, Usage
+    from agentmw.pricing import PricingTable
+
+    book = RedisLedger(redis_url, prefix=prefix)
+    prices = PricingTable({"m": ModelPricing(input_per_million=1, output_per_million=2)})
+    agent = Agent("a", stack=[Budget(1, enforce=True, ledger=book)], pricing=prices)
+
+    async def main() -> None:
+        entered = asyncio.Event()
+
+        async def hang(prompt: str, **_: Any) -> Usage:
+            entered.set()
+            await asyncio.sleep(60)
+            return Usage(0, 0)
+
+        async with agent.session() as s:
+            task = asyncio.create_task(s.arun_turn(hang, "x" * 400, model="m", max_tokens=1000))
+            await entered.wait()
+            assert await book.areserved("Budget") == Decimal("0.0021")
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert await book.areserved("Budget") == 0
+
+    asyncio.run(main())
+    assert book.spent("Budget") == 0
+
+
 # -- outage --------------------------------------------------------------------------------
+def test_reservations_during_an_outage(mode: str) -> None:
+    opts: dict[str, Any] = {"socket_timeout": 0.05, "socket_connect_timeout": 0.05}
+    deny = RedisLedger("redis://127.0.0.1:1", **opts)
+    allow = RedisLedger("redis://127.0.0.1:1", on_unavailable="allow", **opts)
+    cap = Decimal(1)
+
+    async def go() -> None:
+        refused = await deny.areserve("k", Decimal("0.1"), limit=cap)
+        assert (refused.granted, refused.spent) == (False, Decimal("Infinity"))
+        held = await allow.areserve("k", Decimal("0.6"), limit=cap)  # held in this process
+        assert held.granted
+        assert not (await allow.areserve("k", Decimal("0.6"), limit=cap)).granted
+        assert await allow.areserved("k") == Decimal("0.6")
+        assert await allow.asettle(held, Decimal("0.2")) == Decimal("0.2")
+        assert await allow.areserved("k") == ZERO
+
+    def sync_go() -> None:
+        refused = deny.reserve("k", Decimal("0.1"), limit=cap)
+        assert (refused.granted, refused.spent) == (False, Decimal("Infinity"))
+        held = allow.reserve("k", Decimal("0.6"), limit=cap)
+        assert held.granted
+        assert not allow.reserve("k", Decimal("0.6"), limit=cap).granted
+        assert allow.reserved("k") == Decimal("0.6")
+        assert allow.settle(held, Decimal("0.2")) == Decimal("0.2")
+        assert allow.reserved("k") == ZERO
+
+    _run(go if mode == "async" else sync_go, mode)
+    assert allow.pending == {"k": Decimal("0.2")}  # written to Redis once it is back
+
+
 class _Server:
     """A throwaway redis-server with an fsync-always AOF, so a SIGKILL loses no ack'd write."""
 
@@ -398,6 +516,29 @@ def server(tmp_path: Path) -> Iterator[_Server]:
     srv.start()
     yield srv
     srv.kill()
+
+
+def test_a_hold_settled_during_an_outage_is_dropped_once_redis_is_back(
+    server: _Server, mode: str
+) -> None:
+    opts: dict[str, Any] = {"socket_timeout": 0.2, "socket_connect_timeout": 0.2}
+    book = RedisLedger(server.url, retry_interval=0.05, **opts)
+    held = book.reserve("k", Decimal("0.6"), limit=Decimal(1))
+    assert held.granted
+    server.kill()
+
+    async def settle() -> Decimal:
+        return await book.asettle(held, Decimal("0.25"))
+
+    assert _run(
+        settle if mode == "async" else lambda: book.settle(held, Decimal("0.25")), mode
+    ) == (Decimal("0.25"))
+    assert book.pending == {"k": Decimal("0.25")}
+    server.start()  # the AOF kept the hold
+    time.sleep(0.06)
+    assert book.reserved("k") == ZERO  # the queued drop went first
+    assert book.spent("k") == Decimal("0.25")
+    assert book.pending == {}
 
 
 def test_outage_follows_on_unavailable_then_recovers(server: _Server, mode: str) -> None:

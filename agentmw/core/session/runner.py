@@ -57,6 +57,7 @@ class CallRunner:
     Attributes:
         iterations: turns run so far (replayed turns included).
         tool_calls: tool calls run so far.
+        tool_counts: tool calls run so far, per tool name.
     """
 
     __slots__ = (
@@ -72,6 +73,7 @@ class CallRunner:
         "_steps",
         "iterations",
         "tool_calls",
+        "tool_counts",
     )
 
     def __init__(self, session: Session, log: EventLog, lifecycle: Lifecycle) -> None:
@@ -87,6 +89,7 @@ class CallRunner:
         self._lock = threading.Lock()
         self.iterations = 0
         self.tool_calls = 0
+        self.tool_counts: dict[str, int] = {}
 
     # -- what every call checks, records and emits -----------------------------------------
     def _begin(self, call: Call) -> None:
@@ -133,8 +136,10 @@ class CallRunner:
                 call.step, call.model, None, None, None, data,
             )  # fmt: skip
         else:
+            counts = self.tool_counts
             with self._lock:
                 self.tool_calls += 1
+                counts[call.name] = counts.get(call.name, 0) + 1
             event = Event(
                 "tool.completed", self._session_id, agent.role, agent.phase, agent.project_id,
                 call.step, None, call.name, None, None, _tool_data(call),
@@ -149,6 +154,8 @@ class CallRunner:
                     self.iterations += 1
                 else:
                     self.tool_calls += 1
+                    counts = self.tool_counts
+                    counts[call.name] = counts.get(call.name, 0) + 1
         agent = self._agent
         self._publish(
             Event(

@@ -4,7 +4,7 @@ human input."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import Token
 from datetime import datetime
 from decimal import Decimal
@@ -14,19 +14,22 @@ from typing import TYPE_CHECKING, Any
 
 from agentmw._validate import check_methods, check_optional_name
 from agentmw.classify import exception_type, is_cancellation
-from agentmw.core.context import CURRENT_SESSION
+from agentmw.core.context import CURRENT_SESSION, session_closed, session_opened
 from agentmw.core.loops import Plan, arun_plan, run_plan
 from agentmw.core.session.event_log import EventLog
 from agentmw.core.session.human_input import HumanInput
 from agentmw.core.session.ledger import UsageTracker
 from agentmw.core.session.lifecycle import AgentState, Lifecycle
 from agentmw.core.session.runner import CallRunner
+from agentmw.core.session.threads import SessionWork, agather, bind
 from agentmw.core.stack import Stack
 from agentmw.events import Event
 from agentmw.pricing import format_cost
 from agentmw.usage import Usage
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from agentmw.core.agent import Agent
     from agentmw.core.handoff import Handoff
     from agentmw.core.middleware import Middleware
@@ -82,6 +85,7 @@ class Session:
         self.ledger = UsageTracker()
         self.recoveries: list[dict[str, Any]] = []
         self._token: Token[Session | None] | None = None
+        self._work = SessionWork()
         log = self._log = EventLog(self.id, agent)
         lifecycle = self._lifecycle = Lifecycle(log, partial(agent.registry.mark_finished, self))
         runner = self._runner = CallRunner(self, log, lifecycle)
@@ -155,6 +159,10 @@ class Session:
         """The prompt a `wait_for_input` is waiting on, or None."""
         return self._human.pending_prompt
 
+    def tool_count(self, name: str) -> int:
+        """Calls of the tool `name` run in this session (the `tool_count` policy fact)."""
+        return self._runner.tool_counts.get(name, 0)
+
     def __repr__(self) -> str:
         return f"Session(id={self.id!r}, role={self.agent.role!r}, state={self.state.value})"
 
@@ -194,6 +202,57 @@ class Session:
         """Mark the session CANCELLED."""
         self._lifecycle.finish(AgentState.CANCELLED, detail)
 
+    # -- following the work into threads and tasks ------------------------------------------
+    def bind(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """`fn` made to run in this session wherever it is called (any thread, any task).
+
+        A plain `threading.Thread`, a `ThreadPoolExecutor` or `loop.run_in_executor` starts
+        without the current session; pass them `session.bind(fn)` and every decorated call
+        `fn` makes counts here. A coroutine function gives a coroutine function.
+
+        Raises:
+            TypeError: `fn` is not callable, or is a generator function (bind a function that
+                iterates the stream).
+        """
+        return bind(self, fn)
+
+    def executor(self, max_workers: int | None = None) -> ThreadPoolExecutor:
+        """A `ThreadPoolExecutor` whose tasks run in this session.
+
+        Usable as a context manager (leaving it waits for its tasks). When the session ends,
+        it shuts down every executor it handed out first: after a clean exit it waits for all
+        their submitted tasks, so their calls are counted before the session completes; after
+        an exception (or cancellation) it cancels the tasks that have not started and waits for
+        the running ones. The async exit waits in a worker thread, never on the event loop.
+
+        Args:
+            max_workers: the pool's size (default: `ThreadPoolExecutor`'s).
+
+        Raises:
+            TypeError: `max_workers` is not an int.
+            ValueError: `max_workers` is below 1.
+        """
+        return self._work.executor(self, max_workers)
+
+    async def agather(
+        self,
+        *awaitables: Awaitable[Any],
+        timeout: float | None = None,  # noqa: ASYNC109 (the contract)
+    ) -> list[Any]:
+        """Run `awaitables` concurrently in this session; their results, in order.
+
+        They run as tasks of one `asyncio.TaskGroup`, each in the session (also when the caller
+        is not), under one group deadline: past `timeout` seconds every unfinished one is
+        cancelled and `TimeoutError` is raised. A failure cancels the others and comes out as
+        the TaskGroup's `ExceptionGroup` (catch it with `except*`).
+
+        Raises:
+            TypeError: an argument is not awaitable, or `timeout` is not a number.
+            ValueError: `timeout` is negative.
+            TimeoutError: the group deadline passed.
+        """
+        return await agather(self, awaitables, timeout)
+
     def __enter__(self) -> Session:
         run_plan(self._entering(_SYNC_HOOKS))
         return self
@@ -204,7 +263,10 @@ class Session:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        run_plan(self._leaving(exc, _SYNC_HOOKS))
+        try:
+            self._work.shutdown(exc)  # its executors' tasks finish inside the running session
+        finally:
+            run_plan(self._leaving(exc, _SYNC_HOOKS))
 
     async def __aenter__(self) -> Session:
         await arun_plan(self._entering(_ASYNC_HOOKS))
@@ -216,7 +278,10 @@ class Session:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await arun_plan(self._leaving(exc, _ASYNC_HOOKS))
+        try:
+            await self._work.ashutdown(exc)
+        finally:
+            await arun_plan(self._leaving(exc, _ASYNC_HOOKS))
 
     # The plans behind `with` and `async with` (see `agentmw.core.loops.run_plan`): each step
     # is one layer hook's result (sync) or awaitable (async); a failure comes back in here.
@@ -252,6 +317,7 @@ class Session:
     def _start(self) -> None:
         self._lifecycle.start()  # a session runs once: entering it again is an invalid transition
         self._token = CURRENT_SESSION.set(self)
+        session_opened()
         self.agent.registry.register(self)
         data = {"thread_id": self.thread_id} if self.thread_id else None
         if self.received_handoff is not None:
@@ -265,6 +331,7 @@ class Session:
             except ValueError:  # exited in another context than it was entered in
                 CURRENT_SESSION.set(None)
             self._token = None
+            session_closed()
         if self.state.terminal:
             return
         if exc is None:

@@ -86,6 +86,8 @@ class Checkpoint(Middleware):
             `approvals` is not "durable" or "wait".
     """
 
+    order_role = "checkpoint"  # read by the stack's order checks (agentmw.core.order)
+
     def __init__(
         self,
         saver: CheckpointSaver,

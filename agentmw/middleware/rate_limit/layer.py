@@ -56,6 +56,8 @@ class RateLimit(Middleware):
         store: where limiter state lives (default: in memory).
     """
 
+    order_role = "rate_limit"  # read by the stack's order checks (agentmw.core.order)
+
     def __init__(
         self,
         *,

@@ -171,6 +171,8 @@ class Retry(Middleware):
         kinds: the call kinds it applies to.
     """
 
+    order_role = "retry"  # read by the stack's order checks (agentmw.core.order)
+
     def __init__(
         self,
         attempts: int = 3,

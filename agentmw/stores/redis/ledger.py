@@ -1,19 +1,22 @@
-"""`RedisLedger`: one spend ledger for a fleet, in integer nano-dollars, with check-and-add."""
+"""`RedisLedger`: one spend ledger for a fleet, in integer nano-dollars, with check-and-add and
+reservations (each call's worst case held fleet-wide while it runs)."""
 
 from __future__ import annotations
 
 import threading
+import uuid
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-from agentmw._validate import check_optional_number
-from agentmw.stores.ledger import LedgerResult
+from agentmw._validate import check_number, check_optional_number
+from agentmw.stores.ledger import LedgerResult, Reservation, _check_amount
 from agentmw.stores.redis._conn import Command, Connection, Plan, Unavailable
 
 __all__ = ["RedisLedger"]
 
 UNITS_PER_USD = 10**9
 _INFINITY = Decimal("Infinity")
+_ZERO_USD = Decimal(0)
 
 # KEYS[1] = the spend; ARGV = amount (units), limit (units, '' for none), ttl (ms, '' for none).
 # Returns {added (0/1), total (units)}. Integers stay exact below 2^53 units (~9 million USD).
@@ -28,6 +31,49 @@ if ARGV[3] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return {1, total}
 """
 _GET = "return redis.call('GET', KEYS[1])"
+
+# Reservations of one key: KEYS[2] is a hash id -> units, KEYS[3] a sorted set id -> the time
+# (ms of Redis TIME) the hold lapses, so the holds of a process that died are not kept forever.
+_HELD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lapsed = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now)
+for _, id in ipairs(lapsed) do redis.call('HDEL', KEYS[2], id) end
+if #lapsed > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now) end
+local held = 0
+for _, units in ipairs(redis.call('HVALS', KEYS[2])) do held = held + tonumber(units) end
+"""
+# ARGV = id, amount (units), limit (units), hold (ms). Returns {granted (0/1), spent, held}.
+_RESERVE = (
+    _HELD
+    + """
+local spent = tonumber(redis.call('GET', KEYS[1]) or '0')
+local amount = tonumber(ARGV[2])
+if spent + held + amount > tonumber(ARGV[3]) then return {0, spent, held} end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+return {1, spent, held}
+"""
+)
+_RESERVED = _HELD + "return held"
+# ARGV = id ('' for none), cost (units), ttl (ms, '' for none). Returns the spend after.
+_SETTLE = """
+if ARGV[1] ~= '' then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+end
+local total
+if tonumber(ARGV[2]) > 0 then
+  total = redis.call('INCRBY', KEYS[1], ARGV[2])
+  if ARGV[3] ~= '' then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+else
+  total = tonumber(redis.call('GET', KEYS[1]) or '0')
+end
+return total
+"""
+_LOCAL = "local:"  # the id prefix of a reservation granted in this process during an outage
 
 
 def to_units(amount: Decimal) -> int:
@@ -63,6 +109,9 @@ class RedisLedger:
         socket_connect_timeout: seconds to connect (URL clients only).
         retry_interval: after a failure, seconds before Redis is tried again.
         ttl: seconds a key's spend is kept after its last addition (default: forever).
+        hold_timeout: seconds a reservation is held at most: the hold of a call that runs longer
+            (or of a process that died mid-call) lapses, and its spend is only counted when
+            it is settled.
 
     Raises:
         TypeError: an argument of the wrong type (`client_or_url` names what it accepts).
@@ -81,6 +130,7 @@ class RedisLedger:
         socket_connect_timeout: float = 0.5,
         retry_interval: float = 1.0,
         ttl: float | None = None,
+        hold_timeout: float = 900.0,
     ) -> None:
         self._conn = Connection(
             client_or_url,
@@ -93,6 +143,9 @@ class RedisLedger:
         )
         ttl = check_optional_number("ttl", ttl, above=0)
         self._ttl = "" if ttl is None else str(int(ttl * 1000))
+        self._hold_ms = int(check_number("hold_timeout", hold_timeout, above=0) * 1000)
+        self._held: dict[str, int] = {}  # units reserved in this process during an outage
+        self._drops: list[tuple[str, str]] = []  # (key, id) of holds released during an outage
         self._lock = threading.Lock()
         self._seen: dict[str, int] = {}  # the last total Redis reported, per key
         self._pending: dict[str, int] = {}  # units added while Redis was unreachable
@@ -111,6 +164,10 @@ class RedisLedger:
     def redis_key(self, key: str) -> str:
         """The Redis key holding the spend of `key`."""
         return f"{self._conn.tag(key)}:ledger"
+
+    def _keys(self, key: str) -> list[str]:
+        tag = self._conn.tag(key)
+        return [f"{tag}:ledger", f"{tag}:held", f"{tag}:holds"]
 
     # -- bookkeeping shared by both paths --------------------------------------------------
     def _take_pending(self) -> dict[str, int]:
@@ -146,6 +203,18 @@ class RedisLedger:
                 del pending[key]
         finally:
             self._keep_pending(pending)
+        if self._drops:
+            with self._lock:
+                drops, self._drops = self._drops, []
+            try:
+                while drops:
+                    key, hold = drops[-1]
+                    yield Command(_SETTLE, self._keys(key), [hold, 0, ""])
+                    drops.pop()
+            finally:
+                if drops:
+                    with self._lock:
+                        self._drops.extend(drops)
 
     def _spent(self, key: str) -> Plan[Decimal]:
         try:
@@ -174,6 +243,63 @@ class RedisLedger:
             return LedgerResult(True, to_usd(known + units))
         return LedgerResult(bool(added), to_usd(self._saw(key, int(total))))
 
+    def _local_held(self, key: str, units: int) -> None:
+        with self._lock:
+            self._held[key] = self._held.get(key, 0) + units
+
+    def _reserved(self, key: str) -> Plan[Decimal]:
+        try:
+            yield from self._flush()
+            held = yield Command(_RESERVED, self._keys(key), [])
+        except Unavailable:
+            if self._conn.on_unavailable == "deny":
+                return _INFINITY
+            held = 0
+        with self._lock:
+            return to_usd(int(held) + self._held.get(key, 0))
+
+    def _reserve(self, key: str, amount: Decimal, limit: Decimal) -> Plan[Reservation]:
+        _check_amount("amount", amount)
+        _check_amount("limit", limit)
+        units, cap = to_units(amount), int(limit * UNITS_PER_USD)
+        hold = uuid.uuid4().hex
+        try:
+            yield from self._flush()
+            args = [hold, units, cap, self._hold_ms]
+            granted, spent, held = yield Command(_RESERVE, self._keys(key), args)
+        except Unavailable:
+            if self._conn.on_unavailable == "deny":
+                return Reservation(key, amount, False, _INFINITY, _ZERO_USD)
+            with self._lock:
+                known = self._seen.get(key, 0) + self._pending.get(key, 0)
+                local = self._held.get(key, 0)
+                if known + local + units > cap:
+                    return Reservation(key, amount, False, to_usd(known), to_usd(local))
+                self._held[key] = local + units
+            return Reservation(key, amount, True, to_usd(known), to_usd(local), _LOCAL + hold)
+        self._saw(key, int(spent))
+        return Reservation(key, amount, bool(granted), to_usd(int(spent)), to_usd(int(held)), hold)
+
+    def _settle(self, reservation: Reservation, cost: Decimal) -> Plan[Decimal]:
+        _check_amount("cost", cost)
+        key, hold, units = reservation.key, reservation.id, to_units(cost)
+        if not reservation.granted:
+            hold = ""
+        elif hold.startswith(_LOCAL):
+            self._local_held(key, -to_units(reservation.amount))
+            hold = ""
+        try:
+            yield from self._flush()
+            total = yield Command(_SETTLE, self._keys(key), [hold, units, self._ttl])
+        except Unavailable:
+            with self._lock:
+                if hold:
+                    self._drops.append((key, hold))
+                if units:
+                    self._pending[key] = self._pending.get(key, 0) + units
+                return to_usd(self._seen.get(key, 0) + self._pending.get(key, 0))
+        return to_usd(self._saw(key, int(total)))
+
     # -- the public twins ------------------------------------------------------------------
     def spent(self, key: str) -> Decimal:
         """The amount spent under `key` by the whole fleet."""
@@ -182,6 +308,40 @@ class RedisLedger:
     def add(self, key: str, amount: Decimal, *, limit: Decimal | None = None) -> LedgerResult:
         """Add `amount` under `key` unless the total would pass `limit` (atomic fleet-wide)."""
         return self._conn.run(self._add(key, amount, limit))
+
+    def reserved(self, key: str) -> Decimal:
+        """What reservations in flight hold under `key`, fleet-wide (lapsed holds dropped)."""
+        return self._conn.run(self._reserved(key))
+
+    def reserve(self, key: str, amount: Decimal, *, limit: Decimal) -> Reservation:
+        """Hold `amount` under `key` unless spend + holds + `amount` would pass `limit` (one
+        Lua script: atomic across every process). During an outage, "deny" refuses and "allow"
+        holds it in this process against the last spend seen."""
+        return self._conn.run(self._reserve(key, amount, limit))
+
+    def settle(self, reservation: Reservation, cost: Decimal) -> Decimal:
+        """Drop `reservation`'s hold and add `cost` in one script; returns the fleet's spend."""
+        return self._conn.run(self._settle(reservation, cost))
+
+    def release(self, reservation: Reservation) -> None:
+        """Drop `reservation`'s hold without spending (the call failed or was cancelled)."""
+        self._conn.run(self._settle(reservation, _ZERO_USD))
+
+    async def areserved(self, key: str) -> Decimal:
+        """Async twin of `reserved`."""
+        return await self._conn.arun(self._reserved(key))
+
+    async def areserve(self, key: str, amount: Decimal, *, limit: Decimal) -> Reservation:
+        """Async twin of `reserve`."""
+        return await self._conn.arun(self._reserve(key, amount, limit))
+
+    async def asettle(self, reservation: Reservation, cost: Decimal) -> Decimal:
+        """Async twin of `settle`."""
+        return await self._conn.arun(self._settle(reservation, cost))
+
+    async def arelease(self, reservation: Reservation) -> None:
+        """Async twin of `release`."""
+        await self._conn.arun(self._settle(reservation, _ZERO_USD))
 
     async def aspent(self, key: str) -> Decimal:
         """Async twin of `spent`."""
