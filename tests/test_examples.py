@@ -12,6 +12,15 @@ EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
 
 # Output each example must print (examples not listed only need to exit 0 and print something).
 EXPECTED = {
+    "durable_approval.py": [
+        "waiting for approval: step 2 (transfer), rule big-transfer",
+        "first worker exit code: 3",
+        "1 approval(s) pending",
+        "thread 'pay-1' step 2: edited; a resume runs the call with the edited arguments",
+        "sent 40 to acme",
+        "second worker exit code: 0",
+        "ran: lookup, transfer 40",
+    ],
     "durable_side_effects.py": [
         "worker killed by SIGKILL: True",
         "charges after the crash: 1",
