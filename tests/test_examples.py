@@ -23,7 +23,7 @@ EXPECTED = {
     ],
     "pydantic_ai_agent.py": [
         "answer: I read: release owner: Dana ([REDACTED:email])",
-        "agentmw refused the call: role 'assistant' may not call tool 'delete_all'",
+        "agentmw refused this tool call: PermissionDeniedError: denied by pattern 'delete_*'",
         "turns 3, tool calls 1, cost $0.01",
         "cache read tokens: 2400",
         "tool blocked: ['delete_all']",

@@ -25,7 +25,7 @@ from agentmw.errors import (
 )
 from agentmw.usage import Usage
 
-__all__: list[str] = []  # internal: agentmw.integrations.openai_agents and .mcp build on it
+__all__: list[str] = []  # internal: the framework adapters build on it
 
 # The refusals of a tool call that the model can read (on_refusal="message"). Everything else
 # (budget, circuit open, rate limit, replay divergence...) ends the run with the agentmw error.
@@ -37,6 +37,13 @@ REFUSALS: tuple[type[Exception], ...] = (
     ApprovalRequiredError,
 )
 ON_REFUSAL = ("message", "raise")
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """A refusal the model reads; a policy rule that aborts means the run, not this call."""
+    if isinstance(exc, PolicyViolationError):
+        return exc.action != "abort"
+    return isinstance(exc, REFUSALS)
 
 
 def refusal_text(exc: Exception) -> str:
