@@ -1,0 +1,256 @@
+"""A DBOS worker process for tests/integrations/test_dbos.py (run with `python -m`).
+
+    python -m tests.integrations.dbos_worker ROLE MODE DB_URL WORKDIR WORKFLOW_ID
+
+ROLE "crash" starts the agent workflow and hangs in tool 3 (the test SIGKILLs it there);
+"recover" launches DBOS on the same system database (which recovers the killed workflow),
+waits for it, then runs the same workflow cleanly under WORKFLOW_ID-clean and prints both
+results as JSON; "queue" runs 6 workflows whose turns go through a model queue capped at 2
+(and 6 on a model without a queue) and prints the most turns seen in flight. MODE is "sync"
+or "async". Every real execution of a turn or tool appends a line to WORKDIR/<workflow id>.log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from dbos import DBOS, SetWorkflowID
+
+from agentmw import Agent, Stack, Usage
+from agentmw.errors import BudgetExceededError, LimitExceededError
+from agentmw.integrations.dbos import DBOSStep, model_queue, workflow_session
+from agentmw.middleware import Budget, Limits
+from agentmw.pricing import register_pricing
+
+MODEL = "dbos-test-model"
+# $1 per million tokens in and out: a turn of 1000 + 500 tokens costs $0.0015.
+register_pricing(MODEL, {"input_per_million": 1, "output_per_million": 1})
+TURN_USAGE = Usage(input_tokens=1000, output_tokens=500)
+# Five turns spend $0.0075 > $0.007: the sixth is refused. Limits refuses the fifth tool.
+STACK = Stack(
+    [
+        DBOSStep(),
+        Budget(Decimal("0.007"), enforce=True, precheck=False),
+        Limits(max_tool_calls=4),
+    ]
+)
+AGENT = Agent("dbos-worker", stack=STACK)
+CRASH_AT_TOOL = 3
+
+WORKDIR = Path(sys.argv[4]) if len(sys.argv) > 4 else Path(".")
+ROLE = sys.argv[1] if len(sys.argv) > 1 else ""
+
+
+def _log(line: str) -> None:
+    with open(WORKDIR / f"{DBOS.workflow_id}.log", "a") as out:
+        out.write(line + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _hang_here(n: int) -> bool:
+    return ROLE == "crash" and n == CRASH_AT_TOOL
+
+
+def model_turn(n: int) -> dict[str, Any]:
+    _log(f"turn {n}")
+    return {"text": f"answer {n}", "usage": TURN_USAGE}
+
+
+def lookup(n: int) -> str:
+    _log(f"tool {n}")
+    if _hang_here(n):
+        _log("hanging")
+        time.sleep(120)
+    return f"fact {n}"
+
+
+async def amodel_turn(n: int) -> dict[str, Any]:
+    await asyncio.sleep(0)
+    return model_turn(n)
+
+
+async def alookup(n: int) -> str:
+    _log(f"tool {n}")
+    if _hang_here(n):
+        _log("hanging")
+        await asyncio.sleep(120)
+    return f"fact {n}"
+
+
+def _result(session: Any, stops: list[str], replies: list[str]) -> dict[str, Any]:
+    summary = session.summary()
+    return {
+        "thread_id": session.thread_id,
+        "turns": summary["turns"],
+        "tool_calls": summary["tool_calls"],
+        "usage": summary["usage"],
+        "cost_usd": str(summary["cost_usd"]),
+        "stops": stops,
+        "replies": replies,
+        "replayed": session.summary()["events"].get("dbos.replayed", 0),
+    }
+
+
+@DBOS.workflow(name="agentmw_test_run")
+def run() -> dict[str, Any]:
+    stops: list[str] = []
+    replies: list[str] = []
+    with workflow_session(AGENT) as session:
+        for n in range(1, 20):
+            try:
+                reply, _ = session.run_turn(model_turn, n, model=MODEL)
+            except BudgetExceededError:
+                stops.append(f"turn {n}: budget")
+                break
+            try:
+                replies.append(session.run_tool("lookup", lookup, n) + " / " + reply["text"])
+            except LimitExceededError as exc:
+                stops.append(f"tool {n}: {exc.limit}")
+        return _result(session, stops, replies)
+
+
+@DBOS.workflow(name="agentmw_test_arun")
+async def arun() -> dict[str, Any]:
+    stops: list[str] = []
+    replies: list[str] = []
+    async with workflow_session(AGENT) as session:
+        for n in range(1, 20):
+            try:
+                reply, _ = await session.arun_turn(amodel_turn, n, model=MODEL)
+            except BudgetExceededError:
+                stops.append(f"turn {n}: budget")
+                break
+            try:
+                fact = await session.arun_tool("lookup", alookup, n)
+                replies.append(fact + " / " + reply["text"])
+            except LimitExceededError as exc:
+                stops.append(f"tool {n}: {exc.limit}")
+        return _result(session, stops, replies)
+
+
+# -- the queue run --------------------------------------------------------------------------
+QUEUED, FREE = "dbos-queued-model", "dbos-free-model"
+_lock = threading.Lock()
+_in_flight: dict[str, int] = {QUEUED: 0, FREE: 0}
+_peak: dict[str, int] = {QUEUED: 0, FREE: 0}
+
+
+def _enter(model: str) -> None:
+    with _lock:
+        _in_flight[model] += 1
+        _peak[model] = max(_peak[model], _in_flight[model])
+
+
+def _leave(model: str) -> None:
+    with _lock:
+        _in_flight[model] -= 1
+
+
+def slow_turn(n: int, model: str) -> Usage:
+    _enter(model)
+    try:
+        time.sleep(0.4)
+    finally:
+        _leave(model)
+    return Usage(input_tokens=10 * n, output_tokens=1)
+
+
+async def aslow_turn(n: int, model: str) -> Usage:
+    _enter(model)
+    try:
+        await asyncio.sleep(0.4)
+    finally:
+        _leave(model)
+    return Usage(input_tokens=10 * n, output_tokens=1)
+
+
+QUEUE_AGENT: Agent | None = None
+
+
+@DBOS.workflow(name="agentmw_test_queued")
+def queued_run(n: int, model: str) -> int:
+    assert QUEUE_AGENT is not None
+    with workflow_session(QUEUE_AGENT) as session:
+        _, usage = session.run_turn(slow_turn, n, model)
+        return usage.input_tokens
+
+
+@DBOS.workflow(name="agentmw_test_aqueued")
+async def aqueued_run(n: int, model: str) -> int:
+    assert QUEUE_AGENT is not None
+    async with workflow_session(QUEUE_AGENT) as session:
+        _, usage = await session.arun_turn(aslow_turn, n, model)
+        return usage.input_tokens
+
+
+def _launch(db_url: str) -> None:
+    DBOS(
+        config={
+            "name": "agentmw-dbos-test",
+            "system_database_url": db_url,
+            "log_level": "WARNING",
+            "notification_listener_polling_interval_sec": 0.05,
+        }
+    )
+    DBOS.launch()
+
+
+def main() -> None:
+    global QUEUE_AGENT
+    role, mode, db_url, _, workflow_id = sys.argv[1:6]
+    _launch(db_url)
+    workflow = run if mode == "sync" else arun
+    if role == "crash":
+        with SetWorkflowID(workflow_id):
+            if mode == "sync":
+                DBOS.start_workflow(workflow).get_result()
+            else:
+                asyncio.run(_astart(workflow))
+        return
+    if role == "recover":
+        recovered = DBOS.retrieve_workflow(workflow_id).get_result()
+        with SetWorkflowID(workflow_id + "-clean"):
+            clean = run() if mode == "sync" else asyncio.run(arun())
+        print(json.dumps({"recovered": recovered, "clean": clean}))
+        return
+    if role == "queue":
+        queue = model_queue(QUEUED, concurrency=2, polling_interval_sec=0.05)
+        QUEUE_AGENT = Agent("dbos-queue", stack=Stack([DBOSStep(queues={QUEUED: queue})]))
+        results = _queue_sync() if mode == "sync" else asyncio.run(_queue_async())
+        print(json.dumps({"peak": _peak, "results": results}))
+        return
+    raise SystemExit(f"unknown role {role!r}")
+
+
+async def _astart(workflow: Any) -> Any:
+    handle = await DBOS.start_workflow_async(workflow)
+    return await handle.get_result()
+
+
+def _queue_sync() -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for model in (QUEUED, FREE):
+        handles = [DBOS.start_workflow(queued_run, n, model) for n in range(1, 7)]
+        out[model] = [h.get_result() for h in handles]
+    return out
+
+
+async def _queue_async() -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for model in (QUEUED, FREE):
+        handles = [await DBOS.start_workflow_async(aqueued_run, n, model) for n in range(1, 7)]
+        out[model] = [await h.get_result() for h in handles]
+    return out
+
+
+if __name__ == "__main__":
+    main()
