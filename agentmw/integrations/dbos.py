@@ -362,11 +362,6 @@ def workflow_session(agent: Agent, *, handoff: Handoff | None = None) -> Session
         RuntimeError: not called from workflow code (outside a workflow, or inside a step).
         ValueError: the stack has no `DBOSStep`, or also has a `Checkpoint`.
     """
-    if not _in_workflow():
-        raise RuntimeError(
-            "workflow_session() must be called in a DBOS workflow (a function decorated with "
-            "@DBOS.workflow()), outside any step"
-        )
     stack = agent.resolved_stack()
     layers = list(stack)
     if not any(isinstance(layer, DBOSStep) for layer in layers):
@@ -379,6 +374,11 @@ def workflow_session(agent: Agent, *, handoff: Handoff | None = None) -> Session
         raise ValueError(
             "the agent's stack has both DBOSStep and Checkpoint; in a DBOS workflow DBOS "
             "records the steps, so remove Checkpoint (stack.without(Checkpoint))"
+        )
+    if not _in_workflow():
+        raise RuntimeError(
+            "workflow_session() must be called in a DBOS workflow (a function decorated with "
+            "@DBOS.workflow()), outside any step"
         )
     workflow_id = DBOS.workflow_id
     assert workflow_id is not None

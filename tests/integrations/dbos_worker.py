@@ -1,13 +1,15 @@
 """A DBOS worker process for tests/integrations/test_dbos.py (run with `python -m`).
 
-    python -m tests.integrations.dbos_worker ROLE MODE DB_URL WORKDIR WORKFLOW_ID
+    python -m tests.integrations.dbos_worker ROLE DB_URL WORKDIR WORKFLOW_ID
 
-ROLE "crash" starts the agent workflow and hangs in tool 3 (the test SIGKILLs it there);
-"recover" launches DBOS on the same system database (which recovers the killed workflow),
-waits for it, then runs the same workflow cleanly under WORKFLOW_ID-clean and prints both
-results as JSON; "queue" runs 6 workflows whose turns go through a model queue capped at 2
-(and 6 on a model without a queue) and prints the most turns seen in flight. MODE is "sync"
-or "async". Every real execution of a turn or tool appends a line to WORKDIR/<workflow id>.log.
+ROLE "crash" starts the agent workflow twice, sync (WORKFLOW_ID-sync) and async
+(WORKFLOW_ID-async), and both hang in tool 3 (the test SIGKILLs the process there);
+"recover" launches DBOS on the same system database (which recovers the killed workflows),
+waits for them, then runs each workflow cleanly under <its id>-clean and prints the results as
+JSON; "queue" runs, sync then async, 6 workflows whose turns go through a model queue capped
+at 2 (and 6 on a model without a queue) and prints the most turns seen in flight. One process
+serves both modes to keep the test short. Every real execution of a turn or tool appends a
+line to WORKDIR/<workflow id>.log.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from agentmw.pricing import register_pricing
 
 MODEL = "dbos-test-model"
 # $1 per million tokens in and out: a turn of 1000 + 500 tokens costs $0.0015.
-register_pricing(MODEL, {"input_per_million": 1, "output_per_million": 1})
+for _model in (MODEL, "dbos-queued-model", "dbos-free-model"):
+    register_pricing(_model, {"input_per_million": 1, "output_per_million": 1})
 TURN_USAGE = Usage(input_tokens=1000, output_tokens=500)
 # Five turns spend $0.0075 > $0.007: the sixth is refused. Limits refuses the fifth tool.
 STACK = Stack(
@@ -45,7 +48,7 @@ STACK = Stack(
 AGENT = Agent("dbos-worker", stack=STACK)
 CRASH_AT_TOOL = 3
 
-WORKDIR = Path(sys.argv[4]) if len(sys.argv) > 4 else Path(".")
+WORKDIR = Path(sys.argv[3]) if len(sys.argv) > 3 else Path(".")
 ROLE = sys.argv[1] if len(sys.argv) > 1 else ""
 
 
@@ -180,7 +183,7 @@ QUEUE_AGENT: Agent | None = None
 def queued_run(n: int, model: str) -> int:
     assert QUEUE_AGENT is not None
     with workflow_session(QUEUE_AGENT) as session:
-        _, usage = session.run_turn(slow_turn, n, model)
+        _, usage = session.run_turn(slow_turn, n, model, model=model)
         return usage.input_tokens
 
 
@@ -188,7 +191,7 @@ def queued_run(n: int, model: str) -> int:
 async def aqueued_run(n: int, model: str) -> int:
     assert QUEUE_AGENT is not None
     async with workflow_session(QUEUE_AGENT) as session:
-        _, usage = await session.arun_turn(aslow_turn, n, model)
+        _, usage = await session.arun_turn(aslow_turn, n, model, model=model)
         return usage.input_tokens
 
 
@@ -206,34 +209,36 @@ def _launch(db_url: str) -> None:
 
 def main() -> None:
     global QUEUE_AGENT
-    role, mode, db_url, _, workflow_id = sys.argv[1:6]
+    role, db_url, _, workflow_id = sys.argv[1:5]
     _launch(db_url)
-    workflow = run if mode == "sync" else arun
     if role == "crash":
-        with SetWorkflowID(workflow_id):
-            if mode == "sync":
-                DBOS.start_workflow(workflow).get_result()
-            else:
-                asyncio.run(_astart(workflow))
+        with SetWorkflowID(f"{workflow_id}-sync"):
+            handles = [DBOS.start_workflow(run)]
+        with SetWorkflowID(f"{workflow_id}-async"):
+            handles.append(DBOS.start_workflow(arun))  # DBOS runs it on its event loop
+        for handle in handles:
+            handle.get_result()
         return
     if role == "recover":
-        recovered = DBOS.retrieve_workflow(workflow_id).get_result()
-        with SetWorkflowID(workflow_id + "-clean"):
-            clean = run() if mode == "sync" else asyncio.run(arun())
-        print(json.dumps({"recovered": recovered, "clean": clean}))
+        out: dict[str, Any] = {}
+        for mode, workflow in (("sync", run), ("async", arun)):
+            recovered = DBOS.retrieve_workflow(f"{workflow_id}-{mode}").get_result()
+            with SetWorkflowID(f"{workflow_id}-{mode}-clean"):
+                clean = run() if mode == "sync" else asyncio.run(arun())
+            out[mode] = {"recovered": recovered, "clean": clean}
+        print(json.dumps(out))
         return
     if role == "queue":
         queue = model_queue(QUEUED, concurrency=2, polling_interval_sec=0.05)
         QUEUE_AGENT = Agent("dbos-queue", stack=Stack([DBOSStep(queues={QUEUED: queue})]))
-        results = _queue_sync() if mode == "sync" else asyncio.run(_queue_async())
-        print(json.dumps({"peak": _peak, "results": results}))
+        queued: dict[str, Any] = {}
+        for mode in ("sync", "async"):
+            results = _queue_sync() if mode == "sync" else asyncio.run(_queue_async())
+            queued[mode] = {"peak": dict(_peak), "results": results}
+            _peak.update({QUEUED: 0, FREE: 0})
+        print(json.dumps(queued))
         return
     raise SystemExit(f"unknown role {role!r}")
-
-
-async def _astart(workflow: Any) -> Any:
-    handle = await DBOS.start_workflow_async(workflow)
-    return await handle.get_result()
 
 
 def _queue_sync() -> dict[str, list[int]]:
