@@ -213,16 +213,16 @@ def main() -> None:
     _launch(db_url)
     if role == "crash":
         with SetWorkflowID(f"{workflow_id}-sync"):
-            handles = [DBOS.start_workflow(run)]
+            handles: list[Any] = [DBOS.start_workflow(run)]
         with SetWorkflowID(f"{workflow_id}-async"):
-            handles.append(DBOS.start_workflow(arun))  # DBOS runs it on its event loop
+            handles.append(DBOS.start_workflow(arun))  # DBOS runs it on its own event loop
         for handle in handles:
             handle.get_result()
         return
     if role == "recover":
         out: dict[str, Any] = {}
-        for mode, workflow in (("sync", run), ("async", arun)):
-            recovered = DBOS.retrieve_workflow(f"{workflow_id}-{mode}").get_result()
+        for mode, _workflow in (("sync", run), ("async", arun)):
+            recovered: Any = DBOS.retrieve_workflow(f"{workflow_id}-{mode}").get_result()
             with SetWorkflowID(f"{workflow_id}-{mode}-clean"):
                 clean = run() if mode == "sync" else asyncio.run(arun())
             out[mode] = {"recovered": recovered, "clean": clean}

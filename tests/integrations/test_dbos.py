@@ -56,7 +56,10 @@ def _worker(*args: str) -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
 
 
 def _finish(args: list[str]) -> dict[str, Any]:
@@ -119,11 +122,14 @@ def test_a_sigkilled_worker_is_recovered_without_rerunning_completed_steps(
         # The recovered session replayed 3 turns and 2 tools and accounted for them: its
         # budget and limits stopped it where a clean run stops, with the same totals.
         assert recovered["thread_id"] == f"{workflow_id}-{mode}"
-        assert recovered["replayed"] == 5 and clean["replayed"] == 0, mode
+        assert recovered["replayed"] == 5, mode
+        assert clean["replayed"] == 0, mode
         for key in ("turns", "tool_calls", "usage", "cost_usd", "stops", "replies"):
             assert recovered[key] == clean[key], (mode, key)
-        assert clean["turns"] == 5 and clean["tool_calls"] == 4
-        assert clean["usage"]["input_tokens"] == 5000 and clean["usage"]["output_tokens"] == 2500
+        assert clean["turns"] == 5
+        assert clean["tool_calls"] == 4
+        assert clean["usage"]["input_tokens"] == 5000
+        assert clean["usage"]["output_tokens"] == 2500
         assert clean["cost_usd"] == "0.0075"
         assert clean["stops"] == ["tool 5: max_tool_calls", "turn 6: budget"]
         assert clean["replies"] == [f"fact {n} / answer {n}" for n in range(1, 5)]
@@ -252,7 +258,7 @@ def test_a_queued_turn_needs_a_function_importable_by_name() -> None:
     assert ref == f"{__name__}:module_level_turn"
     assert agentmw_dbos._resolve(ref) is module_level_turn
     # A decorated turn resolves to the plain function, so the queue never re-enters the stack.
-    raw = decorated_turn.__wrapped__
+    raw = decorated_turn.__wrapped__  # type: ignore[attr-defined]
     assert agentmw_dbos._resolve(agentmw_dbos._reference(raw)) is raw
 
     def local_turn(prompt: str) -> Usage:
