@@ -26,7 +26,7 @@ from typing import Any
 
 from dbos import DBOS, SetWorkflowID
 
-from agentmw import Agent, Stack, Usage
+from agentmw import Agent, Stack, Usage, agent_turn
 from agentmw.errors import BudgetExceededError, LimitExceededError
 from agentmw.integrations.dbos import DBOSStep, model_queue, workflow_session
 from agentmw.middleware import Budget, Limits
@@ -195,6 +195,69 @@ async def aqueued_run(n: int, model: str) -> int:
         return usage.input_tokens
 
 
+# -- a streamed turn: one step whose chunks replay ---------------------------------------------
+STREAM_AGENT = Agent("dbos-stream", stack=Stack([DBOSStep()]))
+
+
+def _chunks() -> list[dict[str, Any]]:
+    return [{"text": "a"}, {"text": "b"}, {"text": "", "usage": TURN_USAGE}]
+
+
+@agent_turn(model=MODEL)
+def stream_turn() -> Any:
+    _log("stream")
+    yield from _chunks()
+
+
+@agent_turn(model=MODEL)
+async def astream_turn() -> Any:
+    _log("stream")
+    for chunk in _chunks():
+        yield chunk
+
+
+def _after() -> str:
+    _log("after")
+    return "done"
+
+
+def _stream_result(session: Any, chunks: list[Any]) -> dict[str, Any]:
+    return {
+        "chunks": [c["text"] for c in chunks],
+        "turns": session.iterations,
+        "usage": session.usage.as_dict(),
+        "cost_usd": str(session.cost_usd),
+        "replayed": session.summary()["events"].get("dbos.replayed", 0),
+    }
+
+
+@DBOS.workflow(name="agentmw_test_stream")
+def streamed_run() -> dict[str, Any]:
+    with workflow_session(STREAM_AGENT) as session:
+        chunks = list(stream_turn())
+        session.run_tool("after", _after)
+        return _stream_result(session, chunks)
+
+
+@DBOS.workflow(name="agentmw_test_astream")
+async def astreamed_run() -> dict[str, Any]:
+    async with workflow_session(STREAM_AGENT) as session:
+        chunks = [c async for c in astream_turn()]
+        await session.arun_tool("after", _after)
+        return _stream_result(session, chunks)
+
+
+def _streams(workflow_id: str) -> dict[str, Any]:
+    """Run each streamed workflow, then fork it from step 2: the fork replays the stream."""
+    out: dict[str, Any] = {}
+    for mode, workflow in (("sync", streamed_run), ("async", astreamed_run)):
+        with SetWorkflowID(f"{workflow_id}-stream-{mode}"):
+            first = DBOS.start_workflow(workflow).get_result()  # type: ignore[arg-type]
+        fork = DBOS.fork_workflow(f"{workflow_id}-stream-{mode}", 2)
+        out[mode] = {"first": first, "fork": fork.get_result(), "fork_id": fork.workflow_id}
+    return out
+
+
 def _launch(db_url: str) -> None:
     DBOS(
         config={
@@ -236,6 +299,7 @@ def main() -> None:
             results = _queue_sync() if mode == "sync" else asyncio.run(_queue_async())
             queued[mode] = {"peak": dict(_peak), "results": results}
             _peak.update({QUEUED: 0, FREE: 0})
+        queued["streams"] = _streams(workflow_id)
         print(json.dumps(queued))
         return
     raise SystemExit(f"unknown role {role!r}")

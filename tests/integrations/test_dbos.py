@@ -136,13 +136,27 @@ def test_a_sigkilled_worker_is_recovered_without_rerunning_completed_steps(
 
 
 def test_a_model_queue_caps_that_models_turns_in_flight(dbos_url: str, tmp_path: Path) -> None:
-    out = _finish(_worker("queue", dbos_url, str(tmp_path), "unused"))
+    out = _finish(_worker("queue", dbos_url, str(tmp_path), "q"))
     expected = [10 * n for n in range(1, 7)]
     for mode in ("sync", "async"):
         # Six workflows at once: the queued model never has more than 2 turns in flight, the
         # model without a queue has all six at once (so the cap is the queue's doing).
         assert out[mode]["peak"] == {"dbos-queued-model": 2, "dbos-free-model": 6}, mode
         assert out[mode]["results"] == {"dbos-queued-model": expected, "dbos-free-model": expected}
+
+    # The same process ran a streamed turn in a workflow, then forked the workflow from step 2:
+    # the fork replays the recorded chunks (the stream did not run again) with their usage.
+    for mode in ("sync", "async"):
+        streams = out["streams"][mode]
+        first, fork = streams["first"], streams["fork"]
+        assert first["chunks"] == ["a", "b", ""], mode
+        assert first["replayed"] == 0, mode
+        assert fork["replayed"] == 1, mode
+        for key in ("chunks", "turns", "usage", "cost_usd"):
+            assert fork[key] == first[key], (mode, key)
+        assert first["usage"]["input_tokens"] == 1000, mode
+        assert _lines(tmp_path / f"q-stream-{mode}.log") == ["stream", "after"], mode
+        assert _lines(tmp_path / f"{streams['fork_id']}.log") == ["after"], mode
 
 
 # -- in-process behaviour (no workflow, no database) -----------------------------------------
