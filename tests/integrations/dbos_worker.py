@@ -252,7 +252,7 @@ def _streams(workflow_id: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for mode, workflow in (("sync", streamed_run), ("async", astreamed_run)):
         with SetWorkflowID(f"{workflow_id}-stream-{mode}"):
-            first = DBOS.start_workflow(workflow).get_result()  # type: ignore[arg-type]
+            first = DBOS.start_workflow(workflow).get_result()
         fork = DBOS.fork_workflow(f"{workflow_id}-stream-{mode}", 2)
         out[mode] = {"first": first, "fork": fork.get_result(), "fork_id": fork.workflow_id}
     return out
