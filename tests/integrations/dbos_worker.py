@@ -158,7 +158,11 @@ def _leave(model: str) -> None:
         _in_flight[model] -= 1
 
 
+_model_calls: list[int] = []  # every real execution of a slow turn, by n
+
+
 def slow_turn(n: int, model: str) -> Usage:
+    _model_calls.append(n)
     _enter(model)
     try:
         time.sleep(0.4)
@@ -168,6 +172,7 @@ def slow_turn(n: int, model: str) -> Usage:
 
 
 async def aslow_turn(n: int, model: str) -> Usage:
+    _model_calls.append(n)
     _enter(model)
     try:
         await asyncio.sleep(0.4)
@@ -305,19 +310,31 @@ def main() -> None:
     raise SystemExit(f"unknown role {role!r}")
 
 
-def _queue_sync() -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {}
+def _queue_sync() -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for model in (QUEUED, FREE):
         handles = [DBOS.start_workflow(queued_run, n, model) for n in range(1, 7)]
         out[model] = [h.get_result() for h in handles]
+        if model == QUEUED:
+            out["replay"] = _replay_queued(handles[0].workflow_id)
     return out
 
 
-async def _queue_async() -> dict[str, list[int]]:
-    out: dict[str, list[int]] = {}
+def _replay_queued(workflow_id: str) -> list[Any]:
+    """Fork a queued-turn workflow past its last step: the turn replays, the model is not called."""
+    steps = DBOS.list_workflow_steps(workflow_id)
+    before = len(_model_calls)
+    result = DBOS.fork_workflow(workflow_id, len(steps) + 1).get_result()
+    return [result, len(_model_calls) - before, [s["function_name"] for s in steps]]
+
+
+async def _queue_async() -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for model in (QUEUED, FREE):
         handles = [await DBOS.start_workflow_async(aqueued_run, n, model) for n in range(1, 7)]
         out[model] = [await h.get_result() for h in handles]
+        if model == QUEUED:
+            out["replay"] = await asyncio.to_thread(_replay_queued, handles[0].workflow_id)
     return out
 
 

@@ -142,7 +142,13 @@ def test_a_model_queue_caps_that_models_turns_in_flight(dbos_url: str, tmp_path:
         # Six workflows at once: the queued model never has more than 2 turns in flight, the
         # model without a queue has all six at once (so the cap is the queue's doing).
         assert out[mode]["peak"] == {"dbos-queued-model": 2, "dbos-free-model": 6}, mode
-        assert out[mode]["results"] == {"dbos-queued-model": expected, "dbos-free-model": expected}
+        results = out[mode]["results"]
+        assert results["dbos-queued-model"] == expected, mode
+        assert results["dbos-free-model"] == expected, mode
+        # A queued turn is a child workflow plus its awaited result, both recorded: a fork of
+        # the workflow past its last step replays the turn without calling the model.
+        queued_turn = "agentmw.queued_turn" if mode == "sync" else "agentmw.aqueued_turn"
+        assert results["replay"] == [10, 0, [queued_turn, "DBOS.getResult"]], mode
 
     # The same process ran a streamed turn in a workflow, then forked the workflow from step 2:
     # the fork replays the recorded chunks (the stream did not run again) with their usage.
