@@ -36,6 +36,7 @@ from agentmw._validate import check_int, check_name, check_number, check_optiona
 from agentmw.core.call import Call
 from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext
 from agentmw.middleware.checkpoint import Checkpoint
+from agentmw.middleware.telemetry import Telemetry
 from agentmw.pricing import call_cost
 from agentmw.usage import Usage
 
@@ -108,7 +109,7 @@ def step_name(call: Call) -> str:
 class DBOSStep(Middleware):
     """Runs each turn and tool call of a DBOS workflow as a DBOS step (see the module docstring).
 
-    Place it right after Telemetry (where `Checkpoint` would go): on recovery a completed step
+    Place it first or right after Telemetry (where `Checkpoint` would go): on recovery a step
     returns its recorded output before any layer below spends or counts, and the session
     still adds its usage and cost to the ledger, so budgets and limits see the whole run. A
     failed call is recorded too: on recovery it raises the same exception again.
@@ -355,12 +356,14 @@ def workflow_session(agent: Agent, *, handoff: Handoff | None = None) -> Session
     """A session of `agent` for the current DBOS workflow; its thread id is the workflow id.
 
     Enter it with `with` or `async with` inside the workflow function. The agent's stack must
-    hold a `DBOSStep` layer and no `Checkpoint` (a Checkpoint replay would skip DBOS steps and
-    shift the step ids DBOS replays by).
+    hold a `DBOSStep` layer, first or right after Telemetry (layers above it would run again
+    on recovery), and no `Checkpoint` (a Checkpoint replay would skip DBOS steps and shift the
+    step ids DBOS replays by).
 
     Raises:
         RuntimeError: not called from workflow code (outside a workflow, or inside a step).
-        ValueError: the stack has no `DBOSStep`, or also has a `Checkpoint`.
+        ValueError: the stack has no `DBOSStep`, a layer other than Telemetry above it, or a
+            `Checkpoint`.
     """
     stack = agent.resolved_stack()
     layers = list(stack)
@@ -369,6 +372,15 @@ def workflow_session(agent: Agent, *, handoff: Handoff | None = None) -> Session
             "the agent's stack has no DBOSStep layer, so its calls would not be DBOS steps and "
             "a recovered workflow would run them again; add one right after Telemetry, "
             "e.g. stack.insert_before(Checkpoint, DBOSStep()).without(Checkpoint)"
+        )
+    first = next(i for i, layer in enumerate(layers) if isinstance(layer, DBOSStep))
+    above = [layer.name for layer in layers[:first] if not isinstance(layer, Telemetry)]
+    if above:
+        raise ValueError(
+            f"DBOSStep must come first, or right after Telemetry; {', '.join(above)} above it "
+            "would run again, outside any step, when DBOS recovers the workflow (a Budget would "
+            "charge replayed calls twice, a RateLimit reserve quota for them), and a layer that "
+            "awaits there could reorder concurrent steps"
         )
     if any(isinstance(layer, Checkpoint) for layer in layers):
         raise ValueError(

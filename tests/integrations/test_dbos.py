@@ -28,7 +28,7 @@ from agentmw import Agent, Stack, Usage, agent_turn
 from agentmw.errors import BudgetExceededError, LimitExceededError, PermissionDeniedError
 from agentmw.integrations import dbos as agentmw_dbos
 from agentmw.integrations.dbos import DBOSStep, model_queue, step_name, workflow_session
-from agentmw.middleware import Checkpoint
+from agentmw.middleware import Budget, Checkpoint, Telemetry
 from agentmw.stores import InMemorySaver
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -231,6 +231,11 @@ def test_outside_a_workflow_a_stream_passes_through(mode: str) -> None:
 def test_workflow_session_checks_the_stack_and_the_context() -> None:
     with pytest.raises(ValueError, match=r"no DBOSStep layer.*add one right after Telemetry"):
         workflow_session(Agent("a", stack=Stack([])))
+    below_budget = Agent("late", stack=Stack([Telemetry(), Budget(1), DBOSStep()]))
+    with pytest.raises(
+        ValueError, match=r"DBOSStep must come first, or right after Telemetry; Budget above it"
+    ):
+        workflow_session(below_budget)
     both = Agent("b", stack=Stack([DBOSStep(), Checkpoint(InMemorySaver())]))
     with pytest.raises(ValueError, match=r"both DBOSStep and Checkpoint.*without\(Checkpoint\)"):
         workflow_session(both)
