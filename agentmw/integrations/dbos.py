@@ -123,12 +123,14 @@ class DBOSStep(Middleware):
             flight across processes. The turn's function must be importable at module level
             (the queue may run it in another process) and its arguments picklable. The layers
             below this one run in the workflow around the queued model call.
+        polling_interval_sec: how often a queued turn polls for its model call's result.
     """
 
     def __init__(
         self,
         *,
         queues: Mapping[str, Queue] | None = None,
+        polling_interval_sec: float = 1.0,
         name: str | None = None,
         kinds: Any = None,
     ) -> None:
@@ -150,6 +152,9 @@ class DBOSStep(Middleware):
                     )
                 chosen[model] = queue
         self.queues: dict[str, Queue] = chosen
+        self.polling_interval_sec = check_number(
+            "polling_interval_sec", polling_interval_sec, above=0
+        )
 
     def _queued(self, call: Call) -> bool:
         return call.kind == "turn" and call.model is not None and call.model in self.queues
@@ -173,13 +178,14 @@ class DBOSStep(Middleware):
     def _run_queued(self, call: Call, call_next: Next) -> Any:
         fn = call.fn
         ref = _reference(fn)
-        queues = self.queues
+        queues, interval = self.queues, self.polling_interval_sec
 
         def model_call(*args: Any, **kwargs: Any) -> Any:
             queue = queues.get(call.model or "")
             if queue is None:  # a layer below switched to a model without a queue
                 return DBOS.run_step({"name": step_name(call)}, fn, *args, **kwargs)
-            return queue.enqueue(_queued_turn, ref, args, kwargs).get_result()
+            handle = queue.enqueue(_queued_turn, ref, args, kwargs)
+            return handle.get_result(polling_interval_sec=interval)
 
         call.fn = _signed(model_call, fn)
         try:
@@ -206,14 +212,14 @@ class DBOSStep(Middleware):
     async def _arun_queued(self, call: Call, call_next: AsyncNext) -> Any:
         fn = call.fn
         ref = _reference(fn)
-        queues = self.queues
+        queues, interval = self.queues, self.polling_interval_sec
 
         async def model_call(*args: Any, **kwargs: Any) -> Any:
             queue = queues.get(call.model or "")
             if queue is None:
                 return await DBOS.run_step_async({"name": step_name(call)}, fn, *args, **kwargs)
             handle = await queue.enqueue_async(_aqueued_turn, ref, args, kwargs)
-            return await handle.get_result()
+            return await handle.get_result(polling_interval_sec=interval)
 
         call.fn = _signed(model_call, fn)
         try:

@@ -298,7 +298,9 @@ def main() -> None:
         return
     if role == "queue":
         queue = model_queue(QUEUED, concurrency=2, polling_interval_sec=0.05)
-        QUEUE_AGENT = Agent("dbos-queue", stack=Stack([DBOSStep(queues={QUEUED: queue})]))
+        QUEUE_AGENT = Agent(
+            "dbos-queue", stack=Stack([DBOSStep(queues={QUEUED: queue}, polling_interval_sec=0.05)])
+        )
         queued: dict[str, Any] = {}
         for mode in ("sync", "async"):
             results = _queue_sync() if mode == "sync" else asyncio.run(_queue_async())

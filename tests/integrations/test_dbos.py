@@ -250,7 +250,10 @@ def test_dbos_step_validates_its_queues() -> None:
         DBOSStep(queues={" ": object()})  # type: ignore[dict-item]
     with pytest.raises(TypeError, match=r"queues\['gpt'\] must be a dbos Queue.*got object"):
         DBOSStep(queues={"gpt": object()})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match=r"polling_interval_sec must be a number > 0, got 0"):
+        DBOSStep(polling_interval_sec=0)
     assert DBOSStep().queues == {}
+    assert DBOSStep().polling_interval_sec == 1.0
 
 
 def test_model_queue_validates_before_touching_dbos() -> None:
