@@ -26,6 +26,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from agentmw import Agent, Stack, Usage, agent_turn
 from agentmw.errors import BudgetExceededError, LimitExceededError, PermissionDeniedError
+from agentmw.integrations import _dbos_queues
 from agentmw.integrations import dbos as agentmw_dbos
 from agentmw.integrations.dbos import DBOSStep, model_queue, step_name, workflow_session
 from agentmw.middleware import Budget, Checkpoint, Telemetry
@@ -282,20 +283,20 @@ def decorated_turn(prompt: str) -> Usage:
 
 
 def test_a_queued_turn_needs_a_function_importable_by_name() -> None:
-    ref = agentmw_dbos._reference(module_level_turn)
+    ref = _dbos_queues._reference(module_level_turn)
     assert ref == f"{__name__}:module_level_turn"
-    assert agentmw_dbos._resolve(ref) is module_level_turn
+    assert _dbos_queues._resolve(ref) is module_level_turn
     # A decorated turn resolves to the plain function, so the queue never re-enters the stack.
     raw = decorated_turn.__wrapped__  # type: ignore[attr-defined]
-    assert agentmw_dbos._resolve(agentmw_dbos._reference(raw)) is raw
+    assert _dbos_queues._resolve(_dbos_queues._reference(raw)) is raw
 
     def local_turn(prompt: str) -> Usage:
         return Usage()
 
     with pytest.raises(ValueError, match=r"must be importable as module:qualname; .*local_turn"):
-        agentmw_dbos._reference(local_turn)
+        _dbos_queues._reference(local_turn)
     with pytest.raises(ValueError, match=r"<lambda> is not"):
-        agentmw_dbos._reference(lambda: None)
+        _dbos_queues._reference(lambda: None)
 
 
 def test_step_names_say_kind_and_name() -> None:
