@@ -41,6 +41,16 @@ EXPECTED = {
         "  turn: q1\n  tool: answer to q1\n  turn: q2\n  tool: answer to q2\n"
         "  tool: answer to q2\n  turn: q3\n  tool: answer to q3\n",
     ],
+    "langchain_agent.py": [
+        "session completed thread=ticket-42",
+        "turns=2 tool_calls=1 cost=$0.0074",
+        "'cache_read_tokens': 800",
+        "contact [REDACTED:email]",
+        "tool shell [error]: agentmw refused this tool call: PermissionDeniedError",
+        "replayed steps [1, 2, 4]; answer: Ada is on the premium plan.",
+        "run ended: BudgetExceededError",
+        "frugal session: failed",
+    ],
 }
 
 
