@@ -100,6 +100,16 @@ def _restore(call: Call, out: StepOutput) -> Any:
     return out.result
 
 
+def _keyed(call: Call) -> None:
+    """Inside the step: the call's idempotency key is the workflow id and the step id.
+
+    DBOS gives a step the same id when it recovers the workflow, so a call that was in flight
+    at a crash runs again with the key it had (a function declaring `idempotency_key` gets it).
+    """
+    if call.idempotency_key is None:
+        call.idempotency_key = f"dbos-{DBOS.workflow_id}-{DBOS.step_id}"
+
+
 def _in_workflow() -> bool:
     """True in workflow code (not inside a step, where DBOS runs nested steps as plain calls)."""
     return DBOS.workflow_id is not None and DBOS.step_id is None
@@ -174,6 +184,7 @@ class DBOSStep(Middleware):
         def body() -> StepOutput:
             nonlocal ran
             ran = True
+            _keyed(call)
             return _output(call, call_next(call))
 
         out: StepOutput = DBOS.run_step({"name": step_name(call)}, body)
@@ -208,6 +219,7 @@ class DBOSStep(Middleware):
         async def body() -> StepOutput:
             nonlocal ran
             ran = True
+            _keyed(call)
             return _output(call, await call_next(call))
 
         out: StepOutput = await DBOS.run_step_async({"name": step_name(call)}, body)
@@ -241,6 +253,7 @@ class DBOSStep(Middleware):
         def body() -> StepOutput:
             nonlocal ran
             ran = True
+            _keyed(call)
             return _output(call, list(call_next(call)))
 
         out: StepOutput = DBOS.run_step({"name": step_name(call)}, body)
@@ -256,6 +269,7 @@ class DBOSStep(Middleware):
         async def body() -> StepOutput:
             nonlocal ran
             ran = True
+            _keyed(call)
             return _output(call, [chunk async for chunk in call_next(call)])
 
         out: StepOutput = await DBOS.run_step_async({"name": step_name(call)}, body)

@@ -26,7 +26,7 @@ from typing import Any
 
 from dbos import DBOS, SetWorkflowID
 
-from agentmw import Agent, Stack, Usage, agent_turn
+from agentmw import Agent, Stack, Usage, agent_turn, current_call
 from agentmw.errors import BudgetExceededError, LimitExceededError
 from agentmw.integrations.dbos import DBOSStep, model_queue, workflow_session
 from agentmw.middleware import Budget, Limits
@@ -68,7 +68,20 @@ def model_turn(n: int) -> dict[str, Any]:
     return {"text": f"answer {n}", "usage": TURN_USAGE}
 
 
+def _key() -> str:
+    call = current_call()
+    assert call is not None
+    assert call.idempotency_key is not None
+    return call.idempotency_key
+
+
+def _log_key(n: int, key: str) -> None:
+    with open(WORKDIR / f"{DBOS.workflow_id}.keys", "a") as out:
+        out.write(f"{n} {key}\n")
+
+
 def lookup(n: int) -> str:
+    _log_key(n, _key())
     _log(f"tool {n}")
     if _hang_here(n):
         _log("hanging")
@@ -82,6 +95,7 @@ async def amodel_turn(n: int) -> dict[str, Any]:
 
 
 async def alookup(n: int) -> str:
+    _log_key(n, _key())
     _log(f"tool {n}")
     if _hang_here(n):
         _log("hanging")

@@ -120,6 +120,13 @@ def test_a_sigkilled_worker_is_recovered_without_rerunning_completed_steps(
         # Completed steps ran once; only the step in flight at the kill ran again.
         assert _lines(log) == KILLED_AND_RECOVERED, mode
         assert _lines(tmp_path / f"{workflow_id}-{mode}-clean.log") == CLEAN, mode
+        # Each tool got an idempotency key made of the workflow id and its DBOS step id; the
+        # rerun of tool 3 got the key its first execution had.
+        keys = [line.split(" ", 1) for line in _lines(tmp_path / f"{workflow_id}-{mode}.keys")]
+        assert [n for n, _ in keys] == ["1", "2", "3", "3", "4"], mode
+        assert keys[2][1] == keys[3][1], mode
+        assert len({key for _, key in keys}) == 4, mode
+        assert all(key.startswith(f"dbos-{workflow_id}-{mode}-") for _, key in keys), mode
         # The recovered session replayed 3 turns and 2 tools and accounted for them: its
         # budget and limits stopped it where a clean run stops, with the same totals.
         assert recovered["thread_id"] == f"{workflow_id}-{mode}"
