@@ -43,6 +43,13 @@ EXPECTED = {
         "cost per model",
         "event timeline",
     ],
+    "dbos_recovery.py": [
+        "worker exited with -9 (SIGKILL is -9)",
+        "recovered run: {'turns': 3, 'tools': 3, 'tokens': 3600, 'cost': '0.0042'}",
+        # Completed steps ran once; only tool 2, in flight at the kill, ran again.
+        "  turn: q1\n  tool: answer to q1\n  turn: q2\n  tool: answer to q2\n"
+        "  tool: answer to q2\n  turn: q3\n  tool: answer to q3\n",
+    ],
     "openai_agents_agent.py": [
         "final output: A-17 ships tomorrow.",
         "the model read for call-1: order A-17 ships tomorrow; contact [REDACTED:email]",
