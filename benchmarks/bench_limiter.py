@@ -77,9 +77,7 @@ def _redis() -> str:
 
     async def abody() -> list[tuple[float, float]]:
         aclient = redis.asyncio.Redis.from_url(URL)
-        alimit = RateLimit(
-            rpm=10**9, tpm=10**12, store=RedisRateLimitStore(aclient, prefix=prefix)
-        )
+        alimit = RateLimit(rpm=10**9, tpm=10**12, store=RedisRateLimitStore(aclient, prefix=prefix))
 
         async def aturn() -> None:
             await (await alimit.aacquire(usage=estimate, key="a")).areconcile(actual)
@@ -89,9 +87,7 @@ def _redis() -> str:
 
         await _ablock(aturn, 50)
         await _ablock(aincr, 50)
-        out = [
-            (await _ablock(aincr, BLOCK), await _ablock(aturn, BLOCK)) for _ in range(ROUNDS)
-        ]
+        out = [(await _ablock(aincr, BLOCK), await _ablock(aturn, BLOCK)) for _ in range(ROUNDS)]
         await aclient.aclose()
         return out
 

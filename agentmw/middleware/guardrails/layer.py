@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
@@ -73,6 +74,15 @@ class Guardrails(Middleware):
             c for c, w in zip(outputs, whole, strict=True) if not w
         )
         self._wholes: OutputChecks = tuple(c for c, w in zip(outputs, whole, strict=True) if w)
+        # When every streamed guard names what its findings contain (`stream_trigger`), a
+        # window is checked only while such text lies inside it; the rest is released unchecked.
+        triggers = [getattr(g, "stream_trigger", None) for g, _ in self._streamed]
+        self._trigger: re.Pattern[str] | None = None
+        self._overlap = 0
+        if triggers and all(isinstance(t, str) and t for t in triggers):
+            either = "|".join(f"(?:{t})" for t in dict.fromkeys(triggers))
+            self._trigger = re.compile(f"(?s:.*)(?={either})")
+            self._overlap = max(int(getattr(g, "stream_overlap", 0)) for g, _ in self._streamed)
 
     # -- decisions (shared by every path) ------------------------------------------------------
     def _blocked(self, call: Call, stage: str, violations: Violations) -> None:
@@ -166,18 +176,29 @@ class Guardrails(Middleware):
 
     # -- streams: the window logic lives in `GuardedStream`; only the checks are awaited -------
     def _stream(self, call: Call) -> GuardedStream:
-        return GuardedStream(call, self.stream_window, keep_released=bool(self._wholes))
+        return GuardedStream(
+            call,
+            self.stream_window,
+            keep_released=bool(self._wholes),
+            trigger=self._trigger,
+            overlap=self._overlap,
+        )
 
     def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
         self.before(call)
         gen = call_next(call)
         stream, checks = self._stream(call), self._streamed
+        window = stream.window
         try:
             for chunk in gen:
-                held = stream.push(chunk)
+                if stream.push_quiet(chunk):
+                    yield from window.release()
+                    continue
+                held = stream.held()
                 yield from stream.release(held, self._check_output(call, held, checks, stream))
-            held = stream.held()
-            stream.settle(held, self._check_output(call, held, checks, stream))
+            if not stream.quiet():
+                held = stream.held()
+                stream.settle(held, self._check_output(call, held, checks, stream))
             if self._wholes:
                 self._check_output(call, stream.whole(), self._wholes, stream)
             yield from stream.drain()
@@ -188,14 +209,20 @@ class Guardrails(Middleware):
         await self.abefore(call)
         agen = call_next(call)
         stream, checks = self._stream(call), self._streamed
+        window = stream.window
         try:
             async for chunk in agen:
-                held = stream.push(chunk)
+                if stream.push_quiet(chunk):
+                    for out in window.release():
+                        yield out
+                    continue
+                held = stream.held()
                 checked = await self._acheck_output(call, held, checks, stream)
                 for out in stream.release(held, checked):
                     yield out
-            held = stream.held()
-            stream.settle(held, await self._acheck_output(call, held, checks, stream))
+            if not stream.quiet():
+                held = stream.held()
+                stream.settle(held, await self._acheck_output(call, held, checks, stream))
             if self._wholes:
                 await self._acheck_output(call, stream.whole(), self._wholes, stream)
             for out in stream.drain():

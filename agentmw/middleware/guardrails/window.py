@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -33,10 +34,12 @@ class OutputWindow:
         self.keep_released = keep_released
         self.released: list[str] = []
 
-    def push(self, chunk: Any) -> None:
+    def push(self, chunk: Any) -> str | None:
         text = output_text(chunk)
         self._held.append([chunk, text, text])
-        self._held_chars += len(text or "")
+        if text:
+            self._held_chars += len(text)
+        return text
 
     def text(self) -> str:
         return "".join(entry[2] for entry in self._held if entry[2])
@@ -98,27 +101,73 @@ class OutputWindow:
 class GuardedStream:
     """One guarded stream: its window, and the replacements waiting to be reported.
 
-    Both stream paths of `Guardrails` drive it the same way: `push` each chunk (-> the held text
-    to check), `release` what the check allows, then `held`/`settle` the final window, check
-    `whole()` for whole-output guards, and `drain`.
+    Both stream paths of `Guardrails` drive it the same way: `push_quiet` each chunk (then
+    `held`, the text to check, unless it needs none), `release` what the check allows, then
+    `held`/`settle` the final window (unless `quiet`), check `whole()` for whole-output guards,
+    and `drain`.
     """
 
-    __slots__ = ("call", "pending", "reported", "window")
+    __slots__ = ("_last", "_overlap", "_since", "_tail", "call", "pending", "reported", "window")
 
-    def __init__(self, call: Call, size: int | None, *, keep_released: bool) -> None:
+    def __init__(
+        self,
+        call: Call,
+        size: int | None,
+        *,
+        keep_released: bool,
+        trigger: re.Pattern[str] | None = None,
+        overlap: int = 0,
+    ) -> None:
         self.call = call
         self.window = OutputWindow(size, keep_released=keep_released)
         self.pending: list[str] = []  # guards whose replacement the last check produced
         self.reported: set[str] = set()
+        # The fast path (every guard has a `stream_trigger`): `_last(text)` matches up to the
+        # start of the last trigger in `text`; `_since` counts the held characters from that
+        # start to the end (None: no trigger seen); `_tail` is the text a trigger may continue.
+        self._last = trigger.match if trigger is not None else None
+        self._overlap = overlap
+        self._since: int | None = None
+        self._tail = ""
+
+    def push_quiet(self, chunk: Any) -> bool:
+        """Hold `chunk`; True when the held text provably needs no check (no trigger in it).
+
+        Only the chunk's text and the `overlap` characters before it are scanned.
+        """
+        text = self.window.push(chunk)
+        last = self._last
+        if last is None:
+            return False
+        if text:
+            scanned = self._tail + text
+            found = last(scanned)
+            if found is not None:
+                self._since = len(scanned) - found.end()
+            elif self._since is not None:
+                self._since += len(text)
+            self._tail = scanned[-self._overlap :] if self._overlap else ""
+        return self.quiet()
+
+    def quiet(self) -> bool:
+        """True when no trigger lies wholly inside the held text (its check would allow it)."""
+        since = self._since
+        return self._last is not None and (since is None or since > self.window._held_chars)
+
+    def _rescan(self) -> None:
+        # The held text was rewritten (a redaction): find its last trigger afresh.
+        last = self._last
+        if last is None:
+            return
+        held = self.window.text()
+        found = last(held)
+        self._since = None if found is None else len(held) - found.end()
+        self._tail = held[-self._overlap :] if self._overlap else ""
 
     def held(self) -> str:
         """The held-back text to check (and how much was released before it, for `MaxLength`)."""
         self.call.stream_offset = self.window.released_chars
         return self.window.text()
-
-    def push(self, chunk: Any) -> str:
-        self.window.push(chunk)
-        return self.held()
 
     def release(self, held: str, checked: Any) -> list[Any]:
         """Apply the check of `held` mid-stream; the chunks that may now reach the consumer."""
@@ -153,6 +202,7 @@ class GuardedStream:
             if first >= boundary:
                 return
         window.set_text(value)
+        self._rescan()
         for name in dict.fromkeys(guards):
             if name not in self.reported:
                 self.reported.add(name)
