@@ -62,8 +62,8 @@ def test_both_drivers_send_the_same_commands_and_read_the_reply(mode: str) -> No
     assert run(store._conn, store._decide("k", [(RPM, 1.0)], 0.0, True), mode) == 0.0
     assert run(store._conn, store._decide("k", [(RPM, 1.0)], 0.0, False), mode) == 1.5
     assert fake.sent == [
-        (["{p:k}:rl:cooldown", "{p:k}:rl:rpm"], ["1", 1e6, 1.0, 2.0]),
-        (["{p:k}:rl:cooldown", "{p:k}:rl:rpm"], ["0", 1e6, 1.0, 2.0]),
+        (["{p:k}:rl:cooldown", "{p:k}:rl:rpm"], ["1 1000000.0 1.0 2.0 0.0"]),
+        (["{p:k}:rl:cooldown", "{p:k}:rl:rpm"], ["0 1000000.0 1.0 2.0 0.0"]),
     ]
 
 

@@ -144,28 +144,35 @@ class RateLimit(Middleware):
                     "or split the request)",
                 )
 
-    # -- acquisition: one decision (`_admit_now`, then the FIFO line), two ways to wait ------
-    def _admit_now(self, key: str, demands: list[Demand]) -> bool:
-        """Checks the request's size; True when an in-memory store admits it without a wait."""
-        if demands is not self._zero_demands:
-            self._check_size(key, demands)
-        return (
-            self._local
-            and not self._lines.busy(key)
-            and self.store.acquire(key, demands, self.clock()) == 0.0
-        )
-
+    # -- acquisition: one try while nobody waits, else the FIFO line; two ways to wait -------
     def _acquire(self, key: str, demands: list[Demand]) -> float:
         """Wait in line until `demands` are admitted; returns the seconds waited."""
-        if self._admit_now(key, demands):
+        if demands is not self._zero_demands:
+            self._check_size(key, demands)
+        lines = self._lines
+        if lines.busy(key):
+            return lines.wait_in_line(key, demands, self._sleep)
+        now = self.clock()
+        if self.store.acquire(key, demands, now) == 0.0:
             return 0.0
-        return self._lines.wait_in_line(key, demands, self._sleep)
+        return lines.wait_in_line(key, demands, self._sleep, now)
 
     async def _aacquire(self, key: str, demands: list[Demand]) -> float:
-        """Async twin of `_acquire`."""
-        if self._admit_now(key, demands):
+        """Async twin of `_acquire` (an in-memory store is asked without awaiting: it does no
+        I/O, so an uncontended caller is admitted without a coroutine round)."""
+        if demands is not self._zero_demands:
+            self._check_size(key, demands)
+        lines = self._lines
+        if lines.busy(key):
+            return await lines.await_in_line(key, demands, self._asleep)
+        now = self.clock()
+        store = self.store
+        if self._local:
+            if store.acquire(key, demands, now) == 0.0:
+                return 0.0
+        elif await store.aacquire(key, demands, now) == 0.0:
             return 0.0
-        return await self._lines.await_in_line(key, demands, self._asleep)
+        return await lines.await_in_line(key, demands, self._asleep, now)
 
     # -- standalone API --------------------------------------------------------------------
     def _usage_of(self, tokens: int | None, usage: Usage | None) -> Usage:
