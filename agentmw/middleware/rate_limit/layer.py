@@ -157,20 +157,23 @@ class RateLimit(Middleware):
             return 0.0
         return lines.wait_in_line(key, demands, self._sleep, now)
 
-    async def _aacquire(self, key: str, demands: list[Demand]) -> float:
-        """Async twin of `_acquire` (an in-memory store is asked without awaiting: it does no
-        I/O, so an uncontended caller is admitted without a coroutine round)."""
+    def _admit_local(self, key: str, demands: list[Demand]) -> bool:
+        """Checks the request's size; True when an in-memory store admits it at once (nobody
+        waits under `key`). The async paths call this without awaiting: an uncontended caller
+        costs no coroutine frame beyond its own."""
         if demands is not self._zero_demands:
             self._check_size(key, demands)
+        if not self._local or self._lines.busy(key):
+            return False
+        return self.store.acquire(key, demands, self.clock()) == 0.0
+
+    async def _aacquire(self, key: str, demands: list[Demand]) -> float:
+        """Async twin of `_acquire`, after `_admit_local` said no."""
         lines = self._lines
-        if lines.busy(key):
+        if self._local or lines.busy(key):
             return await lines.await_in_line(key, demands, self._asleep)
         now = self.clock()
-        store = self.store
-        if self._local:
-            if store.acquire(key, demands, now) == 0.0:
-                return 0.0
-        elif await store.aacquire(key, demands, now) == 0.0:
+        if await self.store.aacquire(key, demands, now) == 0.0:
             return 0.0
         return await lines.await_in_line(key, demands, self._asleep, now)
 
@@ -196,8 +199,10 @@ class RateLimit(Middleware):
     ) -> Reservation:
         """Async twin of `acquire`."""
         reserved = self._usage_of(tokens, usage)
-        waited = await self._aacquire(key, self._demands_of(reserved))
-        return Reservation(self, key, reserved, waited)
+        demands = self._demands_of(reserved)
+        if self._admit_local(key, demands):
+            return Reservation(self, key, reserved, 0.0)
+        return Reservation(self, key, reserved, await self._aacquire(key, demands))
 
     @contextmanager
     def reserve(
@@ -264,7 +269,10 @@ class RateLimit(Middleware):
 
     async def abefore(self, call: Call) -> None:
         key, usage, demands = self._request(call)
-        self._admitted(call, key, usage, await self._aacquire(key, demands))
+        if self._admit_local(key, demands):
+            call.meta[self._meta] = Reservation(self, key, usage, 0.0)
+        else:
+            self._admitted(call, key, usage, await self._aacquire(key, demands))
 
     def after(self, call: Call, result: Any) -> Any:
         reservation: Reservation = call.meta.pop(self._meta)
