@@ -193,7 +193,7 @@ class CustomRedactor(PIIRedactor):
 
 @pytest.mark.parametrize("path", ["stream", "astream"])
 def test_quiet_windows_are_not_checked(path: str) -> None:
-    assert PIIRedactor().stream_trigger == r"\d\d|@|\d[ -]?\d|\d-\d|\d\.\d"
+    assert PIIRedactor().stream_trigger == r"@|\d[ .\-]?\d"
     assert PIIRedactor(["email"]).stream_trigger == "@"
     # A subclass that changes what is found loses the fast path (it is checked as before).
     assert CountingRedactor().stream_trigger is None

@@ -78,9 +78,11 @@ class Guardrails(Middleware):
         # window is checked only while such text lies inside it; the rest is released unchecked.
         triggers = [getattr(g, "stream_trigger", None) for g, _ in self._streamed]
         self._trigger: re.Pattern[str] | None = None
+        self._search: re.Pattern[str] | None = None
         self._overlap = 0
         if triggers and all(isinstance(t, str) and t for t in triggers):
             either = "|".join(f"(?:{t})" for t in dict.fromkeys(triggers))
+            self._search = re.compile(either)
             self._trigger = re.compile(f"(?s:.*)(?={either})")
             self._overlap = max(int(getattr(g, "stream_overlap", 0)) for g, _ in self._streamed)
 
@@ -181,6 +183,7 @@ class Guardrails(Middleware):
             self.stream_window,
             keep_released=bool(self._wholes),
             trigger=self._trigger,
+            search=self._search,
             overlap=self._overlap,
         )
 
@@ -188,11 +191,11 @@ class Guardrails(Middleware):
         self.before(call)
         gen = call_next(call)
         stream, checks = self._stream(call), self._streamed
-        window = stream.window
         try:
             for chunk in gen:
-                if stream.push_quiet(chunk):
-                    yield from window.release()
+                released = stream.push_quiet(chunk)
+                if released is not None:
+                    yield from released
                     continue
                 held = stream.held()
                 yield from stream.release(held, self._check_output(call, held, checks, stream))
@@ -209,11 +212,11 @@ class Guardrails(Middleware):
         await self.abefore(call)
         agen = call_next(call)
         stream, checks = self._stream(call), self._streamed
-        window = stream.window
         try:
             async for chunk in agen:
-                if stream.push_quiet(chunk):
-                    for out in window.release():
+                released = stream.push_quiet(chunk)
+                if released is not None:
+                    for out in released:
                         yield out
                     continue
                 held = stream.held()

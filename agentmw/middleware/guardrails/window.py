@@ -17,6 +17,10 @@ __all__: list[str] = []  # the Guardrails layer's stream machinery
 _SKIP = object()
 
 
+def _never(text: str) -> None:
+    return None
+
+
 class OutputWindow:
     """Holds streamed chunks until at least `size` characters of checked text follow them.
 
@@ -107,7 +111,17 @@ class GuardedStream:
     and `drain`.
     """
 
-    __slots__ = ("_last", "_overlap", "_since", "_tail", "call", "pending", "reported", "window")
+    __slots__ = (
+        "_any",
+        "_last",
+        "_overlap",
+        "_since",
+        "_tail",
+        "call",
+        "pending",
+        "reported",
+        "window",
+    )
 
     def __init__(
         self,
@@ -116,6 +130,7 @@ class GuardedStream:
         *,
         keep_released: bool,
         trigger: re.Pattern[str] | None = None,
+        search: re.Pattern[str] | None = None,
         overlap: int = 0,
     ) -> None:
         self.call = call
@@ -126,28 +141,35 @@ class GuardedStream:
         # start of the last trigger in `text`; `_since` counts the held characters from that
         # start to the end (None: no trigger seen); `_tail` is the text a trigger may continue.
         self._last = trigger.match if trigger is not None else None
+        self._any = search.search if search is not None else _never
         self._overlap = overlap
         self._since: int | None = None
         self._tail = ""
 
-    def push_quiet(self, chunk: Any) -> bool:
-        """Hold `chunk`; True when the held text provably needs no check (no trigger in it).
+    def push_quiet(self, chunk: Any) -> list[Any] | None:
+        """Hold `chunk`; when the held text provably needs no check (no trigger lies in it),
+        the chunks that may reach the consumer now, else None (check `held()` first).
 
         Only the chunk's text and the `overlap` characters before it are scanned.
         """
-        text = self.window.push(chunk)
+        window = self.window
+        text = window.push(chunk)
         last = self._last
         if last is None:
-            return False
+            return None
         if text:
             scanned = self._tail + text
-            found = last(scanned)
-            if found is not None:
-                self._since = len(scanned) - found.end()
+            # A plain search first (a fast scan); the slower "last trigger" match only on a hit.
+            if self._any(scanned) is not None:
+                found = last(scanned)
+                self._since = len(scanned) - found.end() if found is not None else None
             elif self._since is not None:
                 self._since += len(text)
             self._tail = scanned[-self._overlap :] if self._overlap else ""
-        return self.quiet()
+        since = self._since
+        if since is not None and since <= window._held_chars:
+            return None
+        return window.release()
 
     def quiet(self) -> bool:
         """True when no trigger lies wholly inside the held text (its check would allow it)."""
