@@ -27,7 +27,7 @@ class RedisRateLimitStore:
     tokens than estimated, or a failed call) is folded into the next reservation or `wait_time`
     of the same key, so a turn costs one round trip. Until then the fleet sees the tokens as
     still spent (the limit can only be undershot, never exceeded); `flush()` / `aflush()` send
-    the refunds waiting now. a provider 429's Retry-After
+    the refunds waiting now. A provider 429's Retry-After
     sets a cooldown key that pauses the key for the whole fleet. All Redis keys of one limiter
     key share the hash tag `{prefix:key}`, hence one Redis Cluster slot. Keys expire on their
     own once their bucket is full again.
@@ -109,6 +109,8 @@ class RedisRateLimitStore:
             return self._refunds.pop(key, None)
 
     def _defer(self, key: str, refunds: Sequence[Demand]) -> None:
+        if not refunds:
+            return
         with self._lock:
             waiting = self._refunds.setdefault(key, {})
             for rate, cost in refunds:
@@ -173,8 +175,17 @@ class RedisRateLimitStore:
         with self._lock:
             waiting, self._refunds = self._refunds, {}
         now = self._clock()
-        for key, refunds in waiting.items():
-            yield from self._send(key, list(refunds.items()), now)
+        items = [(key, list(refunds.items())) for key, refunds in waiting.items() if refunds]
+        for index, (key, refunds) in enumerate(items):
+            argv: list[Any] = []
+            for rate, cost in refunds:
+                argv += (1e6 / rate.per_second, cost)
+            try:
+                yield Command(ADJUST, self.keys(key, [r.dimension for r, _ in refunds])[1:], argv)
+            except Unavailable:  # Redis is down: the rest go to the fallback, nothing is lost
+                for rest_key, rest in items[index:]:
+                    self.local.adjust(rest_key, rest, now)
+                return
 
     def _cooldown(self, key: str, until: float) -> Plan[None]:
         seconds = until - self._clock()
