@@ -12,6 +12,14 @@ EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
 
 # Output each example must print (examples not listed only need to exit 0 and print something).
 EXPECTED = {
+    "pydantic_ai_agent.py": [
+        "answer: I read: release owner: Dana ([REDACTED:email])",
+        "agentmw refused the call: role 'assistant' may not call tool 'delete_all'",
+        "turns 3, tool calls 1, cost $0.01",
+        "cache read tokens: 2400",
+        "tool blocked: ['delete_all']",
+        "run 2 stopped: budget of $0.02 is spent ($0.0240 so far) after 5 turns",
+    ],
     "tiny_agent.py": [
         "handoff: writer -> editor",
         "fallback.switched",
