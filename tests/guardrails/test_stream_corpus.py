@@ -87,7 +87,7 @@ def splits(text: str) -> Iterator[list[str]]:
             yield [first] + [rest[i : i + size] for i in range(0, len(rest), size)]
 
 
-def run(path: str, guard: Any, window: int, pieces: list[str]) -> tuple[Any, ...]:
+def run(path: str, guard: Any, window: int | str, pieces: list[str]) -> tuple[Any, ...]:
     """Stream `pieces` through `Guardrails([guard])`: (chunks, error, replaced events)."""
     stack = Stack([Guardrails([guard], stream_window=window)])
     received: list[str] = []
@@ -249,3 +249,14 @@ def test_a_guard_without_trigger_keeps_every_window_checked(path: str) -> None:
         asyncio.run(collect())
     assert received == pieces
     assert len(seen) == len(pieces) + 1  # every chunk's window, then the final one
+
+
+@pytest.mark.parametrize("path", ["stream", "astream"])
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_full_window_matches_the_reference(path: str, strategy: str) -> None:
+    fast, reference = PIIRedactor(strategy=strategy), ReferenceRedactor(strategy)
+    for text in CORPUS:
+        for size in (1, 7):
+            pieces = [text[i : i + size] for i in range(0, len(text), size)]
+            got = run(path, fast, "full", pieces)
+            assert got == run(path, reference, "full", pieces), (text, pieces)
