@@ -113,6 +113,9 @@ class TextGuardrail:
     # `Guardrails` then checks a streamed window only while such a match lies inside it.
     stream_trigger: str | None = None
     stream_overlap: int = 0
+    # Optional, with `stream_trigger`: characters every trigger match ends with (in ASCII text),
+    # so a chunk of ASCII text with none of them needs no scan at all.
+    stream_ends: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -132,6 +132,11 @@ class PIIRedactor(TextGuardrail):
                 either.append(r"\d[ .\-]?\d")
             self.stream_trigger = "|".join(either)
             self.stream_overlap = 2
+            # Each branch ends with "@" or an ASCII digit (`\d` also matches other digits:
+            # non-ASCII text is always scanned).
+            self.stream_ends = ("@" if "email" in self.kinds else "") + (
+                "0123456789" if any(k != "email" for k in self.kinds) else ""
+            )
 
     def find(self, text: str) -> list[tuple[str, str]]:
         """Every `(kind, matched text)` in `text`, kind by kind."""

@@ -34,6 +34,7 @@ CORPUS = [
     "In 2024 we had 12 meetings; room 4711, call (030) 123 4567 or x@y.io now.",
     "plain prose with no personal data at all, just words and punctuation.",
     "edge: a@b.cc,415.555.0100;4012888888881881|1.1.1.1 123-45-6789 end",
+    "Unicode digits count too: \u0664\u0661\u0665-\u0665\u0665\u0665-\u0660\u0661\u0660\u0660 ok.",
 ]
 STRATEGIES = ["redact", "mask", "block"]
 WINDOWS = [64, 16]
@@ -170,6 +171,7 @@ def test_corpus_is_caught_as_today() -> None:
         "edge: [REDACTED:email],[REDACTED:phone];[REDACTED:credit_card]|[REDACTED:ipv4] "
         "[REDACTED:ssn] end"
     )
+    assert out[8] == "Unicode digits count too: [REDACTED:phone] ok."
     reference = ReferenceRedactor("redact")
     for text, redacted in zip(CORPUS, out, strict=True):
         verdict = reference.check_text(text, "output", None)  # type: ignore[arg-type]
@@ -195,6 +197,8 @@ class CustomRedactor(PIIRedactor):
 def test_quiet_windows_are_not_checked(path: str) -> None:
     assert PIIRedactor().stream_trigger == r"@|\d[ .\-]?\d"
     assert PIIRedactor(["email"]).stream_trigger == "@"
+    assert (PIIRedactor().stream_ends, PIIRedactor(["email"]).stream_ends) == ("@0123456789", "@")
+    assert PIIRedactor(["ssn"]).stream_ends == "0123456789"
     # A subclass that changes what is found loses the fast path (it is checked as before).
     assert CountingRedactor().stream_trigger is None
     assert CustomRedactor().stream_trigger is None

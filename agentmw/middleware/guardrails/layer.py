@@ -80,11 +80,15 @@ class Guardrails(Middleware):
         self._trigger: re.Pattern[str] | None = None
         self._search: re.Pattern[str] | None = None
         self._overlap = 0
+        self._ends: frozenset[str] | None = None
         if triggers and all(isinstance(t, str) and t for t in triggers):
             either = "|".join(f"(?:{t})" for t in dict.fromkeys(triggers))
             self._search = re.compile(either)
             self._trigger = re.compile(f"(?s:.*)(?={either})")
             self._overlap = max(int(getattr(g, "stream_overlap", 0)) for g, _ in self._streamed)
+            ends = [getattr(g, "stream_ends", None) for g, _ in self._streamed]
+            if all(isinstance(e, str) and e for e in ends):
+                self._ends = frozenset("".join(e for e in ends if isinstance(e, str)))
 
     # -- decisions (shared by every path) ------------------------------------------------------
     def _blocked(self, call: Call, stage: str, violations: Violations) -> None:
@@ -185,6 +189,7 @@ class Guardrails(Middleware):
             trigger=self._trigger,
             search=self._search,
             overlap=self._overlap,
+            ends=self._ends,
         )
 
     def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:

@@ -113,6 +113,7 @@ class GuardedStream:
 
     __slots__ = (
         "_any",
+        "_ends",
         "_last",
         "_overlap",
         "_since",
@@ -132,6 +133,7 @@ class GuardedStream:
         trigger: re.Pattern[str] | None = None,
         search: re.Pattern[str] | None = None,
         overlap: int = 0,
+        ends: frozenset[str] | None = None,
     ) -> None:
         self.call = call
         self.window = OutputWindow(size, keep_released=keep_released)
@@ -142,6 +144,7 @@ class GuardedStream:
         # start to the end (None: no trigger seen); `_tail` is the text a trigger may continue.
         self._last = trigger.match if trigger is not None else None
         self._any = search.search if search is not None else _never
+        self._ends = ends
         self._overlap = overlap
         self._since: int | None = None
         self._tail = ""
@@ -159,8 +162,12 @@ class GuardedStream:
             return None
         if text:
             scanned = self._tail + text
-            # A plain search first (a fast scan); the slower "last trigger" match only on a hit.
-            if self._any(scanned) is not None:
+            ends = self._ends
+            # No new trigger can end in ASCII text without one of its end characters; else a
+            # plain search (a fast scan), and the slower "last trigger" match only on a hit.
+            if (ends is None or not text.isascii() or not ends.isdisjoint(text)) and self._any(
+                scanned
+            ) is not None:
                 found = last(scanned)
                 self._since = len(scanned) - found.end() if found is not None else None
             elif self._since is not None:
