@@ -21,6 +21,7 @@ from agentmw.core import (
     Stack,
     agent_tool,
     agent_turn,
+    current_call,
     current_session,
 )
 from agentmw.core.config import configure
@@ -76,6 +77,7 @@ __all__ = [
     "agent_tool",
     "agent_turn",
     "configure",
+    "current_call",
     "current_session",
     "register_pricing",
 ]

@@ -25,6 +25,7 @@ __all__ = [
     "DocumentError",
     "GuardrailViolation",
     "HandoffRequested",
+    "InFlightStepError",
     "InvalidTransitionError",
     "LimitExceededError",
     "MaxIterationsExceededError",
@@ -37,6 +38,7 @@ __all__ = [
     "SessionClosedError",
     "SessionStateError",
     "SinkSchemaError",
+    "ToolResultError",
     "TurnTimeoutError",
     "UninstrumentedCallWarning",
 ]
@@ -285,6 +287,24 @@ class OutputValidationError(AgentMWError):
         super().__init__(f"output does not validate as {target} ({errors} error(s))")
 
 
+class ToolResultError(AgentMWError):
+    """A tool answered with an error result instead of raising (an MCP `is_error=True` result).
+
+    Raised inside the chain only, so Telemetry, CircuitBreaker, Retry and the session count
+    the call as failed (`tool.failed`, classified `tool_error`); the adapter then returns the
+    result to its caller as the framework would (`agentmw.integrations.mcp`).
+
+    Attributes:
+        tool: the tool's name.
+        result: the error result itself.
+    """
+
+    def __init__(self, tool: str, result: Any) -> None:
+        self.tool = tool
+        self.result = result
+        super().__init__(f"tool {tool!r} returned an error result")
+
+
 class DocumentError(AgentMWError, ValueError):
     """A configuration document (policy, permissions) is malformed; nothing of it was applied.
 
@@ -344,6 +364,37 @@ class ReplayDivergedError(ControlFlowError):
         self.expected = expected
         self.got = got
         super().__init__(f"replay diverged at step {step}: expected {expected}, got {got}")
+
+
+class InFlightStepError(ControlFlowError):
+    """A resumed thread reached a step that was in flight when its run stopped, and the tool
+    runs at most once (`@agent_tool(effects="once")`): agentmw cannot know whether it took
+    effect, so it neither reruns nor skips it.
+
+    Attributes:
+        step: the step number inside the thread.
+        name: the tool's name.
+        idempotency_key: the key the interrupted call ran with (look it up at the external
+            service to learn whether it took effect).
+        thread_id: the thread, when known.
+    """
+
+    def __init__(
+        self, step: int, name: str, idempotency_key: str, *, thread_id: str | None = None
+    ) -> None:
+        self.step = step
+        self.name = name
+        self.idempotency_key = idempotency_key
+        self.thread_id = thread_id
+        thread = "THREAD" if thread_id is None else thread_id
+        super().__init__(
+            f"step {step} ({name!r}, idempotency key {idempotency_key}) was in flight when the "
+            "run stopped, and it runs once: check whether it took effect, then mark it done "
+            f"with saver.resolve_step({thread!r}, {step}, result=...) or let it run again with "
+            f"saver.resolve_step({thread!r}, {step}, rerun=True) (CLI: agentmw steps resolve "
+            f"{thread} {step} --db DB --result JSON | --rerun); "
+            'Checkpoint(on_in_flight="rerun") reruns such steps without asking'
+        )
 
 
 class CheckpointCorruptError(AgentMWError):

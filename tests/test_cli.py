@@ -129,13 +129,15 @@ def test_threads_and_steps(capsys: pytest.CaptureFixture[str], run_db: tuple[Pat
     code, out, err = run(capsys, "steps", str(db), "t-1")
     assert (code, err) == (0, "")
     done = [s.finished_at.strftime("%Y-%m-%d %H:%M:%S") for s in steps]
+    keys = [s.idempotency_key for s in steps]
     assert lines(out) == [
-        "STEP  KIND  NAME      STATUS     INPUT  OUTPUT     COST  FINISHED (UTC)",
-        "----  ----  --------  ---------  -----  ------  -------  -------------------",
-        f"   1  turn  <lambda>  completed   1000     200  $0.0060  {done[0]}",
-        f"   2  tool  search    completed      0       0    $0.00  {done[1]}",
-        f"   3  turn  <lambda>  completed    500     100  $0.0007  {done[2]}",
-        f"   4  turn  <lambda>  completed   2000       0  $0.0060  {done[3]}",
+        "STEP  KIND  NAME      STATUS     INPUT  OUTPUT     COST  FINISHED (UTC)       "
+        "IDEMPOTENCY KEY",
+        f"----  ----  --------  ---------  -----  ------  -------  -------------------  {'-' * 36}",
+        f"   1  turn  <lambda>  completed   1000     200  $0.0060  {done[0]}  {keys[0]}",
+        f"   2  tool  search    completed      0       0    $0.00  {done[1]}  {keys[1]}",
+        f"   3  turn  <lambda>  completed    500     100  $0.0007  {done[2]}  {keys[2]}",
+        f"   4  turn  <lambda>  completed   2000       0  $0.0060  {done[3]}  {keys[3]}",
     ]
 
 
@@ -252,9 +254,9 @@ def test_bad_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys)
     assert code == 2
     assert "COMMAND" in err
-    code, _, err = run(capsys, "steps", "only-db")
+    code, _, err = run(capsys, "steps")
     assert code == 2
-    assert "THREAD" in err
+    assert "DB" in err
 
 
 def test_console_script_help() -> None:
@@ -275,3 +277,134 @@ def test_python_dash_m(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert proc.stderr == f"agentmw: {tmp_path / 'x.db'}: no such file\n"
+
+
+class _Crash(BaseException):
+    """The process dying mid-call (not an Exception: the step stays started)."""
+
+
+@pytest.fixture
+def in_flight_db(tmp_path: Path) -> Path:
+    """A SqliteSaver file whose thread "pay-1" has step 2 in flight (a crash inside `charge`)."""
+    db = tmp_path / "ck.db"
+    saver = SqliteSaver(db)
+    agent = Agent("w", stack=[Checkpoint(saver)])
+
+    def charge(amount: int) -> str:
+        raise _Crash
+
+    def crashing_run() -> None:
+        with agent.session(thread_id="pay-1") as s:
+            s.run_tool("lookup", lambda q: q, "x")
+            s.run_tool("charge", charge, 10)
+
+    with pytest.raises(_Crash):
+        crashing_run()
+    saver.close()
+    return db
+
+
+def test_steps_without_a_thread_lists_the_steps_in_flight(
+    capsys: pytest.CaptureFixture[str], in_flight_db: Path
+) -> None:
+    with sqlite3.connect(in_flight_db) as conn:
+        (step,) = [s for s in read_steps(conn, "pay-1") if s.status == "started"]
+    started = step.started_at.strftime("%Y-%m-%d %H:%M:%S")
+    code, out, err = run(capsys, "steps", str(in_flight_db))
+    assert (code, err) == (0, "")
+    assert lines(out) == [
+        f"THREAD  STEP  KIND  NAME    IDEMPOTENCY KEY{' ' * 23}STARTED (UTC)",
+        f"------  ----  ----  ------  {'-' * 36}  -------------------",
+        f"pay-1      2  tool  charge  {step.idempotency_key}  {started}",
+        "1 step(s) in flight: resolve each with"
+        " `agentmw steps resolve THREAD STEP --db DB --result JSON | --rerun`",
+    ]
+    code, out, _ = run(capsys, "steps", str(in_flight_db), "pay-1")
+    assert code == 0
+    assert lines(out)[3].split() == [
+        "2", "tool", "charge", "started", "0", "0", "$0.00", "-", str(step.idempotency_key),
+    ]  # fmt: skip
+
+
+def test_steps_resolve_result_then_nothing_is_in_flight(
+    capsys: pytest.CaptureFixture[str], in_flight_db: Path
+) -> None:
+    argv = ["steps", "resolve", "pay-1", "2", "--db", str(in_flight_db)]
+    code, out, err = run(capsys, *argv, "--result", '{"charge": "ch_1"}')
+    assert (code, err) == (0, "")
+    assert out == "thread 'pay-1' step 2: completed; a resume replays it\n"
+    with sqlite3.connect(in_flight_db) as conn:
+        record = read_steps(conn, "pay-1")[1]
+    assert (record.status, record.result) == ("completed", '{"charge":"ch_1"}')
+    code, out, _ = run(capsys, "steps", str(in_flight_db))
+    assert (code, out) == (0, f"{in_flight_db}: no steps in flight\n")
+    # Resolving it again is refused: it is no longer in flight.
+    code, out, err = run(capsys, *argv, "--rerun")
+    assert (code, out) == (1, "")
+    assert err == (
+        f"agentmw: {in_flight_db}: step 2 of thread 'pay-1' is completed, not in flight"
+        " (started): only a started step can be resolved\n"
+    )
+
+
+def test_steps_resolve_rerun(capsys: pytest.CaptureFixture[str], in_flight_db: Path) -> None:
+    code, out, err = run(
+        capsys, "steps", "resolve", "pay-1", "2", "--db", str(in_flight_db), "--rerun"
+    )
+    assert (code, err) == (0, "")
+    with sqlite3.connect(in_flight_db) as conn:
+        record = read_steps(conn, "pay-1")[1]
+    assert record.status == "rerun"
+    key = record.idempotency_key
+    assert out == f"thread 'pay-1' step 2: a resume runs it again (idempotency key {key})\n"
+
+
+def test_steps_resolve_refuses_bad_input(
+    capsys: pytest.CaptureFixture[str], in_flight_db: Path, tmp_path: Path
+) -> None:
+    base = ["steps", "resolve", "pay-1", "2", "--db", str(in_flight_db)]
+    code, _, err = run(capsys, *base, "--result", "{nope")
+    assert code == 2
+    assert err.startswith("agentmw: --result is not valid JSON (")
+    code, _, err = run(capsys, *base)
+    assert code == 2
+    assert "one of the arguments --result --rerun is required" in err
+    code, _, err = run(capsys, *base, "--rerun", "--result", "1")
+    assert code == 2
+    assert "not allowed with argument" in err
+    code, _, err = run(capsys, "steps", "resolve", "pay-1", "2", "--rerun")
+    assert code == 2
+    assert "--db" in err
+    code, _, err = run(
+        capsys, "steps", "resolve", "pay-1", "9", "--db", str(in_flight_db), "--rerun"
+    )
+    assert (code, err) == (1, f"agentmw: {in_flight_db}: thread 'pay-1' has no step 9\n")
+    missing = tmp_path / "missing.db"
+    code, _, err = run(capsys, "steps", "resolve", "pay-1", "2", "--db", str(missing), "--rerun")
+    assert (code, err) == (2, f"agentmw: {missing}: no such file\n")
+    assert not missing.exists()  # never created
+    with sqlite3.connect(in_flight_db) as conn:
+        assert read_steps(conn, "pay-1")[1].status == "started"  # nothing changed
+
+
+def test_steps_reads_a_version_1_file_without_changing_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import shutil
+
+    fixture = Path(__file__).parent / "fixtures" / "checkpoints_v1.sqlite"
+    db = tmp_path / "v1.sqlite"
+    shutil.copyfile(fixture, db)
+    before = db.read_bytes()
+    code, out, err = run(capsys, "steps", str(db), "v1-thread")
+    assert (code, err) == (0, "")
+    rows = [line.split() for line in lines(out)[2:]]
+    assert [(r[0], r[2], r[3], r[-1]) for r in rows] == [
+        ("1", "model", "completed", "-"),  # no idempotency key in version 1
+        ("2", "search", "completed", "-"),
+        ("3", "broken", "failed", "-"),
+        ("4", "model", "completed", "-"),
+    ]
+    code, out, _ = run(capsys, "steps", str(db))
+    assert (code, out) == (0, f"{db}: no steps in flight\n")
+    assert db.read_bytes() == before  # read-only: not upgraded

@@ -12,6 +12,15 @@ EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.py"))
 
 # Output each example must print (examples not listed only need to exit 0 and print something).
 EXPECTED = {
+    "durable_side_effects.py": [
+        "worker killed by SIGKILL: True",
+        "charges after the crash: 1",
+        "1 step(s) in flight",
+        "resume refused: step 1 (pay) was in flight",
+        "thread 'invoice-7' step 1: completed; a resume replays it",
+        "mail to ann@example.com: paid, receipt ch_",
+        "charges after the resume: 1",
+    ],
     "pydantic_ai_agent.py": [
         "answer: I read: release owner: Dana ([REDACTED:email])",
         "agentmw refused the call: role 'assistant' may not call tool 'delete_all'",
@@ -33,6 +42,29 @@ EXPECTED = {
         "invoke_agent writer",
         "cost per model",
         "event timeline",
+    ],
+    "openai_agents_agent.py": [
+        "final output: A-17 ships tomorrow.",
+        "the model read for call-1: order A-17 ships tomorrow; contact [REDACTED:email]",
+        "the model read for call-2: agentmw refused this tool call: PermissionDeniedError",
+        "turns 2, tool calls 1, cost $0.24",
+        "budget stopped the run: spent $0.0976 of $0.05",
+    ],
+    "mcp_tools.py": [
+        "find_customer: Ada: premium plan, contact [REDACTED:email]",
+        "delete_customer (is_error=True): agentmw refused this tool call: PermissionDeniedError",
+        "resumed: Ada: premium plan, contact [REDACTED:email] ['checkpoint.replayed']",
+        "server calls: ['find_customer']",
+    ],
+    "langchain_agent.py": [
+        "session completed thread=ticket-42",
+        "turns=2 tool_calls=1 cost=$0.0074",
+        "'cache_read_tokens': 800",
+        "contact [REDACTED:email]",
+        "tool shell [error]: agentmw refused this tool call: PermissionDeniedError",
+        "replayed steps [1, 2, 4]; answer: Ada is on the premium plan.",
+        "run ended: BudgetExceededError",
+        "frugal session: failed",
     ],
 }
 

@@ -1,22 +1,33 @@
 """The `agentmw` command: read the SQLite sink and checkpoint files, check price files.
 
-Every database is opened read-only. Exit codes: 0 success, 1 the answer is "no" (an invalid price
-file, an unknown thread), 2 the command could not run (bad arguments, missing or foreign file).
+Every database is opened read-only, except by `agentmw steps resolve`, which writes one step
+record. Exit codes: 0 success, 1 the answer is "no" (an invalid price file, an unknown thread or
+step, a step not in flight), 2 the command could not run (bad arguments, missing or foreign
+file).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
-from typing import TextIO
+from typing import Any, TextIO
 
 from agentmw._version import version
 from agentmw.cli.db import CliError, cell, format_table, open_db
 from agentmw.errors import AgentMWError
 from agentmw.pricing import check_pricing_file, format_cost
-from agentmw.stores._sqlite_saver import read_snapshot, read_steps, read_threads
+from agentmw.stores._checkpoint_records import UNSET
+from agentmw.stores._sqlite_saver import (
+    SqliteSaver,
+    read_snapshot,
+    read_started,
+    read_steps,
+    read_threads,
+)
 from agentmw.stores._sqlite_sinks import read_events, read_usage_totals
 
 __all__ = ["main"]
@@ -86,7 +97,13 @@ def _threads(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _stamp(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
 def _steps(args: argparse.Namespace, out: TextIO) -> int:
+    if args.thread is None:
+        return _in_flight(args, out)
     with open_db(args.db, "checkpoints") as conn:
         steps = read_steps(conn, args.thread)
     if not steps:
@@ -101,12 +118,64 @@ def _steps(args: argparse.Namespace, out: TextIO) -> int:
             str(s.usage.input_tokens),
             str(s.usage.output_tokens),
             format_cost(s.cost_usd),
-            s.finished_at.strftime("%Y-%m-%d %H:%M:%S"),
+            "-" if s.status == "started" else _stamp(s.finished_at),
+            cell(s.idempotency_key),
         ]
         for s in steps
     ]
-    headers = ["STEP", "KIND", "NAME", "STATUS", "INPUT", "OUTPUT", "COST", "FINISHED (UTC)"]
+    headers = [
+        "STEP", "KIND", "NAME", "STATUS", "INPUT", "OUTPUT", "COST", "FINISHED (UTC)",
+        "IDEMPOTENCY KEY",
+    ]  # fmt: skip
     print(format_table(headers, rows, "rlllrrr"), file=out)
+    return 0
+
+
+def _in_flight(args: argparse.Namespace, out: TextIO) -> int:
+    with open_db(args.db, "checkpoints") as conn:
+        started = read_started(conn)
+    if not started:
+        print(f"{args.db}: no steps in flight", file=out)
+        return 0
+    rows = [
+        [s.thread_id, str(s.step), s.kind, s.name, cell(s.idempotency_key), _stamp(s.started_at)]
+        for s in started
+    ]
+    headers = ["THREAD", "STEP", "KIND", "NAME", "IDEMPOTENCY KEY", "STARTED (UTC)"]
+    print(format_table(headers, rows, "lr"), file=out)
+    print(
+        f"{len(started)} step(s) in flight: resolve each with"
+        " `agentmw steps resolve THREAD STEP --db DB --result JSON | --rerun`",
+        file=out,
+    )
+    return 0
+
+
+def _resolve(args: argparse.Namespace, out: TextIO) -> int:
+    result: Any = UNSET
+    if args.result is not None:
+        try:
+            result = json.loads(args.result)
+        except json.JSONDecodeError as exc:
+            raise CliError(f"--result is not valid JSON ({exc.msg})") from exc
+    with open_db(args.db, "checkpoints"):
+        pass  # an existing agentmw checkpoint file: the saver below never creates one
+    saver = SqliteSaver(args.db)
+    try:
+        record = saver.resolve_step(args.thread, args.step, result=result, rerun=args.rerun)
+    except (TypeError, ValueError) as exc:
+        print(f"agentmw: {args.db}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        saver.close()
+    if record.status == "rerun":
+        print(
+            f"thread {args.thread!r} step {args.step}: a resume runs it again"
+            f" (idempotency key {record.idempotency_key})",
+            file=out,
+        )
+    else:
+        print(f"thread {args.thread!r} step {args.step}: completed; a resume replays it", file=out)
     return 0
 
 
@@ -155,9 +224,15 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("threads", help="list the threads of a SqliteSaver file")
     p.add_argument("db", metavar="DB")
     p.set_defaults(run=_threads)
-    p = sub.add_parser("steps", help="list the checkpointed steps of one thread")
+    p = sub.add_parser(
+        "steps",
+        help="list the steps in flight, or every step of one thread; `steps resolve` resolves one",
+        description="Without THREAD: the started (in-flight) steps of every thread, with their"
+        " idempotency keys. With THREAD: every step of that thread. `agentmw steps resolve"
+        " THREAD STEP --db DB --result JSON | --rerun` resolves an in-flight step.",
+    )
     p.add_argument("db", metavar="DB")
-    p.add_argument("thread", metavar="THREAD")
+    p.add_argument("thread", metavar="THREAD", nargs="?")
     p.set_defaults(run=_steps)
     p = sub.add_parser("pricing", help="price file tools")
     psub = p.add_subparsers(dest="pricing_command", required=True, metavar="ACTION")
@@ -167,14 +242,35 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _resolve_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agentmw steps resolve",
+        description="Resolve a step that was in flight when its run stopped (this writes to DB):"
+        " --result stores its result (a resume replays it), --rerun lets a resume run it again"
+        " with the same idempotency key.",
+    )
+    parser.add_argument("thread", metavar="THREAD")
+    parser.add_argument("step", metavar="STEP", type=int)
+    parser.add_argument("--db", metavar="DB", required=True, help="the SqliteSaver file")
+    how = parser.add_mutually_exclusive_group(required=True)
+    how.add_argument("--result", metavar="JSON", help="the step's result, as JSON")
+    how.add_argument("--rerun", action="store_true", help="run it again on resume")
+    parser.set_defaults(run=_resolve)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `agentmw` command line and return its exit code.
 
     Args:
         argv: the arguments after the program name; None reads `sys.argv[1:]`.
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        args = _parser().parse_args(argv)
+        if argv[:2] == ["steps", "resolve"]:  # a nested command beside `steps DB [THREAD]`
+            args = _resolve_parser().parse_args(argv[2:])
+        else:
+            args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help and on bad arguments
         return exc.code if isinstance(exc.code, int) else 2
     try:

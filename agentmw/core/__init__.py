@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from agentmw.core.agent import Agent, AgentRegistry, default_registry
 from agentmw.core.call import Call, CallKind
 from agentmw.core.config import configure
-from agentmw.core.context import current_session
+from agentmw.core.context import current_call, current_session
 from agentmw.core.decorators import agent_tool, agent_turn
 from agentmw.core.middleware import Middleware
 from agentmw.core.session import AgentState, ModelTotals, Session, UsageTracker
@@ -30,6 +30,7 @@ __all__ = [
     "agent_tool",
     "agent_turn",
     "configure",
+    "current_call",
     "current_session",
     "default_registry",
     "get_default_stack",

@@ -18,6 +18,12 @@ if TYPE_CHECKING:
 __all__ = ["Call", "CallKind"]
 
 CallKind = Literal["turn", "tool"]
+Effects = Literal["pure", "idempotent", "once"]
+EFFECTS: tuple[Effects, ...] = ("pure", "idempotent", "once")
+LIVE_STREAM = "__agentmw_live_stream__"
+"""Set (True) on a generator function whose chunks are live objects, not data (an SDK's
+stream events, a framework's response handle): Checkpoint runs such streams live, never
+storing or replaying their chunks. The SDK integrations mark theirs through `build_wrapper`."""
 EventObserver = Callable[[Event], None]
 
 
@@ -55,6 +61,17 @@ class Call:
         tool_call_id: the provider's id of the tool call being run.
         observers: callables that also receive every event emitted through `emit` (a per-call
             hook, cheaper than a process listener; Telemetry's span uses it).
+        idempotency_key: the key a side-effecting function hands to an external API so a
+            second attempt is recognized. Checkpoint derives it from the thread id and the
+            step, so it is the same on every resume; outside a checkpointed thread the
+            terminal makes one per call (the same across Retry's attempts).
+        effects: what running the function again does, from `@agent_tool(effects=)`: "pure",
+            "idempotent" (the default) or "once" (Checkpoint never reruns an in-flight "once"
+            step on its own).
+        checkpoint_key: call -> str, from the decorator's `checkpoint_key=`: what Checkpoint
+            matches a resumed call on instead of the argument fingerprint.
+        takes_idempotency_key: the function declares an `idempotency_key` parameter (the
+            terminal passes `idempotency_key` as that keyword).
     """
 
     kind: CallKind
@@ -78,6 +95,10 @@ class Call:
     stream_offset: int = 0
     tool_call_id: str | None = None
     observers: list[EventObserver] | None = None
+    idempotency_key: str | None = None
+    effects: Effects = "idempotent"
+    checkpoint_key: Callable[[Call], str] | None = None
+    takes_idempotency_key: bool = False
 
     def set_model(self, model: str) -> None:
         """Switch the model: updates `model` and, when the function takes one, the `model` kwarg."""
@@ -135,6 +156,9 @@ def new_call(
     usage_fn: Callable[[Any], Usage | None] | None = None,
     provider: str | None = None,
     tool_call_id: str | None = None,
+    effects: Effects = "idempotent",
+    checkpoint_key: Callable[[Call], str] | None = None,
+    takes_idempotency_key: bool = False,
 ) -> Call:
     """A fresh `Call` for one invocation (the agent is the session's).
 
@@ -145,7 +169,8 @@ def new_call(
     return Call(
         kind, name, fn, model, args, {} if kwargs is None else kwargs, 1, 0, None, None, session,
         None if session is None else session.agent, {} if meta is None else meta, stream,
-        usage_fn, None, provider, False, 0, tool_call_id, None,
+        usage_fn, None, provider, False, 0, tool_call_id, None, None, effects, checkpoint_key,
+        takes_idempotency_key,
     )
     # fmt: on
 

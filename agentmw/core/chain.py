@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
 
 from agentmw.core.call import Call
+from agentmw.core.context import CURRENT_CALL
 from agentmw.core.middleware import Middleware, aclose, close, overrides
 from agentmw.usage import chunk_chars, combine_stream_usage, estimate_stream_usage, extract_usage
 
@@ -16,15 +17,42 @@ __all__: list[str] = []  # internal: `Stack.chain` is the public face
 
 
 # -- terminals: the innermost step, which calls the user's function ---------------------------
+# Each one sets `current_call()` while the function's own code runs (for a generator: around
+# each step of it, so the consumer between chunks never sees it).
+def _kwargs(call: Call) -> dict[str, Any]:
+    """The keywords for `fn`: with `idempotency_key` when the function declares it."""
+    if not call.takes_idempotency_key or "idempotency_key" in call.kwargs:
+        return call.kwargs
+    return {**call.kwargs, "idempotency_key": idempotency_key(call)}
+
+
+def idempotency_key(call: Call) -> str:
+    """The call's idempotency key; one is made (and kept for later attempts) when none is set."""
+    key = call.idempotency_key
+    if key is None:
+        import uuid  # only for functions that take a key: `import agentmw` stays light
+
+        key = call.idempotency_key = f"agentmw-{uuid.uuid4().hex}"
+    return key
+
+
 def _terminal(call: Call) -> Any:
-    result = call.fn(*call.args, **call.kwargs)
+    token = CURRENT_CALL.set(call)
+    try:
+        result = call.fn(*call.args, **_kwargs(call))
+    finally:
+        CURRENT_CALL.reset(token)
     ufn = call.usage_fn
     call.usage = ufn(result) if ufn is not None else extract_usage(result)
     return result
 
 
 async def _aterminal(call: Call) -> Any:
-    result = await call.fn(*call.args, **call.kwargs)
+    token = CURRENT_CALL.set(call)
+    try:
+        result = await call.fn(*call.args, **_kwargs(call))
+    finally:
+        CURRENT_CALL.reset(token)
     ufn = call.usage_fn
     call.usage = ufn(result) if ufn is not None else extract_usage(result)
     return result
@@ -54,11 +82,21 @@ class _StreamUsage:
             call.usage_estimated = True
 
 
+_DONE = object()
+
+
 def _terminal_stream(call: Call) -> Iterator[Any]:
-    gen = call.fn(*call.args, **call.kwargs)
+    gen = call.fn(*call.args, **_kwargs(call))
     usage = _StreamUsage(call)
     try:
-        for chunk in gen:
+        while True:
+            token = CURRENT_CALL.set(call)
+            try:
+                chunk = next(gen, _DONE)
+            finally:
+                CURRENT_CALL.reset(token)
+            if chunk is _DONE:
+                break
             usage.see(chunk)
             yield chunk
     finally:
@@ -67,10 +105,17 @@ def _terminal_stream(call: Call) -> Iterator[Any]:
 
 
 async def _aterminal_stream(call: Call) -> AsyncIterator[Any]:
-    agen = call.fn(*call.args, **call.kwargs)
+    agen = call.fn(*call.args, **_kwargs(call))
     usage = _StreamUsage(call)
     try:
-        async for chunk in agen:
+        while True:
+            token = CURRENT_CALL.set(call)
+            try:
+                chunk = await agen.__anext__()
+            except StopAsyncIteration:
+                break
+            finally:
+                CURRENT_CALL.reset(token)
             usage.see(chunk)
             yield chunk
     finally:

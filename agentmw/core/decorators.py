@@ -6,7 +6,7 @@ import inspect
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, TypeVar, overload
 
-from agentmw.core.call import Call, CallKind, new_call
+from agentmw.core.call import EFFECTS, LIVE_STREAM, Call, CallKind, Effects, new_call
 from agentmw.core.context import CURRENT_SESSION
 from agentmw.core.middleware import Middleware, aclose
 from agentmw.core.stack import Mode, Stack, get_default_stack
@@ -100,6 +100,25 @@ def _model_getter(fn: Any) -> ModelGetter | None:
     return get
 
 
+def _takes_idempotency_key(fn: Any) -> bool:
+    """The function declares a parameter named `idempotency_key` (passable by keyword)."""
+    inner = fn.__func__ if isinstance(fn, (classmethod, staticmethod)) else fn
+    try:
+        param = inspect.signature(inner).parameters.get("idempotency_key")
+    except (TypeError, ValueError):
+        return False
+    return param is not None and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
+
+
+def _check_key(value: Any) -> Callable[[Call], str] | None:
+    """`checkpoint_key=`: None or a callable call -> str."""
+    if value is None or callable(value):
+        return value  # type: ignore[no-any-return]
+    from agentmw._validate import check_callable  # only to word the error
+
+    return check_callable("checkpoint_key", value, "a callable call -> str")
+
+
 def _tool_call_id(value: Any) -> str | None:
     """A tool call id given at call time: a non-blank string, or None."""
     if value is None or (isinstance(value, str) and value.strip()):
@@ -119,6 +138,9 @@ def build_wrapper(
     *,
     provider: str | None = None,
     model_from_kwargs: bool = True,
+    effects: Effects = "idempotent",
+    checkpoint_key: Callable[[Call], str] | None = None,
+    live_stream: bool = False,
 ) -> Any:
     """Wrap `fn` so each call runs as a turn or tool call (internal: `agent_turn`,
     `agent_tool` and the SDK integrations build on it).
@@ -131,6 +153,8 @@ def build_wrapper(
     mode = _mode_of(fn)
     inner = fn.__func__ if isinstance(fn, (classmethod, staticmethod)) else fn
     call_name = name or getattr(inner, "__name__", None) or type(inner).__name__
+    if live_stream:
+        setattr(getattr(inner, "__func__", inner), LIVE_STREAM, True)
     fixed = stack if stack is None or isinstance(stack, Stack) else Stack(stack)
     if usage is not None and not callable(usage):
         raise TypeError(f"usage must be a callable result -> Usage, got {type(usage).__name__}")
@@ -141,6 +165,7 @@ def build_wrapper(
     model_of = _model_getter(fn) if is_turn and model is None else None
     fill_model = _model_filler(fn, fixed_model)
     is_tool = kind == "tool"
+    takes_key = _takes_idempotency_key(fn)
 
     def start(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> tuple[Call, Any]:
         # The per-call hot path: one Call, a cached chain, no keyword binding.
@@ -168,6 +193,9 @@ def build_wrapper(
             usage_fn=usage,
             provider=provider,
             tool_call_id=call_id,
+            effects=effects,
+            checkpoint_key=checkpoint_key,
+            takes_idempotency_key=takes_key,
         )
         return call, chain
 
@@ -224,6 +252,7 @@ def agent_turn(
     name: str | None = None,
     stack: Stack | Iterable[Middleware] | None = None,
     usage: Callable[[Any], Usage | None] | None = None,
+    checkpoint_key: Callable[[Call], str] | None = None,
 ) -> Callable[[F], F]: ...
 def agent_turn(
     fn: Any = None,
@@ -233,6 +262,7 @@ def agent_turn(
     name: str | None = None,
     stack: Stack | Iterable[Middleware] | None = None,
     usage: Callable[[Any], Usage | None] | None = None,
+    checkpoint_key: Callable[[Call], str] | None = None,
 ) -> Any:
     """Run a model-call function as a turn through the stack.
 
@@ -247,17 +277,27 @@ def agent_turn(
         name: the turn's name (default: the function's `__name__`).
         stack: a fixed stack for this function.
         usage: result -> Usage; default: built-in extraction (`Usage`, or a `usage` field).
+        checkpoint_key: call -> str: what `Checkpoint` matches a resumed call on instead of
+            the argument fingerprint (for example the prompt without its timestamp).
+
+    Raises:
+        TypeError: `checkpoint_key` is not a callable.
     """
     if fn is not None:
         return build_wrapper(fn, "turn", None, None, None, None)
-    return lambda f: build_wrapper(f, "turn", name, model, stack, usage)
+    key = _check_key(checkpoint_key)
+    return lambda f: build_wrapper(f, "turn", name, model, stack, usage, checkpoint_key=key)
 
 
 @overload
 def agent_tool(fn: F, /) -> F: ...
 @overload
 def agent_tool(
-    *, name: str | None = None, stack: Stack | Iterable[Middleware] | None = None
+    *,
+    name: str | None = None,
+    stack: Stack | Iterable[Middleware] | None = None,
+    effects: Effects = "idempotent",
+    checkpoint_key: Callable[[Call], str] | None = None,
 ) -> Callable[[F], F]: ...
 def agent_tool(
     fn: Any = None,
@@ -265,6 +305,8 @@ def agent_tool(
     *,
     name: str | None = None,
     stack: Stack | Iterable[Middleware] | None = None,
+    effects: Effects = "idempotent",
+    checkpoint_key: Callable[[Call], str] | None = None,
 ) -> Any:
     """Run a tool function as a tool call through the stack (see `agent_turn`).
 
@@ -272,10 +314,31 @@ def agent_tool(
     agentmw takes it (into `call.tool_call_id`, Telemetry's `gen_ai.tool.call.id` and the
     tool events' data) and never passes it to the function.
 
+    A function that declares an `idempotency_key` parameter receives the call's key as that
+    keyword (also readable as `agentmw.current_call().idempotency_key`).
+
     Args:
         name: the tool's name (default: the function's `__name__`); permissions match on it.
         stack: a fixed stack for this function.
+        effects: what running it twice does, for a resumed thread whose step was in flight:
+            "pure" (nothing), "idempotent" (the default: the external API dedupes on the
+            idempotency key, so it reruns with the same key) or "once" (never rerun on its
+            own: the resume raises `InFlightStepError` until the step is resolved).
+        checkpoint_key: call -> str: what `Checkpoint` matches a resumed call on instead of
+            the argument fingerprint.
+
+    Raises:
+        TypeError: `effects` is not a string or `checkpoint_key` is not a callable.
+        ValueError: `effects` is not "pure", "idempotent" or "once".
     """
     if fn is not None:
         return build_wrapper(fn, "tool", None, None, None, None)
-    return lambda f: build_wrapper(f, "tool", name, None, stack, None)
+    chosen: Effects = "idempotent"
+    if effects != "idempotent" or not isinstance(effects, str):
+        from agentmw._validate import check_choice
+
+        chosen = check_choice("effects", effects, EFFECTS)  # type: ignore[assignment]
+    key = _check_key(checkpoint_key)
+    return lambda f: build_wrapper(
+        f, "tool", name, None, stack, None, effects=chosen, checkpoint_key=key
+    )

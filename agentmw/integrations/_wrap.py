@@ -76,6 +76,7 @@ class Turns:
             None,
             provider=s.provider,
             model_from_kwargs=s.model_from_kwargs,
+            live_stream=stream,  # SDK chunk objects: Checkpoint runs these streams live
         )
         with self._lock:
             return self._built.setdefault((name, stream), wrapper)

@@ -314,7 +314,10 @@ class _Turns:
         fn: Callable[..., Any] = _request_stream if stream else _request
         name = "request_stream" if stream else "request"
         usage = _stream_usage if stream else _reply_usage
-        wrapper = build_wrapper(fn, "turn", name, None, None, usage, provider=provider)
+        # A streamed request yields pydantic-ai's live StreamedResponse: never checkpointed.
+        wrapper = build_wrapper(
+            fn, "turn", name, None, None, usage, provider=provider, live_stream=stream
+        )
         with self._lock:
             return self._built.setdefault((provider, stream), wrapper)
 

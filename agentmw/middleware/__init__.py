@@ -1,7 +1,12 @@
 """The built-in layers. Canonical order (outermost first): see `docs/concepts.md`."""
 
 from agentmw.core.middleware import Middleware
-from agentmw.errors import LimitExceededError, MaxIterationsExceededError, ReplayDivergedError
+from agentmw.errors import (
+    InFlightStepError,
+    LimitExceededError,
+    MaxIterationsExceededError,
+    ReplayDivergedError,
+)
 from agentmw.middleware.budget import Budget
 from agentmw.middleware.checkpoint import Checkpoint
 from agentmw.middleware.circuit_breaker import CircuitBreaker
@@ -25,6 +30,7 @@ __all__ = [
     "Concurrency",
     "Fallback",
     "Guardrails",
+    "InFlightStepError",
     "LimitExceededError",
     "Limits",
     "MaxIterationsExceededError",

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -19,8 +20,8 @@ __all__ = [
     "StepRecord",
 ]
 
-StepStatus = Literal["completed", "failed"]
-STATUSES = frozenset({"completed", "failed"})
+StepStatus = Literal["started", "completed", "failed", "rerun"]
+STATUSES = frozenset({"started", "completed", "failed", "rerun"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,14 +33,20 @@ class StepRecord:
         step: the step number inside the thread (unique per thread, 1-based).
         kind: "turn" or "tool".
         name: the turn's or tool's name.
-        fingerprint: a stable hash of the JSON-normalized arguments.
-        status: "completed" or "failed" (a failed step runs again on resume).
+        fingerprint: a stable hash of the JSON-normalized arguments (or of the call's
+            `checkpoint_key`): what a resumed call is matched on.
+        status: "started" (written before the call runs: in flight, or interrupted by a
+            crash), "completed", "failed" (runs again on resume) or "rerun" (an in-flight step
+            an operator allowed to run again, with `resolve_step(..., rerun=True)`).
         result: the result as JSON text; None when no result was stored.
         usage: the step's usage.
         cost_usd: the step's cost.
         finished_before: steps of the session that had finished when this one started.
         started_at: when the call started (UTC).
-        finished_at: when the call returned (UTC).
+        finished_at: when the call returned (UTC); `started_at` for a started step.
+        idempotency_key: the key the call ran with (the same on every resume of the step).
+        chunks: a streamed step's chunks as a JSON array ("[]" while it is in flight); None
+            for a step that returned one result.
     """
 
     thread_id: str
@@ -54,6 +61,63 @@ class StepRecord:
     finished_before: int = 0
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    idempotency_key: str | None = None
+    chunks: str | None = None
+
+
+def derive_idempotency_key(thread_id: str, step: int, kind: str, name: str) -> str:
+    """The idempotency key of a step: the same for the step on every resume of the thread."""
+    text = f"{thread_id}\x00{step}\x00{kind}\x00{name}"
+    return "amw-" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+def resolved_record(
+    thread_id: str, step: int, record: StepRecord | None, result: Any, rerun: Any
+) -> StepRecord:
+    """The record that resolves an in-flight step: completed with `result`, or "rerun".
+
+    Raises:
+        TypeError: `rerun` is not a bool, or `result` cannot be stored as JSON (a streamed
+            step's result must be a list of chunks).
+        ValueError: neither or both of `result` and `rerun=True` were given, the thread has no
+            such step, or the step is not in flight.
+    """
+    if not isinstance(rerun, bool):
+        raise TypeError(f"rerun must be a bool, got {type(rerun).__name__}")
+    if rerun == (result is not UNSET):
+        raise ValueError("resolve_step needs exactly one of result=... or rerun=True")
+    if record is None:
+        raise ValueError(f"thread {thread_id!r} has no step {step}")
+    if record.status != "started":
+        raise ValueError(
+            f"step {step} of thread {thread_id!r} is {record.status}, not in flight (started):"
+            " only a started step can be resolved"
+        )
+    now = datetime.now(UTC)
+    if rerun:
+        return replace(record, status="rerun", finished_at=now)
+    from pydantic_core import to_json
+
+    if record.chunks is not None and not isinstance(result, list):
+        raise TypeError(
+            f"step {step} of thread {thread_id!r} is a streamed step: result must be the list"
+            f" of its chunks, got {type(result).__name__}"
+        )
+    try:
+        text = to_json(result).decode()
+    except Exception as exc:
+        raise TypeError(f"result must be JSON-serializable, got {type(result).__name__}") from exc
+    if record.chunks is not None:
+        return replace(record, status="completed", chunks=text, finished_at=now)
+    return replace(record, status="completed", result=text, finished_at=now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +156,9 @@ class CheckpointSaver(Protocol):
     """
 
     def put_step(self, record: StepRecord) -> None: ...
+    def resolve_step(
+        self, thread_id: str, step: int, *, result: Any = UNSET, rerun: bool = False
+    ) -> StepRecord: ...
     def get_steps(self, thread_id: str) -> list[StepRecord]: ...
     def delete_steps(self, thread_id: str, steps: Sequence[int]) -> None: ...
     def put_snapshot(self, snapshot: SessionSnapshot) -> None: ...
@@ -99,6 +166,9 @@ class CheckpointSaver(Protocol):
     def list_threads(self) -> list[str]: ...
     def delete_thread(self, thread_id: str) -> None: ...
     async def aput_step(self, record: StepRecord) -> None: ...
+    async def aresolve_step(
+        self, thread_id: str, step: int, *, result: Any = UNSET, rerun: bool = False
+    ) -> StepRecord: ...
     async def aget_steps(self, thread_id: str) -> list[StepRecord]: ...
     async def adelete_steps(self, thread_id: str, steps: Sequence[int]) -> None: ...
     async def aput_snapshot(self, snapshot: SessionSnapshot) -> None: ...
@@ -127,15 +197,21 @@ def _usage(value: Any) -> Usage:
 
 def step_from_row(thread_id: str, step: int, row: Sequence[Any]) -> StepRecord:
     """Build a record from (kind, name, fingerprint, status, result, usage, cost, finished_before,
-    started_at, finished_at); any bad field raises `CheckpointCorruptError`."""
-    kind, name, fingerprint, status, result, usage, cost, before, started, finished = row
+    started_at, finished_at, idempotency_key, chunks); any bad field raises
+    `CheckpointCorruptError`."""
+    kind, name, fingerprint, status, result, usage, cost, before, started, finished = row[:10]
+    key, chunks = row[10:12] if len(row) >= 12 else (None, None)
     try:
         if kind not in ("turn", "tool") or status not in STATUSES:
             raise ValueError("unknown kind or status")
         if not isinstance(name, str) or not isinstance(fingerprint, str):
             raise TypeError("name or fingerprint is not text")
+        if key is not None and not isinstance(key, str):
+            raise TypeError("idempotency_key is not text")
         if result is not None and not isinstance(result, str):
             result = json.dumps(result)  # PostgreSQL JSONB comes back decoded
+        if chunks is not None and not isinstance(chunks, str):
+            chunks = json.dumps(chunks)
         return StepRecord(
             thread_id,
             int(step),
@@ -149,6 +225,8 @@ def step_from_row(thread_id: str, step: int, row: Sequence[Any]) -> StepRecord:
             int(before),
             _ts(started),
             _ts(finished),
+            key,
+            chunks,
         )
     except (TypeError, ValueError, InvalidOperation, json.JSONDecodeError) as exc:
         raise CheckpointCorruptError(thread_id, step, type(exc).__qualname__) from exc

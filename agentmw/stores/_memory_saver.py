@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Any
 
-from agentmw.stores._checkpoint_records import SessionSnapshot, StepRecord
+from agentmw.stores._checkpoint_records import UNSET, SessionSnapshot, StepRecord, resolved_record
 from agentmw.stores._twins import inline
 
 __all__ = ["InMemorySaver"]
@@ -26,6 +27,20 @@ class InMemorySaver:
         """Write (or replace) one step record."""
         with self._lock:
             self._steps.setdefault(record.thread_id, {})[record.step] = record
+
+    def resolve_step(
+        self, thread_id: str, step: int, *, result: Any = UNSET, rerun: bool = False
+    ) -> StepRecord:
+        """Resolve an in-flight (started) step: completed with `result`, or allowed to rerun.
+
+        Raises:
+            TypeError, ValueError: see `SqliteSaver.resolve_step`.
+        """
+        with self._lock:
+            held = self._steps.get(thread_id, {})
+            record = resolved_record(thread_id, step, held.get(step), result, rerun)
+            held[step] = record
+            return record
 
     def get_steps(self, thread_id: str) -> list[StepRecord]:
         """The thread's step records in step order."""
@@ -64,6 +79,7 @@ class InMemorySaver:
 
     # Nothing here blocks, so the async twins run inline.
     aput_step = inline(put_step)
+    aresolve_step = inline(resolve_step)
     aget_steps = inline(get_steps)
     adelete_steps = inline(delete_steps)
     aput_snapshot = inline(put_snapshot)

@@ -2,6 +2,8 @@
 
 Tables (stable, named from `table_prefix`, default "agentmw"): `{prefix}_schema(component,
 version)`, `{prefix}_checkpoints` (primary key (thread_id, step)) and `{prefix}_sessions`.
+Schema version 2 (the `idempotency_key` and `chunks` columns); `setup()` upgrades version-1
+tables in place.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from typing import Any, TypeVar
 
 from agentmw.errors import CheckpointSchemaError
 from agentmw.stores._checkpoint_records import (
+    UNSET,
     SessionSnapshot,
     StepRecord,
+    resolved_record,
     snapshot_from_row,
     step_from_row,
 )
@@ -29,7 +33,7 @@ T = TypeVar("T")
 COMPONENT = "checkpoints"
 _STEP_COLUMNS = (
     "kind, name, fingerprint, status, result, usage, cost_usd, finished_before,"
-    " started_at, finished_at"
+    " started_at, finished_at, idempotency_key, chunks"
 )
 _SNAPSHOT_COLUMNS = "session_id, state, iterations, tool_calls, usage, cost_usd, models, updated_at"
 _DDL = (
@@ -39,7 +43,7 @@ _DDL = (
     " fingerprint TEXT NOT NULL, status TEXT NOT NULL, result TEXT, usage JSONB NOT NULL,"
     " cost_usd NUMERIC NOT NULL, finished_before INTEGER NOT NULL,"
     " started_at TIMESTAMPTZ NOT NULL, finished_at TIMESTAMPTZ NOT NULL,"
-    " PRIMARY KEY (thread_id, step))",
+    " idempotency_key TEXT, chunks TEXT, PRIMARY KEY (thread_id, step))",
     "CREATE TABLE IF NOT EXISTS {p}_sessions ("
     " thread_id TEXT PRIMARY KEY, session_id TEXT NOT NULL, state TEXT NOT NULL,"
     " iterations INTEGER NOT NULL, tool_calls INTEGER NOT NULL, usage JSONB NOT NULL,"
@@ -61,6 +65,8 @@ def _step_params(r: StepRecord) -> tuple[Any, ...]:
         r.finished_before,
         r.started_at,
         r.finished_at,
+        r.idempotency_key,
+        r.chunks,
     )
 
 
@@ -151,10 +157,20 @@ class PostgresSaver:
             yield Statement(ddl.format(p=p))
         select = f"SELECT version FROM {p}_schema WHERE component = %s"
         rows = yield Statement(select, (COMPONENT,), fetch=True)
-        if rows and rows[0][0] != SCHEMA_VERSION:
+        if rows and rows[0][0] not in (1, SCHEMA_VERSION):
             raise CheckpointSchemaError(
                 f"{p}_checkpoints",
-                f"schema version {rows[0][0]}, this agentmw reads version {SCHEMA_VERSION}",
+                f"schema version {rows[0][0]}, this agentmw reads version {SCHEMA_VERSION}"
+                " (and upgrades version 1 in place)",
+            )
+        if rows and rows[0][0] == 1:  # in this transaction, under the advisory lock
+            for column in ("idempotency_key", "chunks"):
+                yield Statement(
+                    f"ALTER TABLE {p}_checkpoints ADD COLUMN IF NOT EXISTS {column} TEXT"
+                )
+            yield Statement(
+                f"UPDATE {p}_schema SET version = %s WHERE component = %s",
+                (SCHEMA_VERSION, COMPONENT),
             )
         yield Statement(
             f"INSERT INTO {p}_schema (component, version) VALUES (%s, %s)"
@@ -164,6 +180,22 @@ class PostgresSaver:
 
     def _put_step(self, record: StepRecord) -> Plan[None]:
         yield Statement(self._sql_put, _step_params(record))
+
+    def _resolve_step(self, thread_id: str, step: int, result: Any, rerun: Any) -> Plan[StepRecord]:
+        rows = yield Statement(
+            f"SELECT {_STEP_COLUMNS} FROM {self.prefix}_checkpoints"
+            " WHERE thread_id = %s AND step = %s FOR UPDATE",
+            (thread_id, step),
+            fetch=True,
+        )
+        held = step_from_row(thread_id, step, rows[0]) if rows else None
+        record = resolved_record(thread_id, step, held, result, rerun)
+        yield Statement(
+            f"UPDATE {self.prefix}_checkpoints SET status = %s, result = %s, chunks = %s,"
+            " finished_at = %s WHERE thread_id = %s AND step = %s",
+            (record.status, record.result, record.chunks, record.finished_at, thread_id, step),
+        )
+        return record
 
     def _get_steps(self, thread_id: str) -> Plan[list[StepRecord]]:
         rows = yield Statement(self._sql_get, (thread_id,), fetch=True)
@@ -205,6 +237,16 @@ class PostgresSaver:
         """Upsert one step record."""
         self._run(self._put_step(record))
 
+    def resolve_step(
+        self, thread_id: str, step: int, *, result: Any = UNSET, rerun: bool = False
+    ) -> StepRecord:
+        """Resolve a started (in-flight) step in one transaction (see `SqliteSaver`).
+
+        Raises:
+            TypeError, ValueError: see `SqliteSaver.resolve_step`.
+        """
+        return self._run(self._resolve_step(thread_id, step, result, rerun))
+
     def get_steps(self, thread_id: str) -> list[StepRecord]:
         """The thread's step records in step order."""
         return self._run(self._get_steps(thread_id))
@@ -244,6 +286,12 @@ class PostgresSaver:
     async def aput_step(self, record: StepRecord) -> None:
         """Async twin of `put_step`."""
         await self._arun(self._put_step(record))
+
+    async def aresolve_step(
+        self, thread_id: str, step: int, *, result: Any = UNSET, rerun: bool = False
+    ) -> StepRecord:
+        """Async twin of `resolve_step`."""
+        return await self._arun(self._resolve_step(thread_id, step, result, rerun))
 
     async def aget_steps(self, thread_id: str) -> list[StepRecord]:
         """Async twin of `get_steps`."""

@@ -1,8 +1,9 @@
 """`SqliteSaver`: checkpoints in one embedded SQLite file (stdlib sqlite3, WAL).
 
 Tables (stable; the `agentmw` CLI reads them): `agentmw_schema(component, version)` with the row
-("checkpoints", 1), `agentmw_checkpoints` (one row per (thread_id, step)) and `agentmw_sessions`
-(one snapshot per thread).
+("checkpoints", 2), `agentmw_checkpoints` (one row per (thread_id, step)) and `agentmw_sessions`
+(one snapshot per thread). Version 2 added the `idempotency_key` and `chunks` columns and the
+"started" and "rerun" statuses; a version-1 file is upgraded in place when a saver opens it.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from typing import Any, TypeVar
 from agentmw._validate import check_choice, check_path
 from agentmw.errors import CheckpointSchemaError
 from agentmw.stores._checkpoint_records import (
+    UNSET,
     SessionSnapshot,
     StepRecord,
+    resolved_record,
     snapshot_from_row,
     step_from_row,
     usage_json,
@@ -28,7 +31,7 @@ from agentmw.stores._twins import offloaded
 __all__ = ["CheckpointSchemaError", "SqliteSaver"]
 
 _T = TypeVar("_T")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 COMPONENT = "checkpoints"
 _SYNC_MODES = ("NORMAL", "FULL")
 
@@ -39,7 +42,8 @@ _DDL = (
     " thread_id TEXT NOT NULL, step INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,"
     " fingerprint TEXT NOT NULL, status TEXT NOT NULL, result TEXT, usage TEXT NOT NULL,"
     " cost_usd TEXT NOT NULL, finished_before INTEGER NOT NULL, started_at TEXT NOT NULL,"
-    " finished_at TEXT NOT NULL, PRIMARY KEY (thread_id, step))",
+    " finished_at TEXT NOT NULL, idempotency_key TEXT, chunks TEXT,"
+    " PRIMARY KEY (thread_id, step))",
     "CREATE TABLE IF NOT EXISTS agentmw_sessions ("
     " thread_id TEXT PRIMARY KEY, session_id TEXT NOT NULL, state TEXT NOT NULL,"
     " iterations INTEGER NOT NULL, tool_calls INTEGER NOT NULL, usage TEXT NOT NULL,"
@@ -47,7 +51,13 @@ _DDL = (
 )
 _STEP_COLUMNS = (
     "kind, name, fingerprint, status, result, usage, cost_usd, finished_before,"
-    " started_at, finished_at"
+    " started_at, finished_at, idempotency_key, chunks"
+)
+_V1_STEP_COLUMNS = _STEP_COLUMNS.replace(", idempotency_key, chunks", ", NULL, NULL")
+# Version 1 -> 2, in the transaction that opens the file: new columns, the same rows.
+_MIGRATE_V1 = (
+    "ALTER TABLE agentmw_checkpoints ADD COLUMN idempotency_key TEXT",
+    "ALTER TABLE agentmw_checkpoints ADD COLUMN chunks TEXT",
 )
 _SNAPSHOT_COLUMNS = "session_id, state, iterations, tool_calls, usage, cost_usd, models, updated_at"
 
@@ -66,6 +76,8 @@ def step_row(r: StepRecord) -> tuple[Any, ...]:
         r.finished_before,
         r.started_at.isoformat(),
         r.finished_at.isoformat(),
+        r.idempotency_key,
+        r.chunks,
     )
 
 
@@ -83,13 +95,37 @@ def snapshot_row(s: SessionSnapshot) -> tuple[Any, ...]:
     )
 
 
+def _columns(conn: sqlite3.Connection) -> str:
+    # The CLI opens files read-only, so it may meet a version-1 file no saver has upgraded yet.
+    names = {r[1] for r in conn.execute("PRAGMA table_info(agentmw_checkpoints)")}
+    return _STEP_COLUMNS if "idempotency_key" in names else _V1_STEP_COLUMNS
+
+
 def read_steps(conn: sqlite3.Connection, thread_id: str) -> list[StepRecord]:
     """The thread's step records in step order (the saver and the CLI share this)."""
     rows = conn.execute(
-        f"SELECT step, {_STEP_COLUMNS} FROM agentmw_checkpoints WHERE thread_id = ? ORDER BY step",
+        f"SELECT step, {_columns(conn)} FROM agentmw_checkpoints WHERE thread_id = ? ORDER BY step",
         (thread_id,),
     ).fetchall()
     return [step_from_row(thread_id, r[0], r[1:]) for r in rows]
+
+
+def read_started(conn: sqlite3.Connection) -> list[StepRecord]:
+    """Every started (in-flight) step of every thread, by thread and step (the CLI's view)."""
+    rows = conn.execute(
+        f"SELECT thread_id, step, {_columns(conn)} FROM agentmw_checkpoints"
+        " WHERE status = 'started' ORDER BY thread_id, step"
+    ).fetchall()
+    return [step_from_row(r[0], r[1], r[2:]) for r in rows]
+
+
+def read_step(conn: sqlite3.Connection, thread_id: str, step: int) -> StepRecord | None:
+    """One step record, if the thread has it."""
+    row = conn.execute(
+        f"SELECT {_columns(conn)} FROM agentmw_checkpoints WHERE thread_id = ? AND step = ?",
+        (thread_id, step),
+    ).fetchone()
+    return None if row is None else step_from_row(thread_id, step, row)
 
 
 def read_snapshot(conn: sqlite3.Connection, thread_id: str) -> SessionSnapshot | None:
@@ -150,15 +186,22 @@ class SqliteSaver:
                     "SELECT version FROM agentmw_schema WHERE component = ?", (COMPONENT,)
                 ).fetchone()
                 version = None if row is None else row[0]
-            if version is not None and version != SCHEMA_VERSION:
+            if version is not None and version not in (1, SCHEMA_VERSION):
                 raise CheckpointSchemaError(
                     self.path,
                     f"agentmw_checkpoints has schema version {version}, this agentmw reads "
-                    f"version {SCHEMA_VERSION}",
+                    f"version {SCHEMA_VERSION} (and upgrades version 1 in place)",
                 )
             if version is None and "agentmw_checkpoints" in tables:
                 raise CheckpointSchemaError(
                     self.path, "table agentmw_checkpoints exists but was not created by agentmw"
+                )
+            if version == 1:
+                for ddl in _MIGRATE_V1:
+                    conn.execute(ddl)
+                conn.execute(
+                    "UPDATE agentmw_schema SET version = ? WHERE component = ?",
+                    (SCHEMA_VERSION, COMPONENT),
                 )
             for ddl in _DDL:
                 conn.execute(ddl)
@@ -189,9 +232,47 @@ class SqliteSaver:
         """Write (or replace) one step record in its own transaction."""
         self._write(
             "INSERT OR REPLACE INTO agentmw_checkpoints (thread_id, step, "
-            f"{_STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"{_STEP_COLUMNS}) VALUES ({', '.join(['?'] * 14)})",
             [step_row(record)],
         )
+
+    def resolve_step(
+        self, thread_id: str, step: int, *, result: Any = UNSET, rerun: bool = False
+    ) -> StepRecord:
+        """Resolve a started (in-flight) step, in one transaction, and return its new record.
+
+        `result=value` marks it completed with that result (JSON; for a streamed step, the list
+        of its chunks): a resume replays it. `rerun=True` lets a resume run it again, with the
+        same idempotency key.
+
+        Raises:
+            TypeError: `rerun` is not a bool, or `result` is not JSON-serializable.
+            ValueError: neither or both were given, no such step, or the step is not started.
+        """
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                record = resolved_record(
+                    thread_id, step, read_step(conn, thread_id, step), result, rerun
+                )
+                conn.execute(
+                    "UPDATE agentmw_checkpoints SET status = ?, result = ?, chunks = ?,"
+                    " finished_at = ? WHERE thread_id = ? AND step = ?",
+                    (
+                        record.status,
+                        record.result,
+                        record.chunks,
+                        record.finished_at.isoformat(),
+                        thread_id,
+                        step,
+                    ),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return record
 
     def get_steps(self, thread_id: str) -> list[StepRecord]:
         """The thread's step records in step order."""
@@ -236,6 +317,7 @@ class SqliteSaver:
 
     # SQLite blocks on disk (and on the lock): the async twins run in a worker thread.
     aput_step = offloaded(put_step)
+    aresolve_step = offloaded(resolve_step)
     aget_steps = offloaded(get_steps)
     adelete_steps = offloaded(delete_steps)
     aput_snapshot = offloaded(put_snapshot)

@@ -21,6 +21,9 @@ def test_every_argument_lands_in_its_field() -> None:
     def usage_fn(result: Any) -> None:
         return None
 
+    def key(call: Call) -> str:
+        return "k"
+
     call = new_call(
         "tool",
         "search",
@@ -34,6 +37,9 @@ def test_every_argument_lands_in_its_field() -> None:
         usage_fn=usage_fn,
         provider="openai",
         tool_call_id="call_1",
+        effects="once",
+        checkpoint_key=key,
+        takes_idempotency_key=True,
     )
     expected = Call(
         kind="tool",
@@ -49,7 +55,11 @@ def test_every_argument_lands_in_its_field() -> None:
         usage_fn=usage_fn,
         provider="openai",
         tool_call_id="call_1",
+        effects="once",
+        checkpoint_key=key,
+        takes_idempotency_key=True,
     )
+    assert call.idempotency_key is None  # Checkpoint or the terminal sets it
     for field in dataclasses.fields(Call):
         got, want = getattr(call, field.name), getattr(expected, field.name)
         assert got is want or got == want, field.name
@@ -72,3 +82,4 @@ def test_call_fields_that_layers_share_are_typed_fields() -> None:
     names = {f.name for f in dataclasses.fields(Call)}
     assert {"estimate", "cost_usd", "provider", "stream_offset", "usage_estimated"} <= names
     assert {"tool_call_id", "observers"} <= names
+    assert {"idempotency_key", "effects", "checkpoint_key", "takes_idempotency_key"} <= names

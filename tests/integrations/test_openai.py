@@ -412,3 +412,29 @@ async def test_tool_use_loop(stub: StubServer, mode: str) -> None:
     sent = stub.requests[1][1]["messages"]
     assert sent[-1] == {"role": "tool", "tool_call_id": "call_1", "content": "sunny in Oslo"}
     assert sent[-2]["tool_calls"][0]["function"]["name"] == "get_weather"
+
+
+async def test_sdk_streams_under_checkpoint_run_live_and_keep_their_chunk_types(
+    stub: StubServer, mode: str
+) -> None:
+    # SDK chunks are live objects the SDK's stream wrapper hands on: Checkpoint neither stores
+    # nor replays them, so a resumed thread streams again (and non-streamed turns replay).
+    from agentmw.middleware import Checkpoint
+    from agentmw.stores import InMemorySaver
+
+    saver = InMemorySaver()
+    agent = Agent("w", stack=[Checkpoint(saver)])
+    c = instrument(client(mode, stub.url))
+    texts = []
+    for _ in range(2):
+        stub.add(chat_stream(["Hel", "lo"]))
+        async with agent.session(thread_id="sdk"):
+            stream = await done(
+                c.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+            )
+            chunks = await collect(stream)
+        assert all(isinstance(ch, openai.types.chat.ChatCompletionChunk) for ch in chunks)
+        texts.append("".join(ch.choices[0].delta.content for ch in chunks if ch.choices))
+    assert texts == ["Hello", "Hello"]
+    assert len(stub.requests) == 2  # streamed live both times
+    assert saver.get_steps("sdk") == []  # nothing stored for a live stream

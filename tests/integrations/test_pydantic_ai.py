@@ -766,3 +766,17 @@ def test_retry_outside_guardrails_never_resends_a_stream_pydantic_ai_read() -> N
     assert calls == [1]
     failed = next(e for e in only_session(agent).events if e.name == "turn.failed")
     assert failed.detail == "RuntimeError"
+
+
+def test_checkpoint_runs_streamed_requests_live_and_replays_the_tools() -> None:
+    # A streamed request yields pydantic-ai's live StreamedResponse: Checkpoint never stores
+    # it, so a resumed thread streams the model again while its tool calls replay.
+    saver = InMemorySaver()
+    script, calls, agent = fresh(layers=(Checkpoint(saver),))
+    pa = make_agent(script, AgentMW(agent, thread_id="pa-stream"), calls)
+    first = drive(pa, "run_stream", "go")
+    assert [(r.kind, r.name) for r in saver.get_steps("pa-stream")] == [("tool", "lookup")]
+    again = drive(pa, "run_stream", "go")
+    assert again == first
+    assert calls == ["weather in Paris"]  # the tool replayed
+    assert script.requests == 4  # the model streamed both times

@@ -43,7 +43,8 @@ async def test_a_result_that_contradicts_the_annotation_is_refused_at_save(
     assert "checkpoint step 1 (tool 'lookup'" in message or "(tool 'alookup')" in message
     assert f"returned a {type(returned).__qualname__}" in message
     assert "its return annotation is int" in message
-    assert saver.get_steps("t1") == []  # nothing unresumable was stored
+    # Nothing unresumable was stored: the step is kept as failed (it runs again on resume).
+    assert [(r.status, r.result) for r in saver.get_steps("t1")] == [("failed", None)]
 
 
 async def test_matching_results_replay_as_their_annotation(mode: str) -> None:

@@ -30,7 +30,8 @@ def effect(tag):
 def wait_records(n):
     while True:
         with sqlite3.connect(db) as conn:
-            if conn.execute("SELECT count(*) FROM agentmw_checkpoints").fetchone()[0] >= n:
+            sql = "SELECT count(*) FROM agentmw_checkpoints WHERE status = 'completed'"
+            if conn.execute(sql).fetchone()[0] >= n:
                 return
         time.sleep(0.01)
 
@@ -43,7 +44,7 @@ async def model(prompt: str) -> str:
 
 async def tool(q: str) -> dict[str, str]:
     if hang and q == "c":
-        await asyncio.to_thread(wait_records, 2)
+        await asyncio.to_thread(wait_records, 3)
         open(ready, "w").close()
         await asyncio.sleep(60)
     await asyncio.sleep(0.01)

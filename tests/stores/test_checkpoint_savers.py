@@ -191,3 +191,62 @@ async def test_postgres_async_setup_and_pool(pg_conninfo: str) -> None:
             with psycopg.connect(pg_conninfo, autocommit=True) as conn:
                 for t in ("checkpoints", "sessions", "schema"):
                     conn.execute(f"DROP TABLE IF EXISTS {prefix}_{t}")
+
+
+def started(thread: str, step: int, *, chunks: str | None = None) -> StepRecord:
+    return StepRecord(
+        thread, step, "tool", "pay", f"fp{step}", "started", None, Usage(), Decimal(0), step - 1,
+        idempotency_key=f"key-{step}", chunks=chunks,
+    )  # fmt: skip
+
+
+async def resolve(saver: Any, mode: str, *args: Any, **kwargs: Any) -> Any:
+    if mode == "sync":
+        return saver.resolve_step(*args, **kwargs)
+    return await saver.aresolve_step(*args, **kwargs)
+
+
+async def test_started_records_keep_their_key_and_resolve(saver: Any, mode: str) -> None:
+    await run(saver, mode, "put_step", started("r", 1))
+    await run(saver, mode, "put_step", started("r", 2))
+    await run(saver, mode, "put_step", started("r", 3, chunks="[]"))
+    held = await run(saver, mode, "get_steps", "r")
+    assert [(r.status, r.idempotency_key, r.result) for r in held] == [
+        ("started", "key-1", None),
+        ("started", "key-2", None),
+        ("started", "key-3", None),
+    ]
+    done = await resolve(saver, mode, "r", 1, result={"paid": True})
+    assert (done.status, done.result) == ("completed", '{"paid":true}')
+    again = await resolve(saver, mode, "r", 2, rerun=True)
+    assert again.status == "rerun"
+    streamed = await resolve(saver, mode, "r", 3, result=["a", "b"])
+    assert (streamed.status, streamed.chunks, streamed.result) == ("completed", '["a","b"]', None)
+    held = await run(saver, mode, "get_steps", "r")
+    assert [(r.step, r.status, r.result, r.chunks, r.idempotency_key) for r in held] == [
+        (1, "completed", '{"paid":true}', None, "key-1"),
+        (2, "rerun", None, None, "key-2"),
+        (3, "completed", None, '["a","b"]', "key-3"),
+    ]
+
+
+async def test_resolve_step_refuses_what_it_cannot_resolve(saver: Any, mode: str) -> None:
+    await run(saver, mode, "put_step", rec("r", 1))
+    await run(saver, mode, "put_step", started("r", 2))
+    await run(saver, mode, "put_step", started("r", 3, chunks="[]"))
+    with pytest.raises(ValueError, match=r"exactly one of result=\.\.\. or rerun=True"):
+        await resolve(saver, mode, "r", 2)
+    with pytest.raises(ValueError, match=r"exactly one of result=\.\.\. or rerun=True"):
+        await resolve(saver, mode, "r", 2, result=1, rerun=True)
+    with pytest.raises(TypeError, match="rerun must be a bool, got str"):
+        await resolve(saver, mode, "r", 2, rerun="yes")
+    with pytest.raises(ValueError, match="thread 'r' has no step 9"):
+        await resolve(saver, mode, "r", 9, rerun=True)
+    with pytest.raises(ValueError, match="step 1 of thread 'r' is completed, not in flight"):
+        await resolve(saver, mode, "r", 1, rerun=True)
+    with pytest.raises(TypeError, match="result must be JSON-serializable, got object"):
+        await resolve(saver, mode, "r", 2, result=object())
+    with pytest.raises(TypeError, match="is a streamed step: result must be the list"):
+        await resolve(saver, mode, "r", 3, result="text")
+    held = await run(saver, mode, "get_steps", "r")
+    assert [r.status for r in held] == ["completed", "started", "started"]  # nothing changed

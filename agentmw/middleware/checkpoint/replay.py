@@ -5,6 +5,7 @@ Pure and synchronous: one lock-protected object per session decides replay or li
 
 from __future__ import annotations
 
+import collections.abc as abc
 import contextlib
 import hashlib
 import inspect
@@ -73,6 +74,45 @@ def adapter_for(fn: Any) -> TypeAdapter[Any]:
     return cached
 
 
+_STREAMS: frozenset[Any] = frozenset(
+    {abc.Iterator, abc.Iterable, abc.Generator, abc.AsyncIterator, abc.AsyncIterable}
+    | {abc.AsyncGenerator}
+)
+
+
+def chunks_adapter(fn: Any) -> TypeAdapter[Any]:
+    """The adapter of a streamed step's chunks: a list of the annotation's item type
+    (`Iterator[X]`, `AsyncIterator[X]`, `Generator[X, ...]`...), else a list of JSON values."""
+    annotation = return_annotation(fn)
+    args = typing.get_args(annotation)
+    item = args[0] if typing.get_origin(annotation) in _STREAMS and args else Any
+    key = ("chunks", item)
+    try:
+        cached = _adapters.get(key)
+    except TypeError:
+        cached = None
+    if cached is None:
+        try:
+            cached = TypeAdapter(list[item])  # type: ignore[valid-type]
+        except Exception:
+            cached = TypeAdapter(list[Any])
+        with contextlib.suppress(TypeError):
+            _adapters[key] = cached
+    return cached
+
+
+def load_chunks(adapter: TypeAdapter[Any], record: StepRecord) -> list[Any]:
+    if record.chunks is None:
+        raise CheckpointCorruptError(record.thread_id, record.step, "a streamed step has no chunks")
+    try:
+        chunks: list[Any] = adapter.validate_json(record.chunks)
+    except ValidationError as exc:
+        raise CheckpointCorruptError(
+            record.thread_id, record.step, "chunks do not validate"
+        ) from exc
+    return chunks
+
+
 class _ResultMismatch(Exception):  # caught by the Checkpoint layer, never raised out
     """A result that does not match its function's return annotation (it could not be read
     back as that type on resume)."""
@@ -97,7 +137,8 @@ def dump_result(adapter: TypeAdapter[Any], value: Any) -> str:
 
 
 def load_result(adapter: TypeAdapter[Any], record: StepRecord) -> Any:
-    assert record.result is not None
+    if record.result is None:
+        raise CheckpointCorruptError(record.thread_id, record.step, "the step has no result")
     try:
         return adapter.validate_json(record.result)
     except ValidationError as exc:
@@ -108,21 +149,33 @@ def load_result(adapter: TypeAdapter[Any], record: StepRecord) -> Any:
 
 @dataclass(slots=True)
 class Decision:
-    """What to do with one call: replay `record`, or run live and save as `step`."""
+    """What to do with one call: replay `record`, or run live and save as `step`.
+
+    `resumed` is the consumed record of a step that runs again (failed, in flight at a crash,
+    allowed to rerun, or stored without its result): the call keeps its step number and its
+    idempotency key.
+    """
 
     step: int
     finished_before: int
     record: StepRecord | None = None
     diverged: StepRecord | None = None
+    resumed: StepRecord | None = None
 
 
 class ReplayState:
     """The records of one thread and which of them this session has consumed.
 
-    Matching rule: a call takes the first unconsumed record with the same kind, name and argument
-    fingerprint, in recorded step order. A call that matches none runs live, unless a record
-    proves the original run had already moved past this point: some record started after more
-    steps had finished than have finished now (`finished_before` > finished). That call diverged.
+    Matching rule: a call matches a record with the same kind, name and matching key (the
+    argument fingerprint, or the call's `checkpoint_key`).
+
+    - Sequential (no other call of the session in flight): the call must match one of the next
+      unconsumed records, those that started together in the original run (the same
+      `finished_before` as the first unconsumed one). Anything else diverged.
+    - Concurrent (another call in flight): order does not matter; the call takes the first
+      unconsumed match in step order. A call that matches none runs live, unless a record
+      proves the original run had already moved past this point: some record started after
+      more steps had finished than have finished now. That call diverged.
     """
 
     def __init__(self, records: list[StepRecord]) -> None:
@@ -130,6 +183,7 @@ class ReplayState:
         self._pending = list(records)
         self._next = max((r.step for r in records), default=0) + 1
         self._finished = 0
+        self._in_flight = 0
 
     @property
     def pending(self) -> list[StepRecord]:
@@ -139,18 +193,36 @@ class ReplayState:
     def decide(self, kind: str, name: str, fp: str) -> Decision:
         with self._lock:
             finished = self._finished
-            for i, rec in enumerate(self._pending):
+            pending = self._pending
+            if pending and self._in_flight == 0:
+                head = pending[0].finished_before
+                index = None
+                for i, rec in enumerate(pending):
+                    if rec.finished_before != head:
+                        break
+                    if rec.kind == kind and rec.name == name and rec.fingerprint == fp:
+                        index = i
+                        break
+                if index is None:
+                    return Decision(0, finished, diverged=pending[0])
+                return self._take(index, finished)
+            for i, rec in enumerate(pending):
                 if rec.kind == kind and rec.name == name and rec.fingerprint == fp:
-                    del self._pending[i]
-                    if rec.status == "completed" and rec.result is not None:
-                        return Decision(rec.step, finished, rec)
-                    return Decision(rec.step, finished)  # failed or unstored: run it again
-            for rec in self._pending:
+                    return self._take(i, finished)
+            for rec in pending:
                 if rec.finished_before > finished:
-                    return Decision(0, finished, diverged=self._pending[0])
+                    return Decision(0, finished, diverged=pending[0])
             step = self._next
             self._next += 1
+            self._in_flight += 1
             return Decision(step, finished)
+
+    def _take(self, index: int, finished: int) -> Decision:
+        rec = self._pending.pop(index)
+        self._in_flight += 1
+        if rec.status == "completed" and (rec.result is not None or rec.chunks is not None):
+            return Decision(rec.step, finished, rec)
+        return Decision(rec.step, finished, resumed=rec)  # it runs again
 
     def drop_pending(self) -> list[int]:
         """Forget every unconsumed record (on_divergence="rerun"); returns their steps."""
@@ -160,5 +232,12 @@ class ReplayState:
             return dropped
 
     def finished(self) -> None:
+        """A decided call returned, failed or was replayed."""
         with self._lock:
             self._finished += 1
+            self._in_flight -= 1
+
+    def released(self) -> None:
+        """A decided call will not run (its step was refused): no longer in flight."""
+        with self._lock:
+            self._in_flight -= 1
