@@ -50,8 +50,23 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type[AgentMWError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    """Unpickle an agentmw error without calling its `__init__` (see `AgentMWError`)."""
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
+
 class AgentMWError(Exception):
-    """Base class of every error agentmw raises."""
+    """Base class of every error agentmw raises.
+
+    Errors pickle with their fields (their `__init__` takes fields, not the message), so an
+    engine that records a failed step, such as DBOS, can raise it again on recovery.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class ControlFlowError(AgentMWError):
