@@ -173,7 +173,10 @@ class ReplayState:
 
     - Sequential (no other call of the session in flight): the call must match one of the next
       unconsumed records, those that started together in the original run (the same
-      `finished_before` as the first unconsumed one). Anything else diverged.
+      `finished_before` as the first unconsumed one) or, when the next records are tool calls,
+      any of that run of tool calls up to the next turn: frameworks run the tool calls of one
+      model response in parallel, and which of them started first is timing, not meaning.
+      Anything else diverged.
     - Concurrent (another call in flight): order does not matter; the call takes the first
       unconsumed match in step order. A call that matches none runs live, unless a record
       proves the original run had already moved past this point: some record started after
@@ -200,9 +203,11 @@ class ReplayState:
             pending = self._pending
             if pending and self._in_flight == 0:
                 head = pending[0].finished_before
+                tools = True  # so far, the group is a run of tool calls
                 index = None
                 for i, rec in enumerate(pending):
-                    if rec.finished_before != head:
+                    tools = tools and rec.kind == "tool"
+                    if rec.finished_before != head and not tools:
                         break
                     if rec.kind == kind and rec.name == name and rec.fingerprint == fp:
                         index = i
