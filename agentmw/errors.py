@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AgentMWError",
+    "ApprovalPendingError",
+    "ApprovalRejectedError",
     "ApprovalRequiredError",
     "BudgetExceededError",
     "CheckpointCorruptError",
@@ -48,8 +50,23 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type[AgentMWError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    """Unpickle an agentmw error without calling its `__init__` (see `AgentMWError`)."""
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
+
 class AgentMWError(Exception):
-    """Base class of every error agentmw raises."""
+    """Base class of every error agentmw raises.
+
+    Errors pickle with their fields (their `__init__` takes fields, not the message), so an
+    engine that records a failed step, such as DBOS, can raise it again on recovery.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class ControlFlowError(AgentMWError):
@@ -306,6 +323,68 @@ class ApprovalRequiredError(ControlFlowError):
         self.refused = refused
         verb = "was refused" if refused else "requires approval (run the call async to wait)"
         super().__init__(f"policy rule {rule!r} {verb}")
+
+
+class ApprovalPendingError(ControlFlowError):
+    """A call in a checkpointed session needs a human's approval and nothing in this process
+    waits for one: the approval is recorded as pending and the run stops here.
+
+    Decide with `saver.resolve_approval(thread_id, step, "approve" | "reject" | "edit")` or
+    `agentmw approvals approve|reject|edit THREAD STEP --db DB`, then open a session with the
+    same `thread_id` again: it continues from this call without re-running earlier steps.
+
+    Attributes:
+        thread_id: the durable thread.
+        step: the call's step number inside the thread.
+        kind: "turn" or "tool".
+        name: the tool's (or turn's) name.
+        rule: the policy rule requiring approval.
+        prompt: the question put to the human (never part of the message).
+    """
+
+    def __init__(
+        self, thread_id: str, step: int, kind: str, name: str, rule: str, prompt: str
+    ) -> None:
+        self.thread_id = thread_id
+        self.step = step
+        self.kind = kind
+        self.name = name
+        self.rule = rule
+        self.prompt = prompt
+        super().__init__(
+            f"{kind} {name!r} (thread {thread_id!r}, step {step}) waits for approval under "
+            f"policy rule {rule!r}: decide with saver.resolve_approval({thread_id!r}, {step}, "
+            f'"approve" | "reject" | "edit") (CLI: agentmw approvals approve|reject|edit '
+            f"{thread_id} {step} --db DB), then resume the thread"
+        )
+
+
+class ApprovalRejectedError(ControlFlowError):
+    """A human rejected the call a durable approval asked about (`resolve_approval(...,
+    "reject")`); the resumed run meets this instead of the call.
+
+    Attributes:
+        thread_id: the durable thread.
+        step: the call's step number inside the thread.
+        kind: "turn" or "tool".
+        name: the tool's (or turn's) name.
+        rule: the policy rule that required approval.
+        note: the reviewer's note, if any (never part of the message).
+    """
+
+    def __init__(
+        self, thread_id: str, step: int, kind: str, name: str, rule: str, note: str | None = None
+    ) -> None:
+        self.thread_id = thread_id
+        self.step = step
+        self.kind = kind
+        self.name = name
+        self.rule = rule
+        self.note = note
+        super().__init__(
+            f"{kind} {name!r} (thread {thread_id!r}, step {step}) was rejected by its reviewer "
+            f"(policy rule {rule!r})"
+        )
 
 
 class HandoffRequested(ControlFlowError):

@@ -45,8 +45,8 @@ def _overhead() -> list[list[Any]]:
     s3.__enter__()
     abase = aper_call_us(lambda: s2.arun_turn(_afn, model="m"))
     afull = aper_call_us(lambda: s3.arun_turn(_afn, model="m"))
+    s3.__exit__(None, None, None)  # last in, first out: the current session is s2's again
     s2.__exit__(None, None, None)
-    s3.__exit__(None, None, None)
     rows.append(["async", f"{abase:.1f}", f"{afull:.1f}", f"{afull - abase:.1f}"])
     return rows
 

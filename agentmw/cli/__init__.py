@@ -1,9 +1,10 @@
 """The `agentmw` command: read the SQLite sink and checkpoint files, check price files.
 
 Every database is opened read-only, except by `agentmw steps resolve`, which writes one step
-record. Exit codes: 0 success, 1 the answer is "no" (an invalid price file, an unknown thread or
-step, a step not in flight), 2 the command could not run (bad arguments, missing or foreign
-file).
+record, and `agentmw approvals approve | reject | edit`, which write one approval's decision.
+Exit codes: 0 success, 1 the answer is "no" (an invalid price file, an unknown thread or step, a
+step not in flight, an approval that is missing or decided already), 2 the command could not
+run (bad arguments, missing or foreign file).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from decimal import Decimal
 from typing import Any, TextIO
 
 from agentmw._version import version
+from agentmw.cli.approvals import approvals_parser
 from agentmw.cli.db import CliError, cell, format_table, open_db
 from agentmw.errors import AgentMWError
 from agentmw.pricing import check_pricing_file, format_cost
@@ -234,6 +236,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("db", metavar="DB")
     p.add_argument("thread", metavar="THREAD", nargs="?")
     p.set_defaults(run=_steps)
+    sub.add_parser(
+        "approvals",
+        help="durable approvals: `approvals list | approve | reject | edit ... --db DB`",
+    )  # parsed by `approvals_parser` (see `main`)
     p = sub.add_parser("pricing", help="price file tools")
     psub = p.add_subparsers(dest="pricing_command", required=True, metavar="ACTION")
     c = psub.add_parser("check", help="validate a JSON or TOML price file, listing every error")
@@ -269,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if argv[:2] == ["steps", "resolve"]:  # a nested command beside `steps DB [THREAD]`
             args = _resolve_parser().parse_args(argv[2:])
+        elif argv[:1] == ["approvals"]:
+            args = approvals_parser().parse_args(argv[1:])
         else:
             args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse exits on --help and on bad arguments

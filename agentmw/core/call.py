@@ -72,6 +72,10 @@ class Call:
             matches a resumed call on instead of the argument fingerprint.
         takes_idempotency_key: the function declares an `idempotency_key` parameter (the
             terminal passes `idempotency_key` as that keyword).
+        approval: how a `require_approval` policy action is answered, set by Checkpoint:
+            None (no durable approvals: async calls wait for `provide_input`), "durable"
+            (nothing waits in-process: Policy raises `ApprovalRequiredError` and Checkpoint
+            records a pending approval) or "approved" (a recorded decision approved the call).
     """
 
     kind: CallKind
@@ -99,6 +103,7 @@ class Call:
     effects: Effects = "idempotent"
     checkpoint_key: Callable[[Call], str] | None = None
     takes_idempotency_key: bool = False
+    approval: str | None = None
 
     def set_model(self, model: str) -> None:
         """Switch the model: updates `model` and, when the function takes one, the `model` kwarg."""

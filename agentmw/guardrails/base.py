@@ -108,6 +108,14 @@ class TextGuardrail:
     # tool's arguments are the model's instructions to the world: rewriting them changes what
     # the tool does).
     stages: frozenset[str] | None = frozenset(STAGES)
+    # Optional stream fast path: a regular expression such that text with no match of it is
+    # always allowed unchanged, every match being at most `stream_overlap + 1` characters long.
+    # `Guardrails` then checks a streamed window only while such a match lies inside it.
+    stream_trigger: str | None = None
+    stream_overlap: int = 0
+    # Optional, with `stream_trigger`: characters every trigger match ends with (in ASCII text),
+    # so a chunk of ASCII text with none of them needs no scan at all.
+    stream_ends: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -57,6 +57,18 @@ _KINDS: dict[str, tuple[str, Callable[[str], bool] | None]] = {
 }
 KINDS = tuple(_KINDS)
 
+# What every match of a kind contains (a necessary substring, at most 3 characters): text
+# without it cannot hold that kind, so its pattern need not run. Streams use the union to skip
+# the check of a window with nothing that could become personal data.
+_TRIGGERS: dict[str, str] = {
+    "iban": r"\d\d",
+    "email": r"@",
+    "credit_card": r"\d[ -]?\d",
+    "ssn": r"\d-\d",
+    "phone": r"\d\d",
+    "ipv4": r"\d\.\d",
+}
+
 
 def _mask(text: str) -> str:
     # Long values keep their last four characters (enough to recognise a card); short ones
@@ -71,6 +83,9 @@ def _mask(text: str) -> str:
             if seen > keep:
                 chars[index] = "*"
     return "".join(chars)
+
+
+_FOUND_BY = ("check_text", "check_output", "redact", "find", "_substitute", "checks")
 
 
 class PIIRedactor(TextGuardrail):
@@ -102,12 +117,33 @@ class PIIRedactor(TextGuardrail):
         self.kinds = tuple(k for k in KINDS if k in chosen)
         self.strategy = check_choice("strategy", strategy, STRATEGIES)
         self.stages = _check_stages(stages)
-        self._rx = [(k, re.compile(_KINDS[k][0]), _KINDS[k][1]) for k in self.kinds]
+        self._rx = [
+            (k, re.compile(_KINDS[k][0]), _KINDS[k][1], re.compile(_TRIGGERS[k]).search)
+            for k in self.kinds
+        ]
+        # The stream fast path of `Guardrails` (see `TextGuardrail.stream_trigger`), unless a
+        # subclass changes what is found (then its own trigger, if any, applies).
+        cls = type(self)
+        if all(getattr(cls, m) is getattr(PIIRedactor, m) for m in _FOUND_BY):
+            # One branch per character class (a superset of the kinds' triggers, so still never
+            # missing one): `@`, and two digits at most one separator apart.
+            either = ["@"] if "email" in self.kinds else []
+            if any(k != "email" for k in self.kinds):
+                either.append(r"\d[ .\-]?\d")
+            self.stream_trigger = "|".join(either)
+            self.stream_overlap = 2
+            # Each branch ends with "@" or an ASCII digit (`\d` also matches other digits:
+            # non-ASCII text is always scanned).
+            self.stream_ends = ("@" if "email" in self.kinds else "") + (
+                "0123456789" if any(k != "email" for k in self.kinds) else ""
+            )
 
     def find(self, text: str) -> list[tuple[str, str]]:
         """Every `(kind, matched text)` in `text`, kind by kind."""
         found = []
-        for kind, rx, valid in self._rx:
+        for kind, rx, valid, possible in self._rx:
+            if possible(text) is None:
+                continue
             found += [
                 (kind, m.group()) for m in rx.finditer(text) if valid is None or valid(m.group())
             ]
@@ -122,7 +158,9 @@ class PIIRedactor(TextGuardrail):
 
     def redact(self, text: str) -> str:
         """`text` with every finding replaced according to the strategy (never "block")."""
-        for kind, rx, valid in self._rx:
+        for kind, rx, valid, possible in self._rx:
+            if possible(text) is None:
+                continue
 
             def sub(match: re.Match[str], kind: str = kind, valid: Any = valid) -> str:
                 value = match.group()

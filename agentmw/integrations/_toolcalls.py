@@ -17,6 +17,7 @@ from agentmw.core.call import Call, CallKind, new_call
 from agentmw.core.context import CURRENT_SESSION
 from agentmw.core.stack import Stack, get_default_stack
 from agentmw.errors import (
+    ApprovalRejectedError,
     ApprovalRequiredError,
     GuardrailViolation,
     LimitExceededError,
@@ -25,18 +26,27 @@ from agentmw.errors import (
 )
 from agentmw.usage import Usage
 
-__all__: list[str] = []  # internal: agentmw.integrations.openai_agents and .mcp build on it
+__all__: list[str] = []  # internal: the framework adapters build on it
 
 # The refusals of a tool call that the model can read (on_refusal="message"). Everything else
-# (budget, circuit open, rate limit, replay divergence...) ends the run with the agentmw error.
+# (budget, circuit open, rate limit, replay divergence, a durable approval still pending:
+# `ApprovalPendingError`...) ends the run with the agentmw error.
 REFUSALS: tuple[type[Exception], ...] = (
     PermissionDeniedError,
     GuardrailViolation,
     LimitExceededError,
     PolicyViolationError,
     ApprovalRequiredError,
+    ApprovalRejectedError,
 )
 ON_REFUSAL = ("message", "raise")
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """A refusal the model reads; a policy rule that aborts means the run, not this call."""
+    if isinstance(exc, PolicyViolationError):
+        return exc.action != "abort"
+    return isinstance(exc, REFUSALS)
 
 
 def refusal_text(exc: Exception) -> str:
@@ -57,6 +67,10 @@ def refusal_text(exc: Exception) -> str:
         why = f"policy rule {exc.rule!r} ({exc.action}): {exc.reason}"
     elif isinstance(exc, ApprovalRequiredError):
         why = f"policy rule {exc.rule!r} requires approval"
+    elif isinstance(exc, ApprovalRejectedError):
+        # The reviewer's note is written for whoever proposed the call: the model reads it.
+        note = f"; reviewer's note: {exc.note}" if exc.note else ""
+        why = f"rejected by its reviewer (policy rule {exc.rule!r}){note}"
     else:
         why = "refused"
     return f"agentmw refused this tool call: {kind}: {why}"

@@ -25,7 +25,14 @@ except ImportError as exc:  # pragma: no cover - the packaging test blocks the i
 from agentmw._validate import check_choice
 from agentmw.core.stack import Stack
 from agentmw.errors import ToolResultError
-from agentmw.integrations._toolcalls import ON_REFUSAL, REFUSALS, arun, refusal_text, start
+from agentmw.integrations._toolcalls import (
+    ON_REFUSAL,
+    REFUSALS,
+    arun,
+    is_refusal,
+    refusal_text,
+    start,
+)
 from agentmw.integrations._wrap import check_stack
 
 __all__ = ["instrument"]
@@ -93,7 +100,7 @@ def instrument(client_session: C, *, stack: Stack | None = None, on_refusal: str
         except ToolResultError as exc:
             return exc.result
         except REFUSALS as exc:
-            if raising:
+            if raising or not is_refusal(exc):
                 raise
             return _refused(exc)
 

@@ -45,6 +45,7 @@ from agentmw.integrations._toolcalls import (
     REFUSALS,
     arun,
     astream,
+    is_refusal,
     refusal_text,
     start,
 )
@@ -417,7 +418,7 @@ def wrap_tool(
         try:
             return await arun(call, chain)
         except REFUSALS as exc:
-            if raising:
+            if raising or not is_refusal(exc):
                 raise
             return refusal_text(exc)
 

@@ -59,12 +59,7 @@ from agentmw.core.agent import Agent
 from agentmw.core.context import CURRENT_SESSION
 from agentmw.core.decorators import build_wrapper
 from agentmw.core.session.lifecycle import AgentState
-from agentmw.errors import (
-    GuardrailViolation,
-    LimitExceededError,
-    PermissionDeniedError,
-    PolicyViolationError,
-)
+from agentmw.integrations._toolcalls import is_refusal, refusal_text
 from agentmw.usage import Usage
 
 __all__ = ["AgentMW", "AgentMWModel", "usage_from_pydantic_ai"]
@@ -408,17 +403,6 @@ class AgentMWModel(WrapperModel):
                 task.exception()  # retrieved: the error already propagated from here
 
 
-# Refusals the model can read and work around; anything else (budget, open circuit, rate
-# limit, approval, replay) ends the run with the agentmw error.
-_REFUSALS = (PermissionDeniedError, GuardrailViolation, LimitExceededError, PolicyViolationError)
-
-
-def _is_refusal(exc: BaseException) -> bool:
-    if isinstance(exc, PolicyViolationError):
-        return exc.action == "deny"
-    return isinstance(exc, _REFUSALS)
-
-
 class AgentMW(AbstractCapability[Any]):
     """A pydantic-ai capability that runs an agent run through an agentmw stack.
 
@@ -491,6 +475,6 @@ class AgentMW(AbstractCapability[Any]):
                 call.tool_name, tool, args, tool_call_id=call.tool_call_id or None
             )
         except Exception as exc:
-            if self.on_refusal == "raise" or not _is_refusal(exc):
+            if self.on_refusal == "raise" or not is_refusal(exc):
                 raise
-            raise ToolFailed(f"agentmw refused the call: {exc}") from exc
+            raise ToolFailed(refusal_text(exc)) from exc

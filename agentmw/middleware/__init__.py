@@ -2,6 +2,8 @@
 
 from agentmw.core.middleware import Middleware
 from agentmw.errors import (
+    ApprovalPendingError,
+    ApprovalRejectedError,
     InFlightStepError,
     LimitExceededError,
     MaxIterationsExceededError,
@@ -23,6 +25,8 @@ from agentmw.middleware.timeout import Timeout
 from agentmw.stores.circuit import BreakerState
 
 __all__ = [
+    "ApprovalPendingError",
+    "ApprovalRejectedError",
     "BreakerState",
     "Budget",
     "Checkpoint",

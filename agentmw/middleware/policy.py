@@ -114,7 +114,9 @@ class Policy(Middleware):
     Actions: `deny` raises `PolicyViolationError`; `abort` fails the session and raises it too;
     `warn` emits `policy.warning`; `emit` emits the named event; `switch_model` changes the
     call's model; `require_approval` waits for `session.provide_input(True/False)` on async calls
-    and raises `ApprovalRequiredError` on sync ones; `handoff` raises `HandoffRequested`.
+    and raises `ApprovalRequiredError` on sync ones, and under a `Checkpoint` with durable
+    approvals records a pending approval and ends the run with `ApprovalPendingError` (see
+    docs/durable-execution.md); `handoff` raises `HandoffRequested`.
 
     Args:
         engine: the rules.
@@ -200,17 +202,25 @@ class Policy(Middleware):
     def before(self, call: Call) -> None:
         for action in self.engine.evaluate(self.facts(call)):
             prompt = self._apply(call, action)
-            if prompt is not None:
+            if prompt is not None and not self._recorded(call, action):
                 raise self._approval_required(call, action, prompt)
 
     async def abefore(self, call: Call) -> None:
         for action in await self.engine.aevaluate(self.facts(call)):
             prompt = self._apply(call, action)
-            if prompt is not None:
+            if prompt is not None and not self._recorded(call, action):
                 required = self._approval_required(call, action, prompt)
-                if call.session is None:
-                    raise required
+                if call.session is None or call.approval == "durable":
+                    raise required  # durable: Checkpoint records it and ends the run
                 self._approved(call, action, prompt, await call.session.wait_for_input(prompt))
+
+    @staticmethod
+    def _recorded(call: Call, action: Action) -> bool:
+        """A durable approval a human decided (Checkpoint replays the decision) covers it."""
+        if call.approval != "approved":
+            return False
+        call.emit("policy.approved", rule=action.rule, durable=True)
+        return True
 
     def _approval_required(self, call: Call, action: Action, prompt: str) -> ApprovalRequiredError:
         """Announce that a human must approve; the error to raise when nobody can be asked."""

@@ -1,6 +1,7 @@
 """State stores: in-memory defaults, SQLite (embedded), Redis and PostgreSQL (fleet)."""
 
 from agentmw.errors import CheckpointCorruptError, CheckpointSchemaError, SinkSchemaError
+from agentmw.stores._approvals import ApprovalRecord, ApprovalSaver
 from agentmw.stores._checkpoint_records import CheckpointSaver, SessionSnapshot, StepRecord
 from agentmw.stores._jsonl_sink import JsonlEventSink
 from agentmw.stores._memory_saver import InMemorySaver
@@ -22,6 +23,8 @@ from agentmw.stores.redis import (
 )
 
 __all__ = [
+    "ApprovalRecord",
+    "ApprovalSaver",
     "BatchedSink",
     "BreakerConfig",
     "BreakerState",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from agentmw.stores._approvals import ApprovalRecord, check_decision, decided_record
 from agentmw.stores._checkpoint_records import UNSET, SessionSnapshot, StepRecord, resolved_record
 from agentmw.stores._twins import inline
 
@@ -22,6 +23,7 @@ class InMemorySaver:
         self._lock = threading.Lock()
         self._steps: dict[str, dict[int, StepRecord]] = {}
         self._snapshots: dict[str, SessionSnapshot] = {}
+        self._approvals: dict[str, dict[int, ApprovalRecord]] = {}
 
     def put_step(self, record: StepRecord) -> None:
         """Write (or replace) one step record."""
@@ -52,8 +54,10 @@ class InMemorySaver:
         """Drop the given steps of a thread (missing ones are ignored)."""
         with self._lock:
             held = self._steps.get(thread_id, {})
+            approvals = self._approvals.get(thread_id, {})
             for n in steps:
                 held.pop(n, None)
+                approvals.pop(n, None)
 
     def put_snapshot(self, snapshot: SessionSnapshot) -> None:
         """Write (or replace) the thread's session snapshot."""
@@ -76,6 +80,50 @@ class InMemorySaver:
         with self._lock:
             self._steps.pop(thread_id, None)
             self._snapshots.pop(thread_id, None)
+            self._approvals.pop(thread_id, None)
+
+    def put_approval(self, record: ApprovalRecord) -> None:
+        """Write (or replace) the approval of one step."""
+        with self._lock:
+            self._approvals.setdefault(record.thread_id, {})[record.step] = record
+
+    def get_approvals(self, thread_id: str) -> list[ApprovalRecord]:
+        """The thread's approvals (every status) in step order."""
+        with self._lock:
+            held = self._approvals.get(thread_id, {})
+            return [held[n] for n in sorted(held)]
+
+    def list_approvals(self, *, pending_only: bool = True) -> list[ApprovalRecord]:
+        """Every thread's approvals (only the pending ones by default), by thread and step."""
+        with self._lock:
+            return [
+                held[n]
+                for thread in sorted(self._approvals)
+                for held in (self._approvals[thread],)
+                for n in sorted(held)
+                if not pending_only or held[n].status == "pending"
+            ]
+
+    def resolve_approval(
+        self,
+        thread_id: str,
+        step: int,
+        decision: str,
+        *,
+        arguments: Mapping[str, Any] | None = None,
+        note: str | None = None,
+    ) -> ApprovalRecord:
+        """Decide a pending approval: "approve", "reject" or "edit" (with `arguments`).
+
+        Raises:
+            TypeError, ValueError: see `SqliteSaver.resolve_approval`.
+        """
+        edited = check_decision(decision, arguments, note)
+        with self._lock:
+            held = self._approvals.get(thread_id, {})
+            record = decided_record(thread_id, step, held.get(step), decision, edited, note)
+            held[step] = record
+            return record
 
     # Nothing here blocks, so the async twins run inline.
     aput_step = inline(put_step)
@@ -86,6 +134,10 @@ class InMemorySaver:
     aget_snapshot = inline(get_snapshot)
     alist_threads = inline(list_threads)
     adelete_thread = inline(delete_thread)
+    aput_approval = inline(put_approval)
+    aget_approvals = inline(get_approvals)
+    alist_approvals = inline(list_approvals)
+    aresolve_approval = inline(resolve_approval)
 
     def close(self) -> None:
         """Nothing to release (present so every saver can be closed the same way)."""

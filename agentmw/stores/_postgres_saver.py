@@ -1,9 +1,10 @@
 """`PostgresSaver`: checkpoints in PostgreSQL (psycopg 3), shared by a fleet of replicas.
 
 Tables (stable, named from `table_prefix`, default "agentmw"): `{prefix}_schema(component,
-version)`, `{prefix}_checkpoints` (primary key (thread_id, step)) and `{prefix}_sessions`.
-Schema version 2 (the `idempotency_key` and `chunks` columns); `setup()` upgrades version-1
-tables in place.
+version)`, `{prefix}_checkpoints` (primary key (thread_id, step)), `{prefix}_sessions` and
+`{prefix}_approvals` (primary key (thread_id, step)). Schema version 3 (version 2 added the
+`idempotency_key` and `chunks` columns, version 3 the approvals table); `setup()` upgrades
+version-1 and version-2 tables in place.
 """
 
 from __future__ import annotations
@@ -11,10 +12,18 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from agentmw.errors import CheckpointSchemaError
+from agentmw.stores._approvals import (
+    APPROVAL_COLUMNS,
+    ApprovalRecord,
+    approval_from_row,
+    approval_row,
+    check_decision,
+    decided_record,
+)
 from agentmw.stores._checkpoint_records import (
     UNSET,
     SessionSnapshot,
@@ -48,6 +57,11 @@ _DDL = (
     " thread_id TEXT PRIMARY KEY, session_id TEXT NOT NULL, state TEXT NOT NULL,"
     " iterations INTEGER NOT NULL, tool_calls INTEGER NOT NULL, usage JSONB NOT NULL,"
     " cost_usd NUMERIC NOT NULL, models JSONB NOT NULL, updated_at TIMESTAMPTZ NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {p}_approvals ("
+    " thread_id TEXT NOT NULL, step INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,"
+    " rule TEXT NOT NULL, prompt TEXT NOT NULL, arguments JSONB NOT NULL, status TEXT NOT NULL,"
+    " edited_arguments JSONB, note TEXT, requested_at TIMESTAMPTZ NOT NULL,"
+    " decided_at TIMESTAMPTZ, PRIMARY KEY (thread_id, step))",
 )
 
 
@@ -126,6 +140,7 @@ class PostgresSaver:
         )
         self._sql_snap_put = _upsert(f"{p}_sessions", "thread_id", _SNAPSHOT_COLUMNS)
         self._sql_snap_get = f"SELECT {_SNAPSHOT_COLUMNS} FROM {p}_sessions WHERE thread_id = %s"
+        self._sql_approval_put = _upsert(f"{p}_approvals", "thread_id, step", APPROVAL_COLUMNS)
 
     # -- running a plan in one transaction -----------------------------------------------------
     def _run(self, plan: Plan[T]) -> T:
@@ -157,17 +172,18 @@ class PostgresSaver:
             yield Statement(ddl.format(p=p))
         select = f"SELECT version FROM {p}_schema WHERE component = %s"
         rows = yield Statement(select, (COMPONENT,), fetch=True)
-        if rows and rows[0][0] not in (1, SCHEMA_VERSION):
+        if rows and rows[0][0] not in (1, 2, SCHEMA_VERSION):
             raise CheckpointSchemaError(
                 f"{p}_checkpoints",
                 f"schema version {rows[0][0]}, this agentmw reads version {SCHEMA_VERSION}"
-                " (and upgrades version 1 in place)",
+                " (and upgrades versions 1 and 2 in place)",
             )
         if rows and rows[0][0] == 1:  # in this transaction, under the advisory lock
             for column in ("idempotency_key", "chunks"):
                 yield Statement(
                     f"ALTER TABLE {p}_checkpoints ADD COLUMN IF NOT EXISTS {column} TEXT"
                 )
+        if rows and rows[0][0] in (1, 2):  # the approvals table was created above
             yield Statement(
                 f"UPDATE {p}_schema SET version = %s WHERE component = %s",
                 (SCHEMA_VERSION, COMPONENT),
@@ -202,10 +218,11 @@ class PostgresSaver:
         return [step_from_row(thread_id, r[0], r[1:]) for r in rows]
 
     def _delete_steps(self, thread_id: str, steps: Sequence[int]) -> Plan[None]:
-        yield Statement(
-            f"DELETE FROM {self.prefix}_checkpoints WHERE thread_id = %s AND step = ANY(%s)",
-            (thread_id, list(steps)),
-        )
+        for table in ("checkpoints", "approvals"):
+            yield Statement(
+                f"DELETE FROM {self.prefix}_{table} WHERE thread_id = %s AND step = ANY(%s)",
+                (thread_id, list(steps)),
+            )
 
     def _put_snapshot(self, snapshot: SessionSnapshot) -> Plan[None]:
         yield Statement(self._sql_snap_put, _snapshot_params(snapshot))
@@ -223,6 +240,43 @@ class PostgresSaver:
     def _delete_thread(self, thread_id: str) -> Plan[None]:
         yield Statement(f"DELETE FROM {self.prefix}_checkpoints WHERE thread_id = %s", (thread_id,))
         yield Statement(f"DELETE FROM {self.prefix}_sessions WHERE thread_id = %s", (thread_id,))
+        yield Statement(f"DELETE FROM {self.prefix}_approvals WHERE thread_id = %s", (thread_id,))
+
+    def _put_approval(self, record: ApprovalRecord) -> Plan[None]:
+        row = approval_row(record)
+        yield Statement(self._sql_approval_put, row)
+
+    def _get_approvals(self, thread_id: str) -> Plan[list[ApprovalRecord]]:
+        rows = yield Statement(
+            f"SELECT step, {APPROVAL_COLUMNS} FROM {self.prefix}_approvals"
+            " WHERE thread_id = %s ORDER BY step",
+            (thread_id,),
+            fetch=True,
+        )
+        return [approval_from_row(thread_id, r[0], r[1:]) for r in rows]
+
+    def _list_approvals(self, pending_only: bool) -> Plan[list[ApprovalRecord]]:
+        where = " WHERE status = 'pending'" if pending_only else ""
+        rows = yield Statement(
+            f"SELECT thread_id, step, {APPROVAL_COLUMNS} FROM {self.prefix}_approvals{where}"
+            " ORDER BY thread_id, step",
+            fetch=True,
+        )
+        return [approval_from_row(r[0], r[1], r[2:]) for r in rows]
+
+    def _resolve_approval(
+        self, thread_id: str, step: int, decision: str, edited: Any, note: str | None
+    ) -> Plan[ApprovalRecord]:
+        rows = yield Statement(
+            f"SELECT {APPROVAL_COLUMNS} FROM {self.prefix}_approvals"
+            " WHERE thread_id = %s AND step = %s FOR UPDATE",
+            (thread_id, step),
+            fetch=True,
+        )
+        held = approval_from_row(thread_id, step, rows[0]) if rows else None
+        record = decided_record(thread_id, step, held, decision, edited, note)
+        yield from self._put_approval(record)
+        return record
 
     # -- sync ----------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -271,6 +325,35 @@ class PostgresSaver:
         """Drop a thread's records and snapshot in one transaction."""
         self._run(self._delete_thread(thread_id))
 
+    def put_approval(self, record: ApprovalRecord) -> None:
+        """Upsert the approval of one step."""
+        self._run(self._put_approval(record))
+
+    def get_approvals(self, thread_id: str) -> list[ApprovalRecord]:
+        """The thread's approvals (every status) in step order."""
+        return self._run(self._get_approvals(thread_id))
+
+    def list_approvals(self, *, pending_only: bool = True) -> list[ApprovalRecord]:
+        """Every thread's approvals (only the pending ones by default), by thread and step."""
+        return self._run(self._list_approvals(pending_only))
+
+    def resolve_approval(
+        self,
+        thread_id: str,
+        step: int,
+        decision: str,
+        *,
+        arguments: Mapping[str, Any] | None = None,
+        note: str | None = None,
+    ) -> ApprovalRecord:
+        """Decide a pending approval in one transaction (see `SqliteSaver.resolve_approval`).
+
+        Raises:
+            TypeError, ValueError: see `SqliteSaver.resolve_approval`.
+        """
+        edited = check_decision(decision, arguments, note)
+        return self._run(self._resolve_approval(thread_id, step, decision, edited, note))
+
     def close(self) -> None:
         """Close the connections the saver opened (a pool passed in stays open)."""
         with self._lock:
@@ -316,6 +399,31 @@ class PostgresSaver:
     async def adelete_thread(self, thread_id: str) -> None:
         """Async twin of `delete_thread`."""
         await self._arun(self._delete_thread(thread_id))
+
+    async def aput_approval(self, record: ApprovalRecord) -> None:
+        """Async twin of `put_approval`."""
+        await self._arun(self._put_approval(record))
+
+    async def aget_approvals(self, thread_id: str) -> list[ApprovalRecord]:
+        """Async twin of `get_approvals`."""
+        return await self._arun(self._get_approvals(thread_id))
+
+    async def alist_approvals(self, *, pending_only: bool = True) -> list[ApprovalRecord]:
+        """Async twin of `list_approvals`."""
+        return await self._arun(self._list_approvals(pending_only))
+
+    async def aresolve_approval(
+        self,
+        thread_id: str,
+        step: int,
+        decision: str,
+        *,
+        arguments: Mapping[str, Any] | None = None,
+        note: str | None = None,
+    ) -> ApprovalRecord:
+        """Async twin of `resolve_approval`."""
+        edited = check_decision(decision, arguments, note)
+        return await self._arun(self._resolve_approval(thread_id, step, decision, edited, note))
 
     async def aclose(self) -> None:
         """Async twin of `close` (also closes the async connection)."""

@@ -1,9 +1,11 @@
 """`SqliteSaver`: checkpoints in one embedded SQLite file (stdlib sqlite3, WAL).
 
 Tables (stable; the `agentmw` CLI reads them): `agentmw_schema(component, version)` with the row
-("checkpoints", 2), `agentmw_checkpoints` (one row per (thread_id, step)) and `agentmw_sessions`
-(one snapshot per thread). Version 2 added the `idempotency_key` and `chunks` columns and the
-"started" and "rerun" statuses; a version-1 file is upgraded in place when a saver opens it.
+("checkpoints", 3), `agentmw_checkpoints` (one row per (thread_id, step)), `agentmw_sessions`
+(one snapshot per thread) and `agentmw_approvals` (one durable approval per (thread_id, step)).
+Version 2 added the `idempotency_key` and `chunks` columns and the "started" and "rerun"
+statuses, version 3 the approvals table; a version-1 or version-2 file is upgraded in place when
+a saver opens it.
 """
 
 from __future__ import annotations
@@ -12,11 +14,17 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from agentmw._validate import check_choice, check_path
 from agentmw.errors import CheckpointSchemaError
+from agentmw.stores._approvals import (
+    ApprovalRecord,
+    approval_row,
+    check_decision,
+    decided_record,
+)
 from agentmw.stores._checkpoint_records import (
     UNSET,
     SessionSnapshot,
@@ -26,12 +34,19 @@ from agentmw.stores._checkpoint_records import (
     step_from_row,
     usage_json,
 )
+from agentmw.stores._sqlite_approvals import (
+    APPROVALS_DDL,
+    PUT_APPROVAL,
+    read_all_approvals,
+    read_approval,
+    read_approvals,
+)
 from agentmw.stores._twins import offloaded
 
 __all__ = ["CheckpointSchemaError", "SqliteSaver"]
 
 _T = TypeVar("_T")
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 COMPONENT = "checkpoints"
 _SYNC_MODES = ("NORMAL", "FULL")
 
@@ -48,6 +63,7 @@ _DDL = (
     " thread_id TEXT PRIMARY KEY, session_id TEXT NOT NULL, state TEXT NOT NULL,"
     " iterations INTEGER NOT NULL, tool_calls INTEGER NOT NULL, usage TEXT NOT NULL,"
     " cost_usd TEXT NOT NULL, models TEXT NOT NULL, updated_at TEXT NOT NULL)",
+    APPROVALS_DDL,
 )
 _STEP_COLUMNS = (
     "kind, name, fingerprint, status, result, usage, cost_usd, finished_before,"
@@ -186,11 +202,11 @@ class SqliteSaver:
                     "SELECT version FROM agentmw_schema WHERE component = ?", (COMPONENT,)
                 ).fetchone()
                 version = None if row is None else row[0]
-            if version is not None and version not in (1, SCHEMA_VERSION):
+            if version is not None and version not in (1, 2, SCHEMA_VERSION):
                 raise CheckpointSchemaError(
                     self.path,
                     f"agentmw_checkpoints has schema version {version}, this agentmw reads "
-                    f"version {SCHEMA_VERSION} (and upgrades version 1 in place)",
+                    f"version {SCHEMA_VERSION} (and upgrades versions 1 and 2 in place)",
                 )
             if version is None and "agentmw_checkpoints" in tables:
                 raise CheckpointSchemaError(
@@ -199,6 +215,7 @@ class SqliteSaver:
             if version == 1:
                 for ddl in _MIGRATE_V1:
                     conn.execute(ddl)
+            if version in (1, 2):  # version 3 adds the approvals table (created below)
                 conn.execute(
                     "UPDATE agentmw_schema SET version = ? WHERE component = ?",
                     (SCHEMA_VERSION, COMPONENT),
@@ -280,10 +297,18 @@ class SqliteSaver:
 
     def delete_steps(self, thread_id: str, steps: Sequence[int]) -> None:
         """Drop the given steps of a thread (missing ones are ignored)."""
-        self._write(
-            "DELETE FROM agentmw_checkpoints WHERE thread_id = ? AND step = ?",
-            [(thread_id, n) for n in steps],
-        )
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for table in ("agentmw_checkpoints", "agentmw_approvals"):
+                    self._conn.executemany(
+                        f"DELETE FROM {table} WHERE thread_id = ? AND step = ?",
+                        [(thread_id, n) for n in steps],
+                    )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
 
     def put_snapshot(self, snapshot: SessionSnapshot) -> None:
         """Write (or replace) the thread's session snapshot."""
@@ -310,10 +335,62 @@ class SqliteSaver:
                     "DELETE FROM agentmw_checkpoints WHERE thread_id = ?", (thread_id,)
                 )
                 self._conn.execute("DELETE FROM agentmw_sessions WHERE thread_id = ?", (thread_id,))
+                self._conn.execute(
+                    "DELETE FROM agentmw_approvals WHERE thread_id = ?", (thread_id,)
+                )
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+
+    # -- durable approvals -------------------------------------------------------------------
+    def put_approval(self, record: ApprovalRecord) -> None:
+        """Write (or replace) the approval of one step in its own transaction."""
+        self._write(PUT_APPROVAL, [approval_row(record)])
+
+    def get_approvals(self, thread_id: str) -> list[ApprovalRecord]:
+        """The thread's approvals (every status) in step order."""
+        return self._read(lambda conn: read_approvals(conn, thread_id))
+
+    def list_approvals(self, *, pending_only: bool = True) -> list[ApprovalRecord]:
+        """Every thread's approvals (only the pending ones by default), by thread and step."""
+        return self._read(lambda conn: read_all_approvals(conn, pending_only))
+
+    def resolve_approval(
+        self,
+        thread_id: str,
+        step: int,
+        decision: str,
+        *,
+        arguments: Mapping[str, Any] | None = None,
+        note: str | None = None,
+    ) -> ApprovalRecord:
+        """Decide a pending approval in one transaction and return its new record.
+
+        `decision` is "approve" (a resume runs the call), "reject" (a resume raises
+        `ApprovalRejectedError` instead) or "edit" (a resume runs the call with `arguments`,
+        a mapping of parameter names to JSON values that replaces its arguments).
+
+        Raises:
+            TypeError: `decision` or `note` is not a string, or `arguments` is not a mapping
+                of names to JSON-serializable values.
+            ValueError: `decision` is not approve, reject or edit; "edit" without arguments or
+                arguments without "edit"; the thread has no approval at `step`; or it was
+                decided already.
+        """
+        edited = check_decision(decision, arguments, note)
+        with self._lock:
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                held = read_approval(conn, thread_id, step)
+                record = decided_record(thread_id, step, held, decision, edited, note)
+                conn.execute(PUT_APPROVAL, approval_row(record))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return record
 
     # SQLite blocks on disk (and on the lock): the async twins run in a worker thread.
     aput_step = offloaded(put_step)
@@ -324,6 +401,10 @@ class SqliteSaver:
     aget_snapshot = offloaded(get_snapshot)
     alist_threads = offloaded(list_threads)
     adelete_thread = offloaded(delete_thread)
+    aput_approval = offloaded(put_approval)
+    aget_approvals = offloaded(get_approvals)
+    alist_approvals = offloaded(list_approvals)
+    aresolve_approval = offloaded(resolve_approval)
 
     def close(self) -> None:
         """Close the connection."""

@@ -85,8 +85,12 @@ class GCRA:
                 # The common single-dimension case (an rpm-only limiter), without the lists.
                 rate, cost = demands[0]
                 slot = (key, rate.dimension)
-                tat = max(self._tat.get(slot, now), now) + cost / rate.per_second
-                ahead = tat - rate.burst / rate.per_second - now
+                tat = self._tat.get(slot, now)
+                if tat < now:
+                    tat = now
+                per_second = rate.per_second
+                tat += cost / per_second
+                ahead = tat - rate.burst / per_second - now
                 if ahead > _EPSILON:
                     return ahead
                 self._tat[slot] = tat

@@ -287,9 +287,10 @@ def test_executor_threads_stop_at_an_enforced_budget() -> None:
     assert set(refused) == {BudgetExceededError}
     assert session.iterations == done
     assert session.cost_usd == TURN_USD * done
-    # Every turn was counted; the precheck sees recorded spend, so at most the calls in flight
-    # on the other threads can pass it together (the hard cap with reservations closes this).
-    assert 250 <= done <= 250 + THREADS - 1
+    # Every turn was counted, and the hard cap held exactly: each turn reserved its worst case
+    # (the estimate, equal to its real cost) before it ran, so no 251st turn passed.
+    assert done == 250
+    assert session.cost_usd == usd
 
 
 async def test_async_session_executor_and_agather_count_every_turn() -> None:

@@ -553,5 +553,53 @@ def test_which_refusals_the_model_reads() -> None:
     assert str(limited.content).endswith("LimitExceededError: max_tool_calls reached (limit 2)")
     assert middleware._refused(request, PolicyViolationError("stop", "done", "abort")) is None
     assert middleware._refused(request, RateLimitedError(1.0)) is None
+    from agentmw.errors import ApprovalPendingError
+
+    pending = ApprovalPendingError("t", 2, "tool", "shell", "ask", "May I?")
+    assert middleware._refused(request, pending) is None  # a pending approval ends the run
     raising = AgentMWMiddleware(Agent("a"), on_refusal="raise")
     assert raising._refused(request, PolicyViolationError("no-shell", "not here")) is None
+
+
+@pytest.mark.parametrize("mode", ["invoke", "ainvoke"])
+@pytest.mark.parametrize("decision", ["reject", "edit"])
+async def test_a_durable_approval_ends_the_run_and_its_decision_resumes_it(
+    mode: str, decision: str
+) -> None:
+    from agentmw.errors import ApprovalPendingError
+    from agentmw.middleware import Policy
+    from agentmw.policy import PolicyEngine, Rule, fact, require_approval
+
+    saver = InMemorySaver()
+    rule = Rule("ask-shell", fact("tool") == "shell", require_approval("Run a command?"))
+    stack = Stack([Checkpoint(saver), Policy(PolicyEngine([rule]))])
+    agent, _, graph = make(stack, [reply("running", tools=[("shell", {"command": "ls"})])])
+    with pytest.raises(ApprovalPendingError) as info:
+        await run(graph, mode, thread="lc-approval")
+    assert (info.value.step, info.value.name) == (2, "shell")
+    assert RAN == []
+    (pending,) = saver.list_approvals()
+    assert pending.arguments == {"args": {"command": "ls"}}  # the tool call's arguments
+    if decision == "reject":
+        saver.resolve_approval("lc-approval", 2, "reject", note="not on prod")
+    else:
+        saver.resolve_approval("lc-approval", 2, "edit", arguments={"args": {"command": "pwd"}})
+    # The same thread again: the first turn replays, the tool call meets the decision.
+    later = ScriptedChatModel(replies=[reply("ok")])
+    graph2 = create_agent(
+        later, tools=[lookup, shell, contact], middleware=[AgentMWMiddleware(agent)]
+    )
+    await run(graph2, mode, thread="lc-approval")
+    assert len(later.requests) == 1  # only the turn after the tool ran live
+    (message,) = [m for m in later.requests[0] if isinstance(m, ToolMessage)]
+    if decision == "reject":
+        assert RAN == []
+        assert message.status == "error"
+        assert message.content == (
+            "agentmw refused this tool call: ApprovalRejectedError: rejected by its reviewer"
+            " (policy rule 'ask-shell'); reviewer's note: not on prod"
+        )
+    else:
+        assert RAN == [("shell", "pwd")]
+        assert (message.content, message.status) == ("ran", "success")
+    assert last_session(agent).state.value == "completed"

@@ -228,3 +228,44 @@ def test_records_keep_the_run_they_came_from() -> None:
         step(1)
         step(2)
     assert [(r.step, r.finished_before) for r in saver.get_steps("r")] == [(1, 0), (2, 1)]
+
+
+@agent_turn(model="m")
+def think(prompt: str) -> str:
+    ran.append(f"think:{prompt}")
+    return prompt.upper()
+
+
+@agent_turn(model="m", name="think")
+async def athink(prompt: str) -> str:
+    ran.append(f"think:{prompt}")
+    return prompt.upper()
+
+
+async def run_script(agent: Agent, mode: str, script: list[str | int]) -> list[object]:
+    """Turns (str prompts) and tool steps (int) in order, one session of thread "p"."""
+    out: list[object] = []
+    if mode == "sync":
+        with agent.session(thread_id="p"):
+            out = [think(x) if isinstance(x, str) else step(x) for x in script]
+        return out
+    async with agent.session(thread_id="p"):
+        for x in script:
+            out.append(await athink(x) if isinstance(x, str) else await astep(x))
+    return out
+
+
+async def test_the_tool_calls_of_one_turn_replay_in_any_order(mode: str) -> None:
+    # A framework runs the tool calls of one model response in parallel: the order they were
+    # recorded in is timing. Between two turns they replay in any order; a call that belongs
+    # after the next turn still diverges.
+    saver = InMemorySaver()
+    agent = Agent("w", stack=[Checkpoint(saver)])
+    await run_script(agent, mode, ["a", 1, 2, "b", 3])
+    ran.clear()
+    assert await run_script(agent, mode, ["a", 2, 1, "b", 3]) == ["A", 20, 10, "B", 30]
+    assert ran == []
+    with pytest.raises(ReplayDivergedError) as info:
+        await run_script(agent, mode, ["a", 3])
+    assert info.value.step == 2  # the next record: step(1), the first tool call after "a"
+    assert ran == []

@@ -106,7 +106,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str,
     import psycopg
 
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        for t in ("checkpoints", "sessions", "schema"):
+        for t in ("checkpoints", "sessions", "schema", "approvals"):
             conn.execute(f"DROP TABLE IF EXISTS {prefix}_{t}")
 
 

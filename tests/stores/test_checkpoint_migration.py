@@ -1,5 +1,6 @@
-"""Checkpoint schema version 2: a version-1 SQLite file or PostgreSQL table set upgrades in place
-and resumes (the SQLite file in tests/fixtures was written by the version-1 code)."""
+"""Checkpoint schema versions 2 and 3: a version-1 or version-2 SQLite file or PostgreSQL table
+set upgrades in place and resumes (the SQLite files in tests/fixtures were written by the
+version-1 and version-2 code)."""
 
 from __future__ import annotations
 
@@ -108,9 +109,11 @@ async def test_a_version_1_sqlite_file_upgrades_in_place_and_resumes(
     shutil.copyfile(FIXTURE, path)
     saver = SqliteSaver(path)
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT version FROM agentmw_schema").fetchall() == [(2,)]
+        assert conn.execute("SELECT version FROM agentmw_schema").fetchall() == [(3,)]
         columns = {r[1] for r in conn.execute("PRAGMA table_info(agentmw_checkpoints)")}
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     assert {"idempotency_key", "chunks"} <= columns
+    assert "agentmw_approvals" in tables
     before = saver.get_steps("v1-thread")
     assert [(r.step, r.status, r.result) for r in before] == [
         (1, "completed", '"P0"'),
@@ -122,15 +125,15 @@ async def test_a_version_1_sqlite_file_upgrades_in_place_and_resumes(
     out, summary = await resume(saver, mode)
     check_resumed(out, summary, saver.get_steps("v1-thread"))
     saver.close()
-    SqliteSaver(path).close()  # opening a version-2 file again changes nothing
+    SqliteSaver(path).close()  # opening a version-3 file again changes nothing
 
 
 def test_a_newer_sqlite_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "new.sqlite"
     shutil.copyfile(FIXTURE, path)
     with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE agentmw_schema SET version = 3")
-    with pytest.raises(CheckpointSchemaError, match="version 3, this agentmw reads version 2"):
+        conn.execute("UPDATE agentmw_schema SET version = 4")
+    with pytest.raises(CheckpointSchemaError, match="version 4, this agentmw reads version 3"):
         SqliteSaver(path)
 
 
@@ -176,13 +179,120 @@ async def test_version_1_postgres_tables_upgrade_in_place_and_resume(
             await saver.asetup()
         with psycopg.connect(pg_conninfo, autocommit=True) as conn:
             version = conn.execute(f"SELECT version FROM {prefix}_schema").fetchall()
-        assert version == [(2,)]
+        assert version == [(3,)]
         ran.clear()
         out, summary = await resume(saver, mode)
         check_resumed(out, summary, saver.get_steps("v1-thread"))
-        saver.setup()  # idempotent on version 2
+        assert saver.list_approvals() == []  # the approvals table exists
+        saver.setup()  # idempotent on version 3
         await saver.aclose()
     finally:
         with psycopg.connect(pg_conninfo, autocommit=True) as conn:
-            for t in ("checkpoints", "sessions", "schema"):
+            for t in ("checkpoints", "sessions", "schema", "approvals"):
+                conn.execute(f"DROP TABLE IF EXISTS {prefix}_{t}")
+
+
+# -- version 2 -> 3: the approvals table ------------------------------------------------------
+FIXTURE_V2 = Path(__file__).parent.parent / "fixtures" / "checkpoints_v2.sqlite"
+
+
+def search_v2(q: str) -> list[str]:
+    ran.append(f"tool:{q}")
+    return [f"https://x/{q}"]
+
+
+def pay(n: int) -> str:  # in flight when the version-2 run was killed; idempotent: reruns
+    ran.append(f"pay:{n}")
+    return "paid"
+
+
+async def apay(n: int) -> str:
+    return pay(n)
+
+
+async def resume_v2(saver: Any, mode: str) -> list[Any]:
+    agent = Agent("writer", stack=[Checkpoint(saver)])
+    if mode == "sync":
+        with agent.session(thread_id="v2-thread") as s:
+            return [
+                s.run_turn(model, "p0", model="m", usage=USAGE)[0],
+                s.run_tool("search", search_v2, "q0"),
+                s.run_tool("pay", pay, 5),
+            ]
+    async with agent.session(thread_id="v2-thread") as s:
+        return [
+            (await s.arun_turn(amodel, "p0", model="m", usage=USAGE))[0],
+            await s.arun_tool("search", asearch, "q0"),
+            await s.arun_tool("pay", apay, 5),
+        ]
+
+
+def test_the_v2_fixture_is_a_version_2_file() -> None:
+    with sqlite3.connect(f"file:{FIXTURE_V2}?mode=ro", uri=True) as conn:
+        assert conn.execute("SELECT version FROM agentmw_schema").fetchall() == [(2,)]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        statuses = conn.execute("SELECT step, status FROM agentmw_checkpoints").fetchall()
+    assert "agentmw_approvals" not in tables
+    assert statuses == [(1, "completed"), (2, "completed"), (3, "started")]
+
+
+async def test_a_version_2_sqlite_file_upgrades_in_place_and_resumes(
+    tmp_path: Path, mode: str
+) -> None:
+    path = tmp_path / "v2.sqlite"
+    shutil.copyfile(FIXTURE_V2, path)
+    saver = SqliteSaver(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM agentmw_schema").fetchall() == [(3,)]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert "agentmw_approvals" in tables
+    keys = [r.idempotency_key for r in saver.get_steps("v2-thread")]
+    ran.clear()
+    assert await resume_v2(saver, mode) == ["P0", ["https://x/q0"], "paid"]
+    assert ran == ["pay:5"]  # only the in-flight step ran again
+    after = saver.get_steps("v2-thread")
+    assert [(r.step, r.status) for r in after] == [
+        (1, "completed"),
+        (2, "completed"),
+        (3, "completed"),
+    ]
+    assert [r.idempotency_key for r in after] == keys  # the same keys as version 2 wrote
+    assert saver.list_approvals(pending_only=False) == []
+    saver.close()
+
+
+async def test_version_2_postgres_tables_upgrade_in_place(pg_conninfo: str, mode: str) -> None:
+    import psycopg
+
+    prefix = f"m{uuid.uuid4().hex[:10]}"
+    with sqlite3.connect(f"file:{FIXTURE_V2}?mode=ro", uri=True) as src:
+        rows = src.execute("SELECT * FROM agentmw_checkpoints ORDER BY step").fetchall()
+    try:
+        with psycopg.connect(pg_conninfo, autocommit=True) as conn:
+            for ddl in V1_DDL:
+                conn.execute(ddl.format(p=prefix))
+            for column in ("idempotency_key", "chunks"):  # what version 2 added
+                conn.execute(f"ALTER TABLE {prefix}_checkpoints ADD COLUMN {column} TEXT")
+            conn.execute(f"INSERT INTO {prefix}_schema VALUES ('checkpoints', 2)")
+            for row in rows:
+                conn.execute(
+                    f"INSERT INTO {prefix}_checkpoints VALUES ({', '.join(['%s'] * 14)})", row
+                )
+        saver = PostgresSaver(pg_conninfo, table_prefix=prefix)
+        if mode == "sync":
+            saver.setup()
+        else:
+            await saver.asetup()
+        with psycopg.connect(pg_conninfo, autocommit=True) as conn:
+            assert conn.execute(f"SELECT version FROM {prefix}_schema").fetchall() == [(3,)]
+            assert conn.execute(
+                "SELECT to_regclass(%s) IS NOT NULL", (f"{prefix}_approvals",)
+            ).fetchone() == (True,)
+        ran.clear()
+        assert await resume_v2(saver, mode) == ["P0", ["https://x/q0"], "paid"]
+        assert ran == ["pay:5"]
+        await saver.aclose()
+    finally:
+        with psycopg.connect(pg_conninfo, autocommit=True) as conn:
+            for t in ("checkpoints", "sessions", "schema", "approvals"):
                 conn.execute(f"DROP TABLE IF EXISTS {prefix}_{t}")

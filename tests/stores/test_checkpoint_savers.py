@@ -44,7 +44,7 @@ def saver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
         import psycopg
 
         with psycopg.connect(conninfo, autocommit=True) as conn:
-            for t in ("checkpoints", "sessions", "schema"):
+            for t in ("checkpoints", "sessions", "schema", "approvals"):
                 conn.execute(f"DROP TABLE IF EXISTS {prefix}_{t}")
         asyncio.run(pg.aclose())
 
@@ -171,7 +171,7 @@ def test_postgres_schema_version_mismatch(pg_conninfo: str) -> None:
             s.setup()
     finally:
         with psycopg.connect(pg_conninfo, autocommit=True) as conn:
-            for t in ("checkpoints", "sessions", "schema"):
+            for t in ("checkpoints", "sessions", "schema", "approvals"):
                 conn.execute(f"DROP TABLE IF EXISTS {prefix}_{t}")
         s.close()
 
@@ -189,7 +189,7 @@ async def test_postgres_async_setup_and_pool(pg_conninfo: str) -> None:
             assert [r.step for r in await s.aget_steps("p")] == [1]
         finally:
             with psycopg.connect(pg_conninfo, autocommit=True) as conn:
-                for t in ("checkpoints", "sessions", "schema"):
+                for t in ("checkpoints", "sessions", "schema", "approvals"):
                     conn.execute(f"DROP TABLE IF EXISTS {prefix}_{t}")
 
 

@@ -62,8 +62,8 @@ def test_both_drivers_send_the_same_commands_and_read_the_reply(mode: str) -> No
     assert run(store._conn, store._decide("k", [(RPM, 1.0)], 0.0, True), mode) == 0.0
     assert run(store._conn, store._decide("k", [(RPM, 1.0)], 0.0, False), mode) == 1.5
     assert fake.sent == [
-        (["{p:k}:rl:cooldown", "{p:k}:rl:rpm"], ["1", 1e6, 1.0, 2.0]),
-        (["{p:k}:rl:cooldown", "{p:k}:rl:rpm"], ["0", 1e6, 1.0, 2.0]),
+        (["{p:k}:rl:cooldown", "{p:k}:rl:rpm"], ["1 1000000.0 1.0 2.0 0.0"]),
+        (["{p:k}:rl:cooldown", "{p:k}:rl:rpm"], ["0 1000000.0 1.0 2.0 0.0"]),
     ]
 
 
@@ -95,6 +95,20 @@ def test_deny_mode_refuses_without_redis(mode: str) -> None:
     with capture_events(), pytest.raises(RateLimitedError, match="unreachable") as info:
         run(store._conn, store._decide("k", [(RPM, 1.0)], 0.0, True), mode)
     assert info.value.__suppress_context__  # the Unavailable signal is not shown as a cause
+
+
+def test_flush_sends_each_key_and_falls_back_when_redis_fails(mode: str) -> None:
+    store = RedisRateLimitStore(URL, prefix="p")
+    fake = FakeRedis(store._conn, [0, redis.ConnectionError("down")])
+    store.adjust("a", [(RPM, -1.0)], 0.0)
+    store.adjust("b", [(RPM, -2.0)], 0.0)
+    store.adjust("c", [(RPM, -3.0)], 0.0)
+    assert fake.sent == []  # refunds wait for a round trip
+    with capture_events():
+        run(store._conn, store._flush(), mode)
+    assert fake.sent == [(["{p:a}:rl:rpm"], [1e6, -1.0]), (["{p:b}:rl:rpm"], [1e6, -2.0])]
+    assert [store.pending(k) for k in "abc"] == [[], [], []]
+    assert not store.available  # b and c went to the process-local fallback instead
 
 
 def test_cooldown_in_the_past_sends_nothing(mode: str) -> None:

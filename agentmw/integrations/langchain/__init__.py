@@ -35,13 +35,7 @@ from agentmw._validate import check_choice, check_instance, check_optional_name
 from agentmw.core.agent import Agent
 from agentmw.core.context import CURRENT_SESSION
 from agentmw.core.session.session import Session
-from agentmw.errors import (
-    ApprovalRequiredError,
-    GuardrailViolation,
-    LimitExceededError,
-    PermissionDeniedError,
-    PolicyViolationError,
-)
+from agentmw.integrations._toolcalls import REFUSALS, is_refusal, refusal_text
 from agentmw.integrations.langchain._calls import (
     ModelOutput,
     ToolOutput,
@@ -53,16 +47,6 @@ from agentmw.integrations.langchain._calls import (
 
 __all__ = ["REFUSALS", "AgentMWMiddleware", "ModelOutput", "ToolOutput", "usage_from_message"]
 
-# The refusals of a tool call that become a `ToolMessage` the model reads (on_refusal="message").
-# Everything else (budget, circuit open, rate limit, replay divergence, a policy rule's "abort")
-# ends the run.
-REFUSALS: tuple[type[Exception], ...] = (
-    PermissionDeniedError,
-    GuardrailViolation,
-    LimitExceededError,
-    PolicyViolationError,
-    ApprovalRequiredError,
-)
 _KEY = "agentmw_session"
 
 
@@ -83,29 +67,6 @@ def _thread_id(runtime: Any) -> str | None:
         info = getattr(runtime, "execution_info", None)
         thread = getattr(info, "thread_id", None)
     return None if thread is None else str(thread)
-
-
-def _refusal_text(exc: Exception) -> str:
-    """What the model reads about a refused tool call: the refusal's type and reason.
-
-    Built from the error's structured fields (pattern, guard, limit, rule names), never from
-    the tool's arguments or output, so nothing the guards caught is echoed back.
-    """
-    kind = type(exc).__name__
-    if isinstance(exc, PermissionDeniedError):
-        why = exc.reason
-    elif isinstance(exc, GuardrailViolation):
-        stage = "arguments" if exc.stage == "input" else "result"
-        why = f"{stage} blocked by " + ", ".join(f"{g} ({r})" for g, r in exc.violations)
-    elif isinstance(exc, LimitExceededError):
-        why = f"{exc.limit} reached (limit {exc.ceiling})"
-    elif isinstance(exc, PolicyViolationError):
-        why = f"policy rule {exc.rule!r} ({exc.action}): {exc.reason}"
-    elif isinstance(exc, ApprovalRequiredError):
-        why = f"policy rule {exc.rule!r} requires approval"
-    else:  # pragma: no cover - REFUSALS lists the types above
-        why = "refused"
-    return f"agentmw refused this tool call: {kind}: {why}"
 
 
 class AgentMWMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
@@ -288,13 +249,11 @@ class AgentMWMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
 
     # -- tool calls: tools -----------------------------------------------------------------
     def _refused(self, request: ToolCallRequest, exc: Exception) -> ToolMessage | None:
-        if self.on_refusal == "raise" or not isinstance(exc, REFUSALS):
+        if self.on_refusal == "raise" or not is_refusal(exc):
             return None
-        if isinstance(exc, PolicyViolationError) and exc.action == "abort":
-            return None  # a rule that aborts means the run, not this call
         call = request.tool_call
         return ToolMessage(
-            content=_refusal_text(exc), name=call["name"], tool_call_id=call["id"], status="error"
+            content=refusal_text(exc), name=call["name"], tool_call_id=call["id"], status="error"
         )
 
     def wrap_tool_call(

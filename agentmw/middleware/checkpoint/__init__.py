@@ -1,6 +1,17 @@
-"""`Checkpoint`: durable steps and their replay."""
+"""`Checkpoint`: durable steps, their replay, and durable approvals."""
 
-from agentmw.errors import InFlightStepError, ReplayDivergedError
+from agentmw.errors import (
+    ApprovalPendingError,
+    ApprovalRejectedError,
+    InFlightStepError,
+    ReplayDivergedError,
+)
 from agentmw.middleware.checkpoint.layer import Checkpoint
 
-__all__ = ["Checkpoint", "InFlightStepError", "ReplayDivergedError"]
+__all__ = [
+    "ApprovalPendingError",
+    "ApprovalRejectedError",
+    "Checkpoint",
+    "InFlightStepError",
+    "ReplayDivergedError",
+]

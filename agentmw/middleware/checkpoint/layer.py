@@ -17,7 +17,13 @@ from agentmw._validate import check_bool, check_choice, check_optional_callable,
 from agentmw.core.call import LIVE_STREAM, Call
 from agentmw.core.loops import arun_plan, run_plan
 from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext
-from agentmw.errors import InFlightStepError, ReplayDivergedError
+from agentmw.errors import ApprovalPendingError, InFlightStepError, ReplayDivergedError
+from agentmw.middleware.checkpoint.approvals import (
+    APPROVAL_MODES,
+    apply_arguments,
+    pending_approval,
+    rejection,
+)
 from agentmw.middleware.checkpoint.records import snapshot, started_record, step_record
 from agentmw.middleware.checkpoint.replay import (
     Decision,
@@ -29,6 +35,7 @@ from agentmw.middleware.checkpoint.replay import (
     load_result,
 )
 from agentmw.middleware.checkpoint.stream import arun_stream, run_stream
+from agentmw.stores._approvals import ApprovalRecord, ApprovalSaver
 from agentmw.stores._checkpoint_records import (
     CheckpointSaver,
     StepRecord,
@@ -65,11 +72,18 @@ class Checkpoint(Middleware):
             idempotent steps always rerun with their key.
         store_results: False records each step (name, arguments, usage) without its result;
             such steps run again on resume.
+        approvals: how a policy `require_approval` is answered in a checkpointed session:
+            "durable" (the default: nothing in this process waits for the answer, so the
+            approval is recorded as pending and the run ends with `ApprovalPendingError`) or
+            "wait" (async calls wait for `session.provide_input(True/False)` in-process; sync
+            calls, which cannot wait, are still recorded). Needs a saver with approvals
+            (`ApprovalSaver`: every agentmw saver); with another saver nothing is recorded.
 
     Raises:
         TypeError: `saver` is not a `CheckpointSaver`, `key` not a callable, or an option not
             a string / bool.
-        ValueError: `on_divergence` or `on_in_flight` is not "raise" or "rerun".
+        ValueError: `on_divergence` or `on_in_flight` is not "raise" or "rerun", or
+            `approvals` is not "durable" or "wait".
     """
 
     order_role = "checkpoint"  # read by the stack's order checks (agentmw.core.order)
@@ -82,6 +96,7 @@ class Checkpoint(Middleware):
         on_divergence: str = "raise",
         on_in_flight: str = "raise",
         store_results: bool = True,
+        approvals: str = "durable",
         name: str | None = None,
         kinds: Any = None,
     ) -> None:
@@ -91,16 +106,24 @@ class Checkpoint(Middleware):
         self.on_divergence = check_choice("on_divergence", on_divergence, _DIVERGENCE_MODES)
         self.on_in_flight = check_choice("on_in_flight", on_in_flight, _IN_FLIGHT_MODES)
         self.store_results = check_bool("store_results", store_results)
+        self.approvals = check_choice("approvals", approvals, APPROVAL_MODES)
+        self._durable = isinstance(saver, ApprovalSaver)
         self._key = f"checkpoint:{self.name}"
 
     # -- session hooks -------------------------------------------------------------------------
     def open_session(self, session: Session) -> None:
-        if session.thread_id is not None:
-            session.meta[self._key] = ReplayState(self.saver.get_steps(session.thread_id))
+        thread_id = session.thread_id
+        if thread_id is not None:
+            saver: Any = self.saver
+            approvals = saver.get_approvals(thread_id) if self._durable else []
+            session.meta[self._key] = ReplayState(saver.get_steps(thread_id), approvals)
 
     async def aopen_session(self, session: Session) -> None:
-        if session.thread_id is not None:
-            session.meta[self._key] = ReplayState(await self.saver.aget_steps(session.thread_id))
+        thread_id = session.thread_id
+        if thread_id is not None:
+            saver: Any = self.saver
+            approvals = await saver.aget_approvals(thread_id) if self._durable else []
+            session.meta[self._key] = ReplayState(await saver.aget_steps(thread_id), approvals)
 
     def close_session(self, session: Session, error: BaseException | None) -> None:
         if session.thread_id is not None:
@@ -126,7 +149,7 @@ class Checkpoint(Middleware):
             )
         return "key:" + hashlib.sha256(value.encode()).hexdigest()[:28]
 
-    def _plan(self, call: Call) -> _Step | None:
+    def _plan(self, call: Call, is_async: bool = False) -> _Step | None:
         """Replay or live for `call`, or None outside a checkpointed session."""
         session = call.session
         state: ReplayState | None = None if session is None else session.meta.get(self._key)
@@ -161,7 +184,26 @@ class Checkpoint(Middleware):
                 call.emit("checkpoint.in_flight", checkpoint_step=resumed.step, rerun=False)
                 raise InFlightStepError(resumed.step, call.name, key, thread_id=thread_id)
             call.emit("checkpoint.in_flight", checkpoint_step=resumed.step, rerun=True)
-        return _Step(state, decision, fp, thread_id, dropped, datetime.now(UTC))
+        step = _Step(state, decision, fp, thread_id, dropped, datetime.now(UTC))
+        if self._durable and decision.record is None:
+            self._approval(call, step, is_async)
+        return step
+
+    def _approval(self, call: Call, step: _Step, is_async: bool) -> None:
+        """How a `require_approval` on this call is answered (see `approvals.py`)."""
+        n = step.decision.step
+        record = step.state.approvals.get(n) if step.decision.resumed is not None else None
+        if record is None or record.status == "pending":
+            if not is_async or self.approvals == "durable":
+                call.approval = "durable"
+            return
+        call.emit("checkpoint.approval_resumed", checkpoint_step=n, decision=record.status)
+        if record.status == "rejected":
+            step.rejected = record
+            return
+        call.approval = "approved"
+        if record.status == "edited" and record.edited_arguments is not None:
+            apply_arguments(call, record.edited_arguments)
 
     def _replay(self, call: Call, step: _Step, record: StepRecord) -> Any:
         """The stored result (for a streamed call: its chunks, as a list)."""
@@ -217,19 +259,42 @@ class Checkpoint(Middleware):
         step = self._plan(call)
         if step is None:
             return call_next(call)
-        saver = self.saver
-        plan = self._run(call, step, call_next, saver.delete_steps, saver.put_step, self._committed)
+        saver: Any = self.saver
+        put_approval = saver.put_approval if self._durable else None
+        plan = self._run(
+            call, step, call_next, saver.delete_steps, saver.put_step, self._committed, put_approval
+        )
         return run_plan(plan)
 
     def ahandle(self, call: Call, call_next: AsyncNext) -> Any:
-        step = self._plan(call)
+        step = self._plan(call, is_async=True)
         if step is None:
             return call_next(call)
-        saver = self.saver
+        saver: Any = self.saver
+        put_approval = saver.aput_approval if self._durable else None
         plan = self._run(
-            call, step, call_next, saver.adelete_steps, saver.aput_step, self._acommitted
+            call,
+            step,
+            call_next,
+            saver.adelete_steps,
+            saver.aput_step,
+            self._acommitted,
+            put_approval,
         )
         return arun_plan(plan)
+
+    def _pending(self, call: Call, step: _Step, exc: BaseException) -> ApprovalRecord | None:
+        """The pending approval to record for `exc` (an approval nothing waits for), if any."""
+        record = pending_approval(call, step.thread_id, step.decision.step, exc)
+        if record is not None:
+            call.emit("checkpoint.approval_pending", checkpoint_step=record.step, rule=record.rule)
+        return record
+
+    @staticmethod
+    def _pending_error(record: ApprovalRecord) -> ApprovalPendingError:
+        return ApprovalPendingError(
+            record.thread_id, record.step, record.kind, record.name, record.rule, record.prompt
+        )
 
     def _run(
         self,
@@ -239,6 +304,7 @@ class Checkpoint(Middleware):
         delete_steps: Callable[[str, list[int]], Any],
         put_step: Callable[[StepRecord], Any],
         committed: Callable[[Call], Any],
+        put_approval: Callable[[ApprovalRecord], Any] | None = None,
     ) -> Generator[Any, Any, Any]:
         """Replay the step or run it live and record it (a plan: see `run_plan`)."""
         if step.dropped:
@@ -252,12 +318,18 @@ class Checkpoint(Middleware):
             raise
         yield committed(call)
         try:
+            if step.rejected is not None:  # a human said no: the call never runs
+                raise rejection(call, step.rejected)
             result = yield call_next(call)
         except BaseException as exc:
             failed = self._failed(call, step, exc)
             if failed is not None:
                 yield put_step(failed)
                 yield committed(call)
+            pending = self._pending(call, step, exc) if put_approval is not None else None
+            if pending is not None and put_approval is not None:
+                yield put_approval(pending)  # after the failed step: the resume reruns it
+                raise self._pending_error(pending) from exc
             raise
         try:
             record = self._completed(call, step, result)
@@ -283,7 +355,7 @@ class Checkpoint(Middleware):
     def ahandle_stream(self, call: Call, call_next: AsyncStreamNext) -> AsyncIterator[Any]:
         if getattr(call.fn, LIVE_STREAM, False):
             return call_next(call)
-        step = self._plan(call)
+        step = self._plan(call, is_async=True)
         if step is None:
             return call_next(call)
         return arun_stream(self, call, step, call_next)
@@ -299,3 +371,4 @@ class _Step:
     thread_id: str
     dropped: list[int]
     started: datetime
+    rejected: ApprovalRecord | None = None

@@ -12,6 +12,7 @@ import inspect
 import json
 import threading
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from agentmw.errors import CheckpointCorruptError
+from agentmw.stores._approvals import ApprovalRecord
 from agentmw.stores._checkpoint_records import StepRecord
 
 __all__: list[str] = []  # the Checkpoint layer's internals
@@ -171,15 +173,20 @@ class ReplayState:
 
     - Sequential (no other call of the session in flight): the call must match one of the next
       unconsumed records, those that started together in the original run (the same
-      `finished_before` as the first unconsumed one). Anything else diverged.
+      `finished_before` as the first unconsumed one) or, when the next records are tool calls,
+      any of that run of tool calls up to the next turn: frameworks run the tool calls of one
+      model response in parallel, and which of them started first is timing, not meaning.
+      Anything else diverged.
     - Concurrent (another call in flight): order does not matter; the call takes the first
       unconsumed match in step order. A call that matches none runs live, unless a record
       proves the original run had already moved past this point: some record started after
       more steps had finished than have finished now. That call diverged.
     """
 
-    def __init__(self, records: list[StepRecord]) -> None:
+    def __init__(self, records: list[StepRecord], approvals: Sequence[ApprovalRecord] = ()) -> None:
         self._lock = threading.Lock()
+        # The recorded approvals by step (read-only once built).
+        self.approvals: dict[int, ApprovalRecord] = {a.step: a for a in approvals}
         self._pending = list(records)
         self._next = max((r.step for r in records), default=0) + 1
         self._finished = 0
@@ -196,9 +203,11 @@ class ReplayState:
             pending = self._pending
             if pending and self._in_flight == 0:
                 head = pending[0].finished_before
+                tools = True  # so far, the group is a run of tool calls
                 index = None
                 for i, rec in enumerate(pending):
-                    if rec.finished_before != head:
+                    tools = tools and rec.kind == "tool"
+                    if rec.finished_before != head and not tools:
                         break
                     if rec.kind == kind and rec.name == name and rec.fingerprint == fp:
                         index = i

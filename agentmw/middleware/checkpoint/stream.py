@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentmw.core.call import Call
 from agentmw.core.middleware import AsyncStreamNext, StreamNext, aclose, close
+from agentmw.middleware.checkpoint.approvals import rejection
 
 if TYPE_CHECKING:
     from agentmw.middleware.checkpoint.layer import Checkpoint, _Step
@@ -37,7 +38,11 @@ def run_stream(layer: Checkpoint, call: Call, step: _Step, call_next: StreamNext
         raise
     layer._committed(call)
     chunks: list[Any] = []
-    inner = call_next(call)
+    try:
+        inner = _inner(call, step, call_next)
+    except BaseException as exc:
+        _sync_failed(layer, call, step, exc)
+        raise
     try:
         for chunk in inner:
             chunks.append(chunk)
@@ -48,10 +53,7 @@ def run_stream(layer: Checkpoint, call: Call, step: _Step, call_next: StreamNext
         raise
     except BaseException as exc:
         close(inner)
-        failed = layer._failed(call, step, exc)
-        if failed is not None:
-            saver.put_step(failed)
-            layer._committed(call)
+        _sync_failed(layer, call, step, exc)
         raise
     close(inner)
     _commit(layer, call, step, chunks)
@@ -75,7 +77,11 @@ async def arun_stream(
         raise
     await layer._acommitted(call)
     chunks: list[Any] = []
-    inner = call_next(call)
+    try:
+        inner = _inner(call, step, call_next)
+    except BaseException as exc:
+        await _async_failed(layer, call, step, exc)
+        raise
     try:
         async for chunk in inner:
             chunks.append(chunk)
@@ -86,13 +92,41 @@ async def arun_stream(
         raise
     except BaseException as exc:
         await aclose(inner)
-        failed = layer._failed(call, step, exc)
-        if failed is not None:
-            await saver.aput_step(failed)
-            await layer._acommitted(call)
+        await _async_failed(layer, call, step, exc)
         raise
     await aclose(inner)
     await _acommit(layer, call, step, chunks)
+
+
+def _inner(call: Call, step: _Step, call_next: Any) -> Any:
+    if step.rejected is not None:  # a human said no: the stream never starts
+        raise rejection(call, step.rejected)
+    return call_next(call)
+
+
+def _sync_failed(layer: Checkpoint, call: Call, step: _Step, exc: BaseException) -> None:
+    """Record the failed step (and a pending approval: then raise `ApprovalPendingError`)."""
+    saver: Any = layer.saver
+    failed = layer._failed(call, step, exc)
+    if failed is not None:
+        saver.put_step(failed)
+        layer._committed(call)
+    pending = layer._pending(call, step, exc) if layer._durable else None
+    if pending is not None:
+        saver.put_approval(pending)
+        raise layer._pending_error(pending) from exc
+
+
+async def _async_failed(layer: Checkpoint, call: Call, step: _Step, exc: BaseException) -> None:
+    saver: Any = layer.saver
+    failed = layer._failed(call, step, exc)
+    if failed is not None:
+        await saver.aput_step(failed)
+        await layer._acommitted(call)
+    pending = layer._pending(call, step, exc) if layer._durable else None
+    if pending is not None:
+        await saver.aput_approval(pending)
+        raise layer._pending_error(pending) from exc
 
 
 def _final(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
@@ -73,6 +74,21 @@ class Guardrails(Middleware):
             c for c, w in zip(outputs, whole, strict=True) if not w
         )
         self._wholes: OutputChecks = tuple(c for c, w in zip(outputs, whole, strict=True) if w)
+        # When every streamed guard names what its findings contain (`stream_trigger`), a
+        # window is checked only while such text lies inside it; the rest is released unchecked.
+        triggers = [getattr(g, "stream_trigger", None) for g, _ in self._streamed]
+        self._trigger: re.Pattern[str] | None = None
+        self._search: re.Pattern[str] | None = None
+        self._overlap = 0
+        self._ends: frozenset[str] | None = None
+        if triggers and all(isinstance(t, str) and t for t in triggers):
+            either = "|".join(f"(?:{t})" for t in dict.fromkeys(triggers))
+            self._search = re.compile(either)
+            self._trigger = re.compile(f"(?s:.*)(?={either})")
+            self._overlap = max(int(getattr(g, "stream_overlap", 0)) for g, _ in self._streamed)
+            ends = [getattr(g, "stream_ends", None) for g, _ in self._streamed]
+            if all(isinstance(e, str) and e for e in ends):
+                self._ends = frozenset("".join(e for e in ends if isinstance(e, str)))
 
     # -- decisions (shared by every path) ------------------------------------------------------
     def _blocked(self, call: Call, stage: str, violations: Violations) -> None:
@@ -166,7 +182,15 @@ class Guardrails(Middleware):
 
     # -- streams: the window logic lives in `GuardedStream`; only the checks are awaited -------
     def _stream(self, call: Call) -> GuardedStream:
-        return GuardedStream(call, self.stream_window, keep_released=bool(self._wholes))
+        return GuardedStream(
+            call,
+            self.stream_window,
+            keep_released=bool(self._wholes),
+            trigger=self._trigger,
+            search=self._search,
+            overlap=self._overlap,
+            ends=self._ends,
+        )
 
     def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:
         self.before(call)
@@ -174,10 +198,15 @@ class Guardrails(Middleware):
         stream, checks = self._stream(call), self._streamed
         try:
             for chunk in gen:
-                held = stream.push(chunk)
+                released = stream.push_quiet(chunk)
+                if released is not None:
+                    yield from released
+                    continue
+                held = stream.held()
                 yield from stream.release(held, self._check_output(call, held, checks, stream))
-            held = stream.held()
-            stream.settle(held, self._check_output(call, held, checks, stream))
+            if not stream.quiet():
+                held = stream.held()
+                stream.settle(held, self._check_output(call, held, checks, stream))
             if self._wholes:
                 self._check_output(call, stream.whole(), self._wholes, stream)
             yield from stream.drain()
@@ -190,12 +219,18 @@ class Guardrails(Middleware):
         stream, checks = self._stream(call), self._streamed
         try:
             async for chunk in agen:
-                held = stream.push(chunk)
+                released = stream.push_quiet(chunk)
+                if released is not None:
+                    for out in released:
+                        yield out
+                    continue
+                held = stream.held()
                 checked = await self._acheck_output(call, held, checks, stream)
                 for out in stream.release(held, checked):
                     yield out
-            held = stream.held()
-            stream.settle(held, await self._acheck_output(call, held, checks, stream))
+            if not stream.quiet():
+                held = stream.held()
+                stream.settle(held, await self._acheck_output(call, held, checks, stream))
             if self._wholes:
                 await self._acheck_output(call, stream.whole(), self._wholes, stream)
             for out in stream.drain():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,10 @@ __all__: list[str] = []  # the Guardrails layer's stream machinery
 
 
 _SKIP = object()
+
+
+def _never(text: str) -> None:
+    return None
 
 
 class OutputWindow:
@@ -33,10 +38,12 @@ class OutputWindow:
         self.keep_released = keep_released
         self.released: list[str] = []
 
-    def push(self, chunk: Any) -> None:
+    def push(self, chunk: Any) -> str | None:
         text = output_text(chunk)
         self._held.append([chunk, text, text])
-        self._held_chars += len(text or "")
+        if text:
+            self._held_chars += len(text)
+        return text
 
     def text(self) -> str:
         return "".join(entry[2] for entry in self._held if entry[2])
@@ -98,27 +105,98 @@ class OutputWindow:
 class GuardedStream:
     """One guarded stream: its window, and the replacements waiting to be reported.
 
-    Both stream paths of `Guardrails` drive it the same way: `push` each chunk (-> the held text
-    to check), `release` what the check allows, then `held`/`settle` the final window, check
-    `whole()` for whole-output guards, and `drain`.
+    Both stream paths of `Guardrails` drive it the same way: `push_quiet` each chunk (then
+    `held`, the text to check, unless it needs none), `release` what the check allows, then
+    `held`/`settle` the final window (unless `quiet`), check `whole()` for whole-output guards,
+    and `drain`.
     """
 
-    __slots__ = ("call", "pending", "reported", "window")
+    __slots__ = (
+        "_any",
+        "_ends",
+        "_last",
+        "_overlap",
+        "_since",
+        "_tail",
+        "call",
+        "pending",
+        "reported",
+        "window",
+    )
 
-    def __init__(self, call: Call, size: int | None, *, keep_released: bool) -> None:
+    def __init__(
+        self,
+        call: Call,
+        size: int | None,
+        *,
+        keep_released: bool,
+        trigger: re.Pattern[str] | None = None,
+        search: re.Pattern[str] | None = None,
+        overlap: int = 0,
+        ends: frozenset[str] | None = None,
+    ) -> None:
         self.call = call
         self.window = OutputWindow(size, keep_released=keep_released)
         self.pending: list[str] = []  # guards whose replacement the last check produced
         self.reported: set[str] = set()
+        # The fast path (every guard has a `stream_trigger`): `_last(text)` matches up to the
+        # start of the last trigger in `text`; `_since` counts the held characters from that
+        # start to the end (None: no trigger seen); `_tail` is the text a trigger may continue.
+        self._last = trigger.match if trigger is not None else None
+        self._any = search.search if search is not None else _never
+        self._ends = ends
+        self._overlap = overlap
+        self._since: int | None = None
+        self._tail = ""
+
+    def push_quiet(self, chunk: Any) -> list[Any] | None:
+        """Hold `chunk`; when the held text provably needs no check (no trigger lies in it),
+        the chunks that may reach the consumer now, else None (check `held()` first).
+
+        Only the chunk's text and the `overlap` characters before it are scanned.
+        """
+        window = self.window
+        text = window.push(chunk)
+        last = self._last
+        if last is None:
+            return None
+        if text:
+            scanned = self._tail + text
+            ends = self._ends
+            # No new trigger can end in ASCII text without one of its end characters; else a
+            # plain search (a fast scan), and the slower "last trigger" match only on a hit.
+            if (ends is None or not text.isascii() or not ends.isdisjoint(text)) and self._any(
+                scanned
+            ) is not None:
+                found = last(scanned)
+                self._since = len(scanned) - found.end() if found is not None else None
+            elif self._since is not None:
+                self._since += len(text)
+            self._tail = scanned[-self._overlap :] if self._overlap else ""
+        since = self._since
+        if since is not None and since <= window._held_chars:
+            return None
+        return window.release()
+
+    def quiet(self) -> bool:
+        """True when no trigger lies wholly inside the held text (its check would allow it)."""
+        since = self._since
+        return self._last is not None and (since is None or since > self.window._held_chars)
+
+    def _rescan(self) -> None:
+        # The held text was rewritten (a redaction): find its last trigger afresh.
+        last = self._last
+        if last is None:
+            return
+        held = self.window.text()
+        found = last(held)
+        self._since = None if found is None else len(held) - found.end()
+        self._tail = held[-self._overlap :] if self._overlap else ""
 
     def held(self) -> str:
         """The held-back text to check (and how much was released before it, for `MaxLength`)."""
         self.call.stream_offset = self.window.released_chars
         return self.window.text()
-
-    def push(self, chunk: Any) -> str:
-        self.window.push(chunk)
-        return self.held()
 
     def release(self, held: str, checked: Any) -> list[Any]:
         """Apply the check of `held` mid-stream; the chunks that may now reach the consumer."""
@@ -153,6 +231,7 @@ class GuardedStream:
             if first >= boundary:
                 return
         window.set_text(value)
+        self._rescan()
         for name in dict.fromkeys(guards):
             if name not in self.reported:
                 self.reported.add(name)

@@ -32,24 +32,39 @@ class Lines(WaitingLines):
         self.store, self.clock, self.max_wait = store, clock, max_wait
 
     # -- waiting: one plan (`_line`), a sync and an async driver ---------------------------
-    def wait_in_line(self, key: str, demands: list[Demand], sleep: Callable[[float], Any]) -> float:
+    def wait_in_line(
+        self,
+        key: str,
+        demands: list[Demand],
+        sleep: Callable[[float], Any],
+        start: float | None = None,
+    ) -> float:
         """Acquire `demands` under `key` in arrival order; returns the seconds waited.
+
+        `start`: the caller already tried to acquire at that time (with nobody in line) and was
+        refused, so the wait begins without another try.
 
         Raises:
             RateLimitedError: the wait would be longer than `max_wait` (raised before waiting).
         """
         store = self.store
         return run_plan(
-            self._line(key, demands, store.acquire, store.wait_time, Ticket.wait, sleep, None)
+            self._line(
+                key, demands, store.acquire, store.wait_time, Ticket.wait, sleep, None, start
+            )
         )
 
     async def await_in_line(
-        self, key: str, demands: list[Demand], asleep: Callable[[float], Awaitable[Any]]
+        self,
+        key: str,
+        demands: list[Demand],
+        asleep: Callable[[float], Awaitable[Any]],
+        start: float | None = None,
     ) -> float:
         """Async twin of `wait_in_line` (never holds a lock across an await)."""
         store, loop = self.store, asyncio.get_running_loop()
         plan = self._line(
-            key, demands, store.aacquire, store.await_time, Ticket.await_, asleep, loop
+            key, demands, store.aacquire, store.await_time, Ticket.await_, asleep, loop, start
         )
         return await arun_plan(plan)
 
@@ -62,13 +77,17 @@ class Lines(WaitingLines):
         park: Callable[[Ticket], Any],
         sleep: Callable[[float], Any],
         loop: asyncio.AbstractEventLoop | None,
+        tried: float | None = None,
     ) -> Generator[Any, Any, float]:
         """The decisions of one caller's wait (see `run_plan`): only the head of a line tries to
         acquire; the others are parked on their ticket until the head leaves."""
         clock, max_wait = self.clock, self.max_wait
-        start = clock()
-        if not self.busy(key) and (yield acquire(key, demands, start)) == 0.0:
-            return 0.0
+        if tried is not None:
+            start = tried
+        else:
+            start = clock()
+            if not self.busy(key) and (yield acquire(key, demands, start)) == 0.0:
+                return 0.0
         if max_wait is not None:
             # Everyone already in line goes first: the wait covers their demands too.
             wait = yield wait_time(key, merge_demands([*self.pending(key), demands]), start)

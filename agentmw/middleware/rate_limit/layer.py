@@ -146,28 +146,38 @@ class RateLimit(Middleware):
                     "or split the request)",
                 )
 
-    # -- acquisition: one decision (`_admit_now`, then the FIFO line), two ways to wait ------
-    def _admit_now(self, key: str, demands: list[Demand]) -> bool:
-        """Checks the request's size; True when an in-memory store admits it without a wait."""
-        if demands is not self._zero_demands:
-            self._check_size(key, demands)
-        return (
-            self._local
-            and not self._lines.busy(key)
-            and self.store.acquire(key, demands, self.clock()) == 0.0
-        )
-
+    # -- acquisition: one try while nobody waits, else the FIFO line; two ways to wait -------
     def _acquire(self, key: str, demands: list[Demand]) -> float:
         """Wait in line until `demands` are admitted; returns the seconds waited."""
-        if self._admit_now(key, demands):
+        if demands is not self._zero_demands:
+            self._check_size(key, demands)
+        lines = self._lines
+        if lines.busy(key):
+            return lines.wait_in_line(key, demands, self._sleep)
+        now = self.clock()
+        if self.store.acquire(key, demands, now) == 0.0:
             return 0.0
-        return self._lines.wait_in_line(key, demands, self._sleep)
+        return lines.wait_in_line(key, demands, self._sleep, now)
+
+    def _admit_local(self, key: str, demands: list[Demand]) -> bool:
+        """Checks the request's size; True when an in-memory store admits it at once (nobody
+        waits under `key`). The async paths call this without awaiting: an uncontended caller
+        costs no coroutine frame beyond its own."""
+        if demands is not self._zero_demands:
+            self._check_size(key, demands)
+        if not self._local or self._lines.busy(key):
+            return False
+        return self.store.acquire(key, demands, self.clock()) == 0.0
 
     async def _aacquire(self, key: str, demands: list[Demand]) -> float:
-        """Async twin of `_acquire`."""
-        if self._admit_now(key, demands):
+        """Async twin of `_acquire`, after `_admit_local` said no."""
+        lines = self._lines
+        if self._local or lines.busy(key):
+            return await lines.await_in_line(key, demands, self._asleep)
+        now = self.clock()
+        if await self.store.aacquire(key, demands, now) == 0.0:
             return 0.0
-        return await self._lines.await_in_line(key, demands, self._asleep)
+        return await lines.await_in_line(key, demands, self._asleep, now)
 
     # -- standalone API --------------------------------------------------------------------
     def _usage_of(self, tokens: int | None, usage: Usage | None) -> Usage:
@@ -191,8 +201,10 @@ class RateLimit(Middleware):
     ) -> Reservation:
         """Async twin of `acquire`."""
         reserved = self._usage_of(tokens, usage)
-        waited = await self._aacquire(key, self._demands_of(reserved))
-        return Reservation(self, key, reserved, waited)
+        demands = self._demands_of(reserved)
+        if self._admit_local(key, demands):
+            return Reservation(self, key, reserved, 0.0)
+        return Reservation(self, key, reserved, await self._aacquire(key, demands))
 
     @contextmanager
     def reserve(
@@ -259,7 +271,10 @@ class RateLimit(Middleware):
 
     async def abefore(self, call: Call) -> None:
         key, usage, demands = self._request(call)
-        self._admitted(call, key, usage, await self._aacquire(key, demands))
+        if self._admit_local(key, demands):
+            call.meta[self._meta] = Reservation(self, key, usage, 0.0)
+        else:
+            self._admitted(call, key, usage, await self._aacquire(key, demands))
 
     def after(self, call: Call, result: Any) -> Any:
         reservation: Reservation = call.meta.pop(self._meta)

@@ -6,35 +6,58 @@ from __future__ import annotations
 __all__: list[str] = []
 
 # KEYS[1] = the cooldown key, KEYS[2..] = one TAT key per dimension.
-# ARGV[1] = "1" to record (acquire) or "0" to only look (wait_time), then per dimension:
-# interval (microseconds per unit), cost (units), burst (units).
+# ARGV[1] = numbers separated by spaces (one argument: redis-py packs each argument in Python,
+# which costs more than the round trip on a loaded machine): 1 to record (acquire) or 0 to only
+# look (wait_time), then per dimension: interval (microseconds per unit), cost (units), burst
+# (units; -1: no demand on this dimension, only the refund), refund (units <= 0: earlier
+# reconciles folded into this round trip, applied first, whether or not the demand is admitted).
 # Returns 0 when admitted (and recorded), else the wait in whole microseconds (>= 1).
 # Numbers written back are formatted explicitly: Redis would truncate a Lua number to an integer.
 RESERVE = """
+local packed = ARGV[1]
+local ARGV = {}
+for v in string.gmatch(packed, '%S+') do ARGV[#ARGV + 1] = v end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local wait = 0
 local cooldown = redis.call('GET', KEYS[1])
 if cooldown then wait = tonumber(cooldown) - now end
-local tats = {}
+local tats, olds, refunded = {}, {}, {}
 for i = 2, #KEYS do
-  local j = (i - 2) * 3 + 2
+  local j = (i - 2) * 4 + 2
   local interval = tonumber(ARGV[j])
   local tat = tonumber(redis.call('GET', KEYS[i]) or now)
   if tat < now then tat = now end
-  tat = tat + tonumber(ARGV[j + 1]) * interval
-  local w = tat - tonumber(ARGV[j + 2]) * interval - now
-  if w > wait then wait = w end
+  local refund = tonumber(ARGV[j + 3])
+  if refund ~= 0 then
+    tat = tat + refund * interval
+    if tat < now then tat = now end
+    refunded[i] = true
+  end
+  olds[i] = tat
+  local burst = tonumber(ARGV[j + 2])
+  if burst >= 0 then
+    tat = tat + tonumber(ARGV[j + 1]) * interval
+    local w = tat - burst * interval - now
+    if w > wait then wait = w end
+  end
   tats[i] = tat
 end
-if wait > 0 then return math.max(1, math.ceil(wait)) end
-if ARGV[1] == '1' then
-  for i = 2, #KEYS do
-    -- The key expires when its bucket is full again: a missing key reads as "full".
-    local ttl = math.ceil((tats[i] - now) / 1000) + 1
-    redis.call('SET', KEYS[i], string.format('%.3f', tats[i]), 'PX', ttl)
+local admit = wait <= 0 and ARGV[1] == '1'
+for i = 2, #KEYS do
+  local tat = olds[i]
+  if admit then tat = tats[i] end
+  if admit or refunded[i] then
+    if tat <= now and not admit then
+      redis.call('DEL', KEYS[i])
+    else
+      -- The key expires when its bucket is full again: a missing key reads as "full".
+      local ttl = math.ceil((tat - now) / 1000) + 1
+      redis.call('SET', KEYS[i], string.format('%.3f', tat), 'PX', ttl)
+    end
   end
 end
+if wait > 0 then return math.max(1, math.ceil(wait)) end
 return 0
 """
 

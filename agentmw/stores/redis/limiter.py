@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
@@ -9,7 +10,7 @@ from typing import Any
 
 from agentmw._validate import check_clock
 from agentmw.errors import RateLimitedError
-from agentmw.stores.gcra import Demand
+from agentmw.stores.gcra import Demand, Rate
 from agentmw.stores.limiter import InMemoryLimiterStore
 from agentmw.stores.redis._conn import Command, Connection, Plan, Unavailable
 from agentmw.stores.redis._limiter_lua import ADJUST, COOLDOWN, RESERVE
@@ -22,7 +23,11 @@ class RedisRateLimitStore:
 
     One Lua script reserves every dimension of a call (requests and tokens) all or none, timed
     by Redis `TIME` so client clocks never matter (the `now` the limiter passes is ignored).
-    Reconciliation applies the real-usage delta in another script; a provider 429's Retry-After
+    Reconciliation charges an excess at once (one script call); a refund (the usual case: fewer
+    tokens than estimated, or a failed call) is folded into the next reservation or `wait_time`
+    of the same key, so a turn costs one round trip. Until then the fleet sees the tokens as
+    still spent (the limit can only be undershot, never exceeded); `flush()` / `aflush()` send
+    the refunds waiting now. A provider 429's Retry-After
     sets a cooldown key that pauses the key for the whole fleet. All Redis keys of one limiter
     key share the hash tag `{prefix:key}`, hence one Redis Cluster slot. Keys expire on their
     own once their bucket is full again.
@@ -72,6 +77,9 @@ class RedisRateLimitStore:
         self.local = InMemoryLimiterStore()
         self._clock = check_clock("clock", clock) or time.monotonic
         self._keys: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        # Refunds not sent yet, per limiter key and rate (units <= 0), under `_lock`.
+        self._refunds: dict[str, dict[Rate, float]] = {}
+        self._lock = threading.Lock()
 
     @property
     def available(self) -> bool:
@@ -89,14 +97,48 @@ class RedisRateLimitStore:
                 self._keys[cache_key] = found
         return found
 
+    def pending(self, key: str) -> list[Demand]:
+        """The refunds of `key` waiting for its next round trip (rate, units <= 0)."""
+        with self._lock:
+            return list(self._refunds.get(key, {}).items())
+
+    def _take(self, key: str) -> dict[Rate, float] | None:
+        if not self._refunds:
+            return None
+        with self._lock:
+            return self._refunds.pop(key, None)
+
+    def _defer(self, key: str, refunds: Sequence[Demand]) -> None:
+        if not refunds:
+            return
+        with self._lock:
+            waiting = self._refunds.setdefault(key, {})
+            for rate, cost in refunds:
+                waiting[rate] = waiting.get(rate, 0.0) + cost
+
     # -- plans: each operation once, driven by `run` (sync) or `arun` (async) ----------------
     def _decide(self, key: str, demands: Sequence[Demand], now: float, record: bool) -> Plan[float]:
-        argv: list[Any] = ["1" if record else "0"]
+        refunds = self._take(key)
+        numbers: list[Any] = [1 if record else 0]
+        dimensions = []
         for rate, cost in demands:
-            argv += (1e6 / rate.per_second, cost, rate.burst)
+            refund = refunds.pop(rate, 0.0) if refunds else 0.0
+            numbers += (1e6 / rate.per_second, cost, rate.burst, refund)
+            dimensions.append(rate.dimension)
+        extra: list[Demand] = []
+        if refunds:  # refunds on dimensions this call does not demand: applied all the same
+            for rate, cost in refunds.items():
+                numbers += (1e6 / rate.per_second, 0.0, -1.0, cost)
+                dimensions.append(rate.dimension)
+                extra.append((rate, cost))
+        # One argument, not one per number: redis-py packs each argument in Python.
+        argv = [" ".join(map(repr, numbers))]
         try:
-            waited = yield Command(RESERVE, self.keys(key, [r.dimension for r, _ in demands]), argv)
+            waited = yield Command(RESERVE, self.keys(key, dimensions), argv)
         except Unavailable:
+            taken = [(rate, numbers[4 * i + 4]) for i, (rate, _) in enumerate(demands)] + extra
+            if any(cost for _, cost in taken):
+                self.local.adjust(key, [d for d in taken if d[1]], now)
             if self._conn.on_unavailable == "deny":
                 raise RateLimitedError(
                     self._conn.retry_interval,
@@ -109,6 +151,18 @@ class RedisRateLimitStore:
         return int(waited) / 1e6
 
     def _adjust(self, key: str, demands: Sequence[Demand], now: float) -> Plan[None]:
+        if all(cost <= 0 for _, cost in demands):
+            self._defer(key, [d for d in demands if d[1]])  # sent with the next reservation
+            return
+        totals = dict(self._take(key) or {})  # a charge pays a round trip: refunds ride along
+        for rate, cost in demands:
+            totals[rate] = totals.get(rate, 0.0) + cost
+        merged = [(rate, cost) for rate, cost in totals.items() if cost]
+        yield from self._send(key, merged, now)
+
+    def _send(self, key: str, demands: Sequence[Demand], now: float) -> Plan[None]:
+        if not demands:
+            return
         argv: list[Any] = []
         for rate, cost in demands:
             argv += (1e6 / rate.per_second, cost)
@@ -116,6 +170,22 @@ class RedisRateLimitStore:
             yield Command(ADJUST, self.keys(key, [r.dimension for r, _ in demands])[1:], argv)
         except Unavailable:
             self.local.adjust(key, demands, now)
+
+    def _flush(self) -> Plan[None]:
+        with self._lock:
+            waiting, self._refunds = self._refunds, {}
+        now = self._clock()
+        items = [(key, list(refunds.items())) for key, refunds in waiting.items() if refunds]
+        for index, (key, refunds) in enumerate(items):
+            argv: list[Any] = []
+            for rate, cost in refunds:
+                argv += (1e6 / rate.per_second, cost)
+            try:
+                yield Command(ADJUST, self.keys(key, [r.dimension for r, _ in refunds])[1:], argv)
+            except Unavailable:  # Redis is down: the rest go to the fallback, nothing is lost
+                for rest_key, rest in items[index:]:
+                    self.local.adjust(rest_key, rest, now)
+                return
 
     def _cooldown(self, key: str, until: float) -> Plan[None]:
         seconds = until - self._clock()
@@ -135,8 +205,19 @@ class RedisRateLimitStore:
         return self._conn.run(self._decide(key, demands, now, False))
 
     def adjust(self, key: str, demands: Sequence[Demand], now: float) -> None:
-        """Charge or refund admitted units (the reconcile delta)."""
+        """Charge (now) or refund (with the key's next round trip) admitted units."""
+        if all(cost <= 0 for _, cost in demands):
+            self._defer(key, [d for d in demands if d[1]])
+            return
         self._conn.run(self._adjust(key, demands, now))
+
+    def flush(self) -> None:
+        """Send every refund still waiting for a round trip (one script call per key)."""
+        self._conn.run(self._flush())
+
+    async def aflush(self) -> None:
+        """Async twin of `flush`."""
+        await self._conn.arun(self._flush())
 
     def cooldown(self, key: str, until: float) -> None:
         """Pause `key` for every process until `until` (on the limiter's clock)."""
@@ -152,6 +233,9 @@ class RedisRateLimitStore:
 
     async def aadjust(self, key: str, demands: Sequence[Demand], now: float) -> None:
         """Async twin of `adjust`."""
+        if all(cost <= 0 for _, cost in demands):
+            self._defer(key, [d for d in demands if d[1]])
+            return
         await self._conn.arun(self._adjust(key, demands, now))
 
     async def acooldown(self, key: str, until: float) -> None:
