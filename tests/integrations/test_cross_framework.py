@@ -36,7 +36,7 @@ from pydantic_ai.messages import (
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.usage import RequestUsage
 
-from agentmw import Agent, ModelPricing, Stack
+from agentmw import Agent, Event, ModelPricing, Stack
 from agentmw.core.agent import AgentRegistry
 from agentmw.errors import BudgetExceededError
 from agentmw.integrations.langchain import AgentMWMiddleware
@@ -69,19 +69,23 @@ class Shared:
         self.ledger = InMemoryLedger()
         self.policy = engine()
         self.agents = {name: self.agent(name) for name in ("langchain", "pydantic-ai", "agents")}
+        self.events: list[Event] = []  # every event of the three agents, in order
 
     def agent(self, name: str) -> Agent:
         budget = Budget("0.05", enforce=True, max_call_usd=TURN_USD, ledger=self.ledger)
         stack = Stack([Policy(self.policy), budget])
-        return Agent(name, stack=stack, pricing=PRICES, registry=AgentRegistry())
+        return Agent(name, stack=stack, pricing=PRICES, registry=AgentRegistry(), event_sink=self)
+
+    def emit(self, event: Event) -> None:
+        """The three agents' event sink: keeps every event in order."""
+        self.events.append(event)
 
     def spent(self) -> Decimal:
         return self.ledger.spent("Budget")
 
     def denied(self, name: str) -> list[str]:
-        """The tools the policy refused in the sessions of the agent `name`."""
-        sessions = self.agents[name].registry.finished()
-        return [e.tool or "" for s in sessions for e in s.events if e.name == "policy.denied"]
+        """The tools the policy refused in the sessions of the agent `name` (its role)."""
+        return [e.tool or "" for e in self.events if e.name == "policy.denied" and e.role == name]
 
 
 # -- LangChain ------------------------------------------------------------------------------
@@ -223,7 +227,7 @@ def check_outcome(shared: Shared, lc_model: ScriptedChatModel, pa_seen: list[Any
         ("langchain", "lookup a"),
         ("pydantic-ai", "lookup b"),
     ]
-    for name in ("langchain", "pydantic-ai"):
+    for name in ("langchain", "pydantic-ai", "agents"):
         assert shared.denied(name) == ["delete_records"]
     # Each framework's model read the same refusal as a tool result.
     text = (
