@@ -617,14 +617,44 @@ def test_options_are_validated() -> None:
 def test_global_providers_are_looked_up_again_at_session_start(
     otel: Otel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agentmw.middleware.telemetry import layer as module
-    from agentmw.middleware.telemetry.providers import resolve
+    from opentelemetry import metrics, trace
 
     layer = Telemetry()  # no global SDK in the test process: proxies, fast path
     assert layer._on is False
     assert layer._settled is False
-    live = resolve(otel.tracer_provider, otel.meter_provider)
-    monkeypatch.setattr(module, "resolve", lambda tp, mp: live)
+    # The global providers are set after the layer was built (as an app's setup may do).
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: otel.tracer_provider)
+    monkeypatch.setattr(metrics, "get_meter_provider", lambda: otel.meter_provider)
     with Agent("late", stack=[layer]).session() as session:
         session.run_turn(ScriptedModel(["x"]), "hi", model="m")
     assert [s.name for s in otel.spans()] == ["chat m", "invoke_agent late"]
+
+
+def _proxy_meters() -> int:
+    from opentelemetry import metrics
+
+    provider = metrics.get_meter_provider()
+    return len(getattr(provider, "_meters", ()))
+
+
+def test_sessions_on_unset_global_providers_make_no_meter() -> None:
+    # The API's proxy meter provider keeps every meter asked of it until a real provider is
+    # set: a layer that resolved again per session would grow with the number of sessions.
+    layer = Telemetry()
+    before = _proxy_meters()
+    agent = Agent("many", stack=[layer])
+    for _ in range(50):
+        with agent.session() as session:
+            session.run_turn(ScriptedModel(["x"]), "hi", model="m")
+    assert _proxy_meters() == before
+    assert layer._on is False
+
+
+async def test_async_sessions_on_unset_global_providers_make_no_meter() -> None:
+    layer = Telemetry()
+    before = _proxy_meters()
+    agent = Agent("many-async", stack=[layer])
+    for _ in range(50):
+        async with agent.session() as session:
+            await session.arun_turn(ScriptedModel(["x"]), "hi", model="m")
+    assert _proxy_meters() == before

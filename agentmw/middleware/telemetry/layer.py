@@ -130,6 +130,7 @@ class Telemetry(Middleware):
         # Explicit providers never change; global ones are set once, so re-resolve only while
         # one of them is still unset.
         self._settled = state.settled
+        self._providers = state
         self._recheck_at = time.monotonic() + _RECHECK_S
 
     def _active(self) -> bool:
@@ -137,12 +138,14 @@ class Telemetry(Middleware):
             return True
         if self._settled or time.monotonic() < self._recheck_at:
             return False
-        self._refresh()
+        self._recheck_at = time.monotonic() + _RECHECK_S
+        if self._providers.outdated():
+            self._refresh()
         return self._on
 
     # -- sessions --------------------------------------------------------------------------
     def open_session(self, session: Session) -> None:
-        if not self._settled:
+        if not self._settled and self._providers.outdated():
             self._refresh()
         if self._tracing:
             session.meta[self._key] = self._sessions.open(self._tracer, session)

@@ -31,7 +31,25 @@ class Providers:
     meter: metrics.Meter
     tracing: bool
     metering: bool
-    settled: bool  # nothing can change any more (explicit providers, or globals already set)
+    tracer_unset: bool  # the global tracer provider is still the API's proxy
+    meter_unset: bool  # the global meter provider is still the API's proxy
+
+    @property
+    def settled(self) -> bool:
+        """Nothing can change any more (explicit providers, or globals already set)."""
+        return not self.tracer_unset and not self.meter_unset
+
+    def outdated(self) -> bool:
+        """True when a global provider that was unset has been set since.
+
+        Asks without making a tracer or meter: each `get_meter` on the API's proxy provider is
+        kept by it until a real provider arrives, so resolving again on every session or
+        recheck would grow with the number of sessions.
+        """
+        return (
+            self.tracer_unset
+            and not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+        ) or (self.meter_unset and not isinstance(metrics.get_meter_provider(), _ProxyMeters))
 
 
 def resolve(
@@ -51,7 +69,8 @@ def resolve(
         meter,
         tracing=not tracer_unset and not isinstance(tracer, trace.NoOpTracer),
         metering=not meter_unset and not isinstance(meter, metrics.NoOpMeter),
-        settled=not tracer_unset and not meter_unset,
+        tracer_unset=tracer_unset and tracer_provider is None,
+        meter_unset=meter_unset and meter_provider is None,
     )
 
 
