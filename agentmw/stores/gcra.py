@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Internal decision object of RateLimit and the limiter stores; not public API.
 __all__: list[str] = []
@@ -32,6 +32,14 @@ class Rate:
     dimension: str
     per_second: float
     burst: float
+    # Rates key the refunds waiting per dimension: hashed once, not on every lookup.
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.dimension, self.per_second, self.burst)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 Demand = tuple[Rate, float]
