@@ -53,8 +53,8 @@ def wire(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Wire:
                 name = str(args[0]).upper()
                 sent.append(names.get(str(args[1]), "?") if name == "EVALSHA" else name)
 
-    sync_execute = redis.Redis.execute_command
-    async_execute = redis.asyncio.Redis.execute_command
+    sync_execute: Any = redis.Redis.execute_command
+    async_execute: Any = redis.asyncio.Redis.execute_command
 
     def execute(self: Any, *args: Any, **options: Any) -> Any:
         note(self, args)
