@@ -88,12 +88,17 @@ class GCRA:
 
     def acquire(self, key: str, demands: Sequence[Demand], now: float) -> float:
         """Admit every demand or none: 0.0 means admitted and recorded, else seconds to wait."""
-        with self._lock:
-            if len(demands) == 1 and key not in self._cooldown:
+        # acquire/release rather than `with`: this is every uncontended call's hot path, and
+        # the context-manager protocol costs more than the decision itself.
+        lock = self._lock
+        lock.acquire()
+        try:
+            if len(demands) == 1 and not (self._cooldown and key in self._cooldown):
                 # The common single-dimension case (an rpm-only limiter), without the lists.
                 rate, cost = demands[0]
-                slot = (key, rate.dimension)
-                tat = self._tat.get(slot, now)
+                slot = key, rate.dimension
+                tats = self._tat
+                tat = tats.get(slot, now)
                 if tat < now:
                     tat = now
                 per_second = rate.per_second
@@ -101,15 +106,17 @@ class GCRA:
                 ahead = tat - rate.burst / per_second - now
                 if ahead > _EPSILON:
                     return ahead
-                self._tat[slot] = tat
+                tats[slot] = tat
                 return 0.0
-            wait, tats = self._wait(key, demands, now)
+            wait, tats_of = self._wait(key, demands, now)
             if wait > 0:
                 return wait
             store = self._tat
-            for (rate, _), tat in zip(demands, tats, strict=True):
+            for (rate, _), tat in zip(demands, tats_of, strict=True):
                 store[key, rate.dimension] = tat
             return 0.0
+        finally:
+            lock.release()
 
     def adjust(self, key: str, demands: Sequence[Demand], now: float) -> None:
         """Charge (cost > 0) or refund (cost < 0) units that were already admitted.

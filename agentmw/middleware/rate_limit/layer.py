@@ -122,6 +122,7 @@ class RateLimit(Middleware):
         self._check_size("any", self._zero_demands)
         self._local = type(self.store) is InMemoryLimiterStore
         self._try = self.store.acquire
+        self._waiting = self._lines._lines  # key -> its line (absent or empty: nobody waits)
 
     # -- demands ---------------------------------------------------------------------------
     def demands(self, usage: Usage, *, request: bool = True) -> list[Demand]:
@@ -221,7 +222,7 @@ class RateLimit(Middleware):
         if usage is None and not tokens and self._local:
             # The common uncontended case, inlined (no await, no allocation beyond the
             # Reservation): one request, nobody in line under `key`, an in-memory store.
-            if not self._lines.busy(key) and self._try(key, self._zero_demands, self.clock()) == 0:
+            if not self._waiting.get(key) and self._try(key, self._zero_demands, self.clock()) == 0:
                 return Reservation(self, key, ZERO_USAGE, 0.0)
             return Reservation(self, key, ZERO_USAGE, await self._aacquire(key, self._zero_demands))
         reserved = self._usage_of(tokens, usage)
