@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # Internal decision object of RateLimit and the limiter stores; not public API.
 __all__: list[str] = []
@@ -32,6 +32,14 @@ class Rate:
     dimension: str
     per_second: float
     burst: float
+    # Rates key the refunds waiting per dimension: hashed once, not on every lookup.
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.dimension, self.per_second, self.burst)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 Demand = tuple[Rate, float]
@@ -80,12 +88,17 @@ class GCRA:
 
     def acquire(self, key: str, demands: Sequence[Demand], now: float) -> float:
         """Admit every demand or none: 0.0 means admitted and recorded, else seconds to wait."""
-        with self._lock:
-            if len(demands) == 1 and key not in self._cooldown:
+        # acquire/release rather than `with`: this is every uncontended call's hot path, and
+        # the context-manager protocol costs more than the decision itself.
+        lock = self._lock
+        lock.acquire()
+        try:
+            if len(demands) == 1 and not (self._cooldown and key in self._cooldown):
                 # The common single-dimension case (an rpm-only limiter), without the lists.
                 rate, cost = demands[0]
-                slot = (key, rate.dimension)
-                tat = self._tat.get(slot, now)
+                slot = key, rate.dimension
+                tats = self._tat
+                tat = tats.get(slot, now)
                 if tat < now:
                     tat = now
                 per_second = rate.per_second
@@ -93,15 +106,17 @@ class GCRA:
                 ahead = tat - rate.burst / per_second - now
                 if ahead > _EPSILON:
                     return ahead
-                self._tat[slot] = tat
+                tats[slot] = tat
                 return 0.0
-            wait, tats = self._wait(key, demands, now)
+            wait, tats_of = self._wait(key, demands, now)
             if wait > 0:
                 return wait
             store = self._tat
-            for (rate, _), tat in zip(demands, tats, strict=True):
+            for (rate, _), tat in zip(demands, tats_of, strict=True):
                 store[key, rate.dimension] = tat
             return 0.0
+        finally:
+            lock.release()
 
     def adjust(self, key: str, demands: Sequence[Demand], now: float) -> None:
         """Charge (cost > 0) or refund (cost < 0) units that were already admitted.

@@ -7,6 +7,7 @@ answers, send the same commands and keep the same outage bookkeeping.
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import Callable
 from contextlib import suppress
 from decimal import Decimal
@@ -20,6 +21,7 @@ from agentmw.stores import RedisBreakerStore, RedisLedger, RedisRateLimitStore
 from agentmw.stores.circuit import BreakerConfig, BreakerState, Permit
 from agentmw.stores.gcra import Rate
 from agentmw.stores.redis._conn import Command, Connection, Plan, Unavailable
+from agentmw.stores.redis._limiter_lua import pack_reserve
 from agentmw.testing import capture_events
 
 URL = "redis://127.0.0.1:1/0"  # never reached: the fake below answers instead
@@ -61,10 +63,12 @@ def test_both_drivers_send_the_same_commands_and_read_the_reply(mode: str) -> No
     fake = FakeRedis(store._conn, [0, 1_500_000])
     assert run(store._conn, store._decide("k", [(RPM, 1.0)], 0.0, True), mode) == 0.0
     assert run(store._conn, store._decide("k", [(RPM, 1.0)], 0.0, False), mode) == 1.5
+    # One binary argument: the record flag, then increment, tolerance and refund in µs.
     assert fake.sent == [
-        (["{p:k}:rl:cooldown", "{p:k}:rl:rpm"], ["1 1000000.0 1.0 2.0 0.0"]),
-        (["{p:k}:rl:cooldown", "{p:k}:rl:rpm"], ["0 1000000.0 1.0 2.0 0.0"]),
+        (["{p:k}:rl:cooldown", "{p:k}:rl:rpm"], [pack_reserve(True, [1e6, 2e6, 0.0])]),
+        (["{p:k}:rl:cooldown", "{p:k}:rl:rpm"], [pack_reserve(False, [1e6, 2e6, 0.0])]),
     ]
+    assert pack_reserve(True, [1e6, 2e6, 0.0]) == b"\x01" + struct.pack("<3d", 1e6, 2e6, 0.0)
 
 
 def test_an_outage_is_reported_once_and_skipped_until_retry(mode: str) -> None:

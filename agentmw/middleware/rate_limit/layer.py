@@ -121,6 +121,8 @@ class RateLimit(Middleware):
         self._zero_demands = self.demands(ZERO_USAGE)
         self._check_size("any", self._zero_demands)
         self._local = type(self.store) is InMemoryLimiterStore
+        self._try = self.store.acquire
+        self._waiting = self._lines._lines  # key -> its line (absent or empty: nobody waits)
 
     # -- demands ---------------------------------------------------------------------------
     def demands(self, usage: Usage, *, request: bool = True) -> list[Demand]:
@@ -134,6 +136,23 @@ class RateLimit(Middleware):
             out.append((self._input, float(usage.input_tokens)))
         if self._output is not None:
             out.append((self._output, float(usage.output_tokens)))
+        return out
+
+    def _deltas(self, reserved: Usage, actual: Usage | int | None) -> list[Demand]:
+        """What settling a reservation of `reserved` tokens changes on each token dimension:
+        the surplus back (< 0) or the excess charged (> 0) for `actual`; all of it back for
+        None (a refund). Dimensions that do not change are left out."""
+        if actual is None:
+            return [(rate, -cost) for rate, cost in self.demands(reserved, request=False) if cost]
+        if not isinstance(actual, Usage):
+            actual = Usage(input_tokens=int(actual))
+        out: list[Demand] = []
+        if self._tpm is not None and actual.total_tokens != reserved.total_tokens:
+            out.append((self._tpm, float(actual.total_tokens) - float(reserved.total_tokens)))
+        if self._input is not None and actual.input_tokens != reserved.input_tokens:
+            out.append((self._input, float(actual.input_tokens) - float(reserved.input_tokens)))
+        if self._output is not None and actual.output_tokens != reserved.output_tokens:
+            out.append((self._output, float(actual.output_tokens) - float(reserved.output_tokens)))
         return out
 
     def _check_size(self, key: str, demands: list[Demand]) -> None:
@@ -200,6 +219,12 @@ class RateLimit(Middleware):
         self, tokens: int | None = None, *, usage: Usage | None = None, key: str = "default"
     ) -> Reservation:
         """Async twin of `acquire`."""
+        if usage is None and not tokens and self._local:
+            # The common uncontended case, inlined (no await, no allocation beyond the
+            # Reservation): one request, nobody in line under `key`, an in-memory store.
+            if not self._waiting.get(key) and self._try(key, self._zero_demands, self.clock()) == 0:
+                return Reservation(self, key, ZERO_USAGE, 0.0)
+            return Reservation(self, key, ZERO_USAGE, await self._aacquire(key, self._zero_demands))
         reserved = self._usage_of(tokens, usage)
         demands = self._demands_of(reserved)
         if self._admit_local(key, demands):

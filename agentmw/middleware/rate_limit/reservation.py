@@ -42,18 +42,7 @@ class Reservation:
             if self.settled:
                 return None
             self.settled = True
-        limiter = self._limiter
-        reserved = limiter.demands(self.usage, request=False)
-        if actual is None:
-            return [(rate, -cost) for rate, cost in reserved if cost]
-        if not isinstance(actual, Usage):
-            actual = Usage(input_tokens=int(actual))
-        real = limiter.demands(actual, request=False)
-        return [
-            (rate, new - old)
-            for (rate, old), (_, new) in zip(reserved, real, strict=True)
-            if new != old
-        ]
+        return self._limiter._deltas(self.usage, actual)
 
     def reconcile(self, actual: Usage | int) -> None:
         """Replace the estimate by the real usage: refund the surplus or charge the excess."""

@@ -10,6 +10,7 @@ outage bookkeeping (skip while down, `store.unavailable` / `store.available` onc
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 import weakref
@@ -107,6 +108,8 @@ class Connection:
         )
         self.retry_interval = check_number("retry_interval", retry_interval, above=0)
         self.errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self._noscript: type[BaseException] = redis.exceptions.NoScriptError
+        self._shas: dict[str, str] = {}
         self._lock = threading.Lock()
         self._scripts: dict[str, Any] = {}
         # An asyncio client's connections belong to one event loop: a URL store keeps one client
@@ -177,6 +180,34 @@ class Connection:
         if found is None:
             found = scripts[lua] = client.register_script(lua)
         return found
+
+    def _sha(self, lua: str) -> str:
+        sha = self._shas.get(lua)
+        if sha is None:
+            sha = self._shas[lua] = hashlib.sha1(lua.encode(), usedforsecurity=False).hexdigest()
+        return sha
+
+    def evalsha(self, lua: str, keys: Sequence[str], arg: Any) -> Any:
+        """One EVALSHA of `lua` with `keys` and the single argument `arg` on the sync client,
+        loading the script on NOSCRIPT; the hot path of a store that drives no plan (no
+        `Script` wrapper, no generator). Errors are the caller's to handle (see `failed`)."""
+        client = self._sync if self._sync is not None else self.sync_client()
+        sha = self._sha(lua)
+        try:
+            return client.execute_command("EVALSHA", sha, len(keys), *keys, arg)
+        except self._noscript:
+            client.script_load(lua)
+            return client.execute_command("EVALSHA", sha, len(keys), *keys, arg)
+
+    async def aevalsha(self, lua: str, keys: Sequence[str], arg: Any) -> Any:
+        """Async twin of `evalsha`, on the async client of the running event loop."""
+        client = self._async_entry()[0]
+        sha = self._sha(lua)
+        try:
+            return await client.execute_command("EVALSHA", sha, len(keys), *keys, arg)
+        except self._noscript:
+            await client.script_load(lua)
+            return await client.execute_command("EVALSHA", sha, len(keys), *keys, arg)
 
     def tag(self, key: str) -> str:
         """The hash tag of `key`: every Redis key derived from it lands in one cluster slot."""

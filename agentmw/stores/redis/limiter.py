@@ -13,7 +13,7 @@ from agentmw.errors import RateLimitedError
 from agentmw.stores.gcra import Demand, Rate
 from agentmw.stores.limiter import InMemoryLimiterStore
 from agentmw.stores.redis._conn import Command, Connection, Plan, Unavailable
-from agentmw.stores.redis._limiter_lua import ADJUST, COOLDOWN, RESERVE
+from agentmw.stores.redis._limiter_lua import ADJUST, COOLDOWN, RESERVE, pack_reserve
 
 __all__ = ["RedisRateLimitStore"]
 
@@ -117,38 +117,73 @@ class RedisRateLimitStore:
                 waiting[rate] = waiting.get(rate, 0.0) + cost
 
     # -- plans: each operation once, driven by `run` (sync) or `arun` (async) ----------------
-    def _decide(self, key: str, demands: Sequence[Demand], now: float, record: bool) -> Plan[float]:
+    def _reserve(
+        self, key: str, demands: Sequence[Demand], record: bool
+    ) -> tuple[list[str], bytes, list[Demand]]:
+        """The keys and the packed argument of one `RESERVE`, and the refunds it carries."""
         refunds = self._take(key)
-        numbers: list[Any] = [1 if record else 0]
-        dimensions = []
+        numbers: list[float] = []
+        dimensions: list[str] = []
+        taken: list[Demand] = []
         for rate, cost in demands:
+            interval = 1e6 / rate.per_second
             refund = refunds.pop(rate, 0.0) if refunds else 0.0
-            numbers += (1e6 / rate.per_second, cost, rate.burst, refund)
+            numbers += (cost * interval, rate.burst * interval, refund * interval)
             dimensions.append(rate.dimension)
-        extra: list[Demand] = []
+            if refund:
+                taken.append((rate, refund))
         if refunds:  # refunds on dimensions this call does not demand: applied all the same
-            for rate, cost in refunds.items():
-                numbers += (1e6 / rate.per_second, 0.0, -1.0, cost)
+            for rate, refund in refunds.items():
+                numbers += (0.0, -1.0, refund * 1e6 / rate.per_second)
                 dimensions.append(rate.dimension)
-                extra.append((rate, cost))
-        # One argument, not one per number: redis-py packs each argument in Python.
-        argv = [" ".join(map(repr, numbers))]
+                taken.append((rate, refund))
+        return self.keys(key, dimensions), pack_reserve(record, numbers), taken
+
+    def _without_redis(
+        self, key: str, demands: Sequence[Demand], now: float, record: bool, taken: list[Demand]
+    ) -> float:
+        """The decision while Redis is unreachable: the refunds taken go to the fallback."""
+        if taken:
+            self.local.adjust(key, taken, now)
+        if self._conn.on_unavailable == "deny":
+            raise RateLimitedError(
+                self._conn.retry_interval,
+                f"rate limit for key {key!r}: Redis is unreachable and on_unavailable='deny'",
+            ) from None
+        local = self.local
+        return local.acquire(key, demands, now) if record else local.wait_time(key, demands, now)
+
+    def _decide(self, key: str, demands: Sequence[Demand], now: float, record: bool) -> Plan[float]:
+        keys, arg, taken = self._reserve(key, demands, record)
         try:
-            waited = yield Command(RESERVE, self.keys(key, dimensions), argv)
+            waited = yield Command(RESERVE, keys, [arg])
         except Unavailable:
-            taken = [(rate, numbers[4 * i + 4]) for i, (rate, _) in enumerate(demands)] + extra
-            if any(cost for _, cost in taken):
-                self.local.adjust(key, [d for d in taken if d[1]], now)
-            if self._conn.on_unavailable == "deny":
-                raise RateLimitedError(
-                    self._conn.retry_interval,
-                    f"rate limit for key {key!r}: Redis is unreachable and on_unavailable='deny'",
-                ) from None
-            local = self.local
-            return (
-                local.acquire(key, demands, now) if record else local.wait_time(key, demands, now)
-            )
+            return self._without_redis(key, demands, now, record, taken)
         return int(waited) / 1e6
+
+    def _direct(self, key: str, demands: Sequence[Demand], now: float, record: bool) -> float:
+        """`_decide` without a plan while Redis is believed up: one EVALSHA (the hot path)."""
+        keys, arg, taken = self._reserve(key, demands, record)
+        conn = self._conn
+        try:
+            waited = conn.evalsha(RESERVE, keys, arg)
+        except conn.errors as exc:
+            conn.failed(exc)
+            return self._without_redis(key, demands, now, record, taken)
+        return waited / 1e6 if waited else 0.0
+
+    async def _adirect(
+        self, key: str, demands: Sequence[Demand], now: float, record: bool
+    ) -> float:
+        """Async twin of `_direct`."""
+        keys, arg, taken = self._reserve(key, demands, record)
+        conn = self._conn
+        try:
+            waited = await conn.aevalsha(RESERVE, keys, arg)
+        except conn.errors as exc:
+            conn.failed(exc)
+            return self._without_redis(key, demands, now, record, taken)
+        return waited / 1e6 if waited else 0.0
 
     def _adjust(self, key: str, demands: Sequence[Demand], now: float) -> Plan[None]:
         if all(cost <= 0 for _, cost in demands):
@@ -198,10 +233,14 @@ class RedisRateLimitStore:
     # -- the public twins ------------------------------------------------------------------
     def acquire(self, key: str, demands: Sequence[Demand], now: float) -> float:
         """Admit every demand or none: 0.0 when admitted, else seconds to wait."""
+        if self._conn.available:
+            return self._direct(key, demands, now, True)
         return self._conn.run(self._decide(key, demands, now, True))
 
     def wait_time(self, key: str, demands: Sequence[Demand], now: float) -> float:
         """Seconds until `demands` could be admitted; records nothing."""
+        if self._conn.available:
+            return self._direct(key, demands, now, False)
         return self._conn.run(self._decide(key, demands, now, False))
 
     def adjust(self, key: str, demands: Sequence[Demand], now: float) -> None:
@@ -225,10 +264,14 @@ class RedisRateLimitStore:
 
     async def aacquire(self, key: str, demands: Sequence[Demand], now: float) -> float:
         """Async twin of `acquire`."""
+        if self._conn.available:
+            return await self._adirect(key, demands, now, True)
         return await self._conn.arun(self._decide(key, demands, now, True))
 
     async def await_time(self, key: str, demands: Sequence[Demand], now: float) -> float:
         """Async twin of `wait_time`."""
+        if self._conn.available:
+            return await self._adirect(key, demands, now, False)
         return await self._conn.arun(self._decide(key, demands, now, False))
 
     async def aadjust(self, key: str, demands: Sequence[Demand], now: float) -> None:
