@@ -114,6 +114,29 @@ class Event(_EventFields):
         }
 
 
+# -- compact records: the per-call events as stored until something reads them -------------
+# A session's own call events (`turn.started`, `turn.completed`, `tool.called`,
+# `tool.completed`) are kept as a plain tuple of the twelve `Event` fields with two
+# differences: `at` is a float (`time.time()`), and a `turn.completed` record's `data` is a
+# `(usage, attempts, cost_usd)` tuple. Building the `datetime` and the data dict costs more
+# than the rest of the event, and most events are never read: the session's buffer and the
+# agent's default ring buffer keep the record, and `materialize` builds the `Event` when it is
+# read. A record is never handed to a sink or a listener: those get real events.
+Record = tuple[Any, ...]
+_TURN_COMPLETED = "turn.completed"
+
+
+def materialize(item: Event | Record) -> Event:
+    """The `Event` of a stored item: itself when it is one, else built from its record."""
+    if type(item) is not tuple:
+        return item  # type: ignore[return-value]
+    data = item[10]
+    if item[0] == _TURN_COMPLETED and type(data) is tuple:
+        usage, attempts, cost = data
+        data = {"usage": usage.as_dict(), "attempts": attempts, "cost_usd": str(cost)}
+    return tuple.__new__(Event, (*item[:10], data, datetime.fromtimestamp(item[11], UTC)))
+
+
 @dataclass(frozen=True, slots=True)
 class UsageRecord:
     """The usage and cost of one successful call, as sent to a `UsageSink`."""
@@ -149,7 +172,10 @@ class RingBufferEventSink:
 
     def __init__(self, capacity: int = 1000) -> None:
         self.capacity = check_int("capacity", capacity, minimum=1)
-        self._events: deque[Event] = deque(maxlen=capacity)
+        self._events: deque[Event | Record] = deque(maxlen=capacity)
+        # Keeps a session's compact call record (see `materialize`): the sessions' fast path,
+        # the deque's own append (no Python frame).
+        self.keep: Callable[[Record], None] = self._events.append
 
     def emit(self, event: Event) -> None:
         self._events.append(event)  # deque.append is atomic under the GIL
@@ -157,13 +183,13 @@ class RingBufferEventSink:
     @property
     def events(self) -> list[Event]:
         """A snapshot, oldest first."""
-        return list(self._events)
+        return [materialize(e) for e in list(self._events)]
 
     def __len__(self) -> int:
         return len(self._events)
 
     def __iter__(self) -> Iterator[Event]:
-        return iter(list(self._events))
+        return iter(self.events)
 
     def clear(self) -> None:
         self._events.clear()

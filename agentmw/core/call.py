@@ -180,6 +180,50 @@ def new_call(
     # fmt: on
 
 
+CallBuilder = Callable[
+    [Callable[..., Any], "str | None", "tuple[Any, ...]", "dict[str, Any]", "Session | None",
+     "str | None"],
+    Call,
+]  # fmt: skip
+
+
+def call_builder(
+    kind: CallKind,
+    name: str,
+    *,
+    stream: bool = False,
+    usage_fn: Callable[[Any], Usage | None] | None = None,
+    provider: str | None = None,
+    effects: Effects = "idempotent",
+    checkpoint_key: Callable[[Call], str] | None = None,
+    takes_idempotency_key: bool = False,
+) -> CallBuilder:
+    """`new_call` with the fields a decorated function fixes bound once: the decorators' path.
+
+    Returns `build(fn, model, args, kwargs, session, tool_call_id) -> Call`, which builds by
+    position with no keyword binding; `tests/core/test_new_call.py` checks it against
+    `new_call` and the keyword constructor.
+    """
+
+    def build(
+        fn: Callable[..., Any],
+        model: str | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        session: Session | None,
+        tool_call_id: str | None,
+    ) -> Call:
+        # fmt: off
+        return Call(
+            kind, name, fn, model, args, kwargs, 1, 0, None, None, session,
+            None if session is None else session.agent, {}, stream, usage_fn, None, provider,
+            False, 0, tool_call_id, None, None, effects, checkpoint_key, takes_idempotency_key,
+        )
+        # fmt: on
+
+    return build
+
+
 def _model_slot(fn: Callable[..., Any]) -> int | str | None:
     """Where `fn` takes its `model`: a positional index, "kw" for keyword-only, or None."""
     try:

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, TypeVar, overload
 
-from agentmw.core.call import EFFECTS, LIVE_STREAM, Call, CallKind, Effects, new_call
+from agentmw.core.call import EFFECTS, LIVE_STREAM, Call, CallKind, Effects, call_builder
 from agentmw.core.context import CURRENT_SESSION, OPEN_SESSIONS, outside_session
 from agentmw.core.middleware import Middleware, aclose
 from agentmw.core.stack import Mode, Stack, get_default_stack
@@ -167,7 +167,20 @@ def build_wrapper(
     is_tool = kind == "tool"
     warned = [False]  # this function's outside-session warning was given
     open_sessions = OPEN_SESSIONS
-    takes_key = _takes_idempotency_key(fn)
+    build = call_builder(
+        kind,
+        call_name,
+        stream=stream,
+        usage_fn=usage,
+        provider=provider,
+        effects=effects,
+        checkpoint_key=checkpoint_key,
+        takes_idempotency_key=_takes_idempotency_key(fn),
+    )
+    # The last stack used and its compiled chain for this function's mode (stacks are
+    # immutable: an edit makes a new one). One tuple, replaced whole, so threads never see
+    # one stack's chain paired with another.
+    last: list[tuple[Stack | None, Any]] = [(None, None)]
 
     def start(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> tuple[Call, Any]:
         # The per-call hot path: one Call, a cached chain, no keyword binding.
@@ -179,29 +192,16 @@ def build_wrapper(
         if session is None and open_sessions[0]:
             outside_session(call_name, warned)  # warns once, or raises NoSessionError
         st = fixed or (session.stack if session is not None else get_default_stack())
-        chain = st.chain(kind, mode)
+        used, chain = last[0]
+        if used is not st:
+            chain = st.chain(kind, mode)
+            last[0] = (st, chain)
         call_model = (
             (kwargs.get("model") or model or (model_of and model_of(args, instance)))
             if is_turn
             else fixed_model
         )
-        call = new_call(
-            kind,
-            call_name,
-            wrapped,
-            model=call_model,
-            args=args,
-            kwargs=kwargs,
-            session=session,
-            stream=stream,
-            usage_fn=usage,
-            provider=provider,
-            tool_call_id=call_id,
-            effects=effects,
-            checkpoint_key=checkpoint_key,
-            takes_idempotency_key=takes_key,
-        )
-        return call, chain
+        return build(wrapped, call_model, args, kwargs, session, call_id), chain
 
     if mode == "sync":
 
@@ -210,7 +210,7 @@ def build_wrapper(
             session = call.session
             return chain(call) if session is None else session.run_chain(call, chain)
 
-        return wrapt.FunctionWrapper(fn, sync_wrapper)
+        return _wrap(wrapt, fn, sync_wrapper)
 
     if mode == "async":
 
@@ -221,7 +221,7 @@ def build_wrapper(
                 return await chain(call)
             return await session.arun_chain(call, chain)
 
-        return wrapt.FunctionWrapper(fn, async_wrapper)
+        return _wrap(wrapt, fn, async_wrapper)
 
     if mode == "stream":
 
@@ -230,7 +230,7 @@ def build_wrapper(
             session = call.session
             yield from (chain(call) if session is None else session.run_stream(call, chain))
 
-        return wrapt.FunctionWrapper(fn, stream_wrapper)
+        return _wrap(wrapt, fn, stream_wrapper)
 
     async def astream_wrapper(
         wrapped: Any, instance: Any, args: Any, kwargs: Any
@@ -244,7 +244,27 @@ def build_wrapper(
         finally:
             await aclose(agen)
 
-    return wrapt.FunctionWrapper(fn, astream_wrapper)
+    return _wrap(wrapt, fn, astream_wrapper)
+
+
+def _wrap(wrapt: Any, fn: Any, wrapper: Callable[[Any, Any, Any, Any], Any]) -> Any:
+    """`wrapt.FunctionWrapper(fn, wrapper)`, with a direct call for a plain function.
+
+    wrapt's call of a function wrapper asks the wrapped object for `__self__` (a function
+    wrapped after binding carries its instance there); a plain function has none, so every
+    call raised and cleared an AttributeError inside wrapt: about 1 µs of a turn. For a
+    function without `__self__` (neither bound nor a class/static method object) the wrapper
+    class is made per decorated function, with a `__call__` that calls `wrapper` directly;
+    method binding (`obj.method`), introspection and `__wrapped__` stay wrapt's.
+    """
+    if isinstance(fn, (classmethod, staticmethod)) or hasattr(fn, "__self__"):
+        return wrapt.FunctionWrapper(fn, wrapper)
+
+    class DirectFunctionWrapper(wrapt.FunctionWrapper):  # type: ignore[misc]
+        def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+            return wrapper(fn, None, args, kwargs)
+
+    return DirectFunctionWrapper(fn, wrapper)
 
 
 @overload

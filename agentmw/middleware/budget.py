@@ -277,11 +277,17 @@ class Budget(Middleware):
 
     def after(self, call: Call, result: Any) -> Any:
         held = self._unwatch(call) if self.enforce else None
-        if held is None:
-            total = self._record(call)
-        else:
+        if held is not None:
             total = self._book(call).settle(held, call_cost(call))
-        self._crossed(call, total)
+        elif self.ledger is None and call.session is not None:
+            # The common case, inline: the session records this call right after the chain
+            # returns, so the total is what it recorded so far plus this call's cost.
+            cost = call.cost_usd
+            total = call.session.ledger.cost_usd + (call_cost(call) if cost is None else cost)
+        else:
+            total = self._record(call)
+        if total > self.usd:
+            self._crossed(call, total)
         return result
 
     async def aafter(self, call: Call, result: Any) -> Any:

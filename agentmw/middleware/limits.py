@@ -116,9 +116,11 @@ class Limits(Middleware):
         return error
 
     def before(self, call: Call) -> None:
-        counts = self._counts(call)
         session = call.session
-        if counts is None or session is None:
+        if session is None:
+            return
+        counts = session.meta.get(self._meta_key) or self._counts(call)
+        if counts is None:
             return
         if call.kind == "tool":
             if self.max_tool_calls is not None or self.per_tool:

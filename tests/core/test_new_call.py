@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from agentmw import Agent, Call
-from agentmw.core.call import new_call
+from agentmw.core.call import call_builder, new_call
 
 
 def _fn() -> None:
@@ -83,3 +83,46 @@ def test_call_fields_that_layers_share_are_typed_fields() -> None:
     assert {"estimate", "cost_usd", "provider", "stream_offset", "usage_estimated"} <= names
     assert {"tool_call_id", "observers"} <= names
     assert {"idempotency_key", "effects", "checkpoint_key", "takes_idempotency_key"} <= names
+
+
+def test_the_decorators_builder_matches_new_call_field_for_field() -> None:
+    agent = Agent("writer")
+    session = agent.session()
+
+    def usage_fn(result: Any) -> None:
+        return None
+
+    def key(call: Call) -> str:
+        return "k"
+
+    fixed: dict[str, Any] = {
+        "stream": True,
+        "usage_fn": usage_fn,
+        "provider": "openai",
+        "effects": "once",
+        "checkpoint_key": key,
+        "takes_idempotency_key": True,
+    }
+    build = call_builder("tool", "search", **fixed)
+    args, kwargs = ("a",), {"k": 1}
+    call = build(_fn, "m", args, kwargs, session, "call_1")
+    expected = new_call(
+        "tool",
+        "search",
+        _fn,
+        model="m",
+        args=args,
+        kwargs=kwargs,
+        session=session,
+        tool_call_id="call_1",
+        **fixed,
+    )
+    for field in dataclasses.fields(Call):
+        got, want = getattr(call, field.name), getattr(expected, field.name)
+        assert got is want or got == want, field.name
+    assert call.agent is agent
+    plain = call_builder("turn", "ask")(_fn, None, (), {}, None, None)
+    default = Call(kind="turn", name="ask", fn=_fn)
+    for field in dataclasses.fields(Call):
+        assert getattr(plain, field.name) == getattr(default, field.name), field.name
+    assert build(_fn, "m", (), {}, None, None).meta is not plain.meta  # never a shared dict

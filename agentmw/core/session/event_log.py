@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from agentmw.classify import exception_type
-from agentmw.events import Event, listeners
+from agentmw.events import Event, Record, RingBufferEventSink, listeners, materialize
 
 if TYPE_CHECKING:
     from agentmw.core.agent import Agent
@@ -32,20 +32,31 @@ class EventLog:
         capacity: how many recent events to keep.
     """
 
-    __slots__ = ("_agent", "_counts", "_events", "_isolation", "_lock", "session_id")
+    __slots__ = (
+        "_agent",
+        "_counts",
+        "_events",
+        "_isolation",
+        "_keep",
+        "_keeper",
+        "_lock",
+        "session_id",
+    )
 
     def __init__(self, session_id: str, agent: Agent, capacity: int = EVENT_CAPACITY) -> None:
         self.session_id = session_id
         self._agent = agent
         self._isolation = agent.sink_isolation
-        self._events: deque[Event] = deque(maxlen=capacity)
+        self._events: deque[Event | Record] = deque(maxlen=capacity)
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._keeper: object = None  # the default ring buffer sink whose `keep` is cached
+        self._keep: Callable[[Record], None] | None = None
 
     @property
     def events(self) -> list[Event]:
         """The most recent events, oldest first (a snapshot)."""
-        return list(self._events)
+        return [materialize(e) for e in list(self._events)]
 
     def share_counts(self, other: EventLog) -> None:
         """Count into `other`'s counts (a finished session's stand-in keeps them current)."""
@@ -104,6 +115,29 @@ class EventLog:
         if listeners.current:
             listeners.notify(event)
         return event
+
+    def record(self, record: Record) -> None:
+        """Keep and count a compact call record (`agentmw.events.materialize`): the call path.
+
+        The record stays compact in this log and in the agent's default ring buffer sink; any
+        other sink, and the process listeners, get the `Event` built from it.
+        """
+        sink = self._agent.event_sink
+        if sink is not self._keeper:
+            # Cached per sink object: `agent.event_sink` may be replaced while sessions run.
+            exact = type(sink) is RingBufferEventSink
+            self._keep = sink.keep if exact else None  # type: ignore[attr-defined]
+            self._keeper = sink
+        keep = self._keep
+        if keep is None or listeners.current:
+            self.publish(materialize(record))
+            return
+        self._events.append(record)
+        counts = self._counts
+        name = record[0]
+        with self._lock:
+            counts[name] = counts.get(name, 0) + 1
+        keep(record)
 
     def deliver(self, sink: object, method: Callable[[Any], None], item: Any) -> None:
         """Call `method(item)` of `sink` isolated; its first failure becomes `sink.failed`."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import itertools
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from agentmw._validate import check_optional_name
@@ -22,7 +22,7 @@ from agentmw.core.middleware import aclose
 from agentmw.core.session.imperative import Chain, UsageOption, prepare_call
 from agentmw.core.session.lifecycle import AgentState
 from agentmw.errors import ControlFlowError, SessionClosedError, SessionStateError
-from agentmw.events import _EMPTY, Event, UsageRecord
+from agentmw.events import _EMPTY, Event, Record, UsageRecord
 from agentmw.pricing import call_cost
 from agentmw.usage import ZERO_USAGE, Usage
 
@@ -43,11 +43,9 @@ def _tool_data(call: Call) -> Any:
     return _EMPTY if call_id is None else {"tool_call_id": call_id}
 
 
-# The per-call events are built as `Event(...)` would build them (all twelve fields, `data`
-# defaulting to the shared empty mapping, `at` now in UTC) without its Python `__new__` frame:
-# two of them per call is most of the event cost (see docs/development.md).
-_new = tuple.__new__
-_now = datetime.now
+# The per-call events are kept as compact records (`agentmw.events.materialize`): the twelve
+# `Event` fields with `at` as `time.time()`; the `Event` is built when something reads it.
+_time = time.time
 
 
 class CallRunner:
@@ -76,6 +74,7 @@ class CallRunner:
         "_log",
         "_prepare",
         "_publish",
+        "_record",
         "_session",
         "_session_id",
         "_steps",
@@ -92,6 +91,7 @@ class CallRunner:
         self._lifecycle = lifecycle
         self._log = log
         self._publish = log.publish
+        self._record = log.record
         self._prepare = functools.partial(prepare_call, session)
         self._steps = itertools.count(1)
         self._lock = threading.Lock()
@@ -111,17 +111,18 @@ class CallRunner:
             )
         step = call.step = next(self._steps)
         agent = self._agent
+        record: Record
         if call.kind == "turn":
-            event = _new(Event, (
+            record = (
                 "turn.started", self._session_id, agent.role, agent.phase, agent.project_id,
-                step, call.model, None, None, None, _EMPTY, _now(UTC),
-            ))  # fmt: skip
+                step, call.model, None, None, None, _EMPTY, _time(),
+            )  # fmt: skip
         else:
-            event = _new(Event, (
+            record = (
                 "tool.called", self._session_id, agent.role, agent.phase, agent.project_id,
-                step, None, call.name, None, None, _tool_data(call), _now(UTC),
-            ))  # fmt: skip
-        self._publish(event)
+                step, None, call.name, None, None, _tool_data(call), _time(),
+            )  # fmt: skip
+        self._record(record)
 
     def _completed(self, call: Call) -> None:
         agent = self._agent
@@ -133,26 +134,26 @@ class CallRunner:
             self._ledger.record(call.model, usage, cost)
             sink = agent.usage_sink
             if sink is not None:
-                record = UsageRecord(
+                spent = UsageRecord(
                     self._session_id, agent.role, call.model, call.kind, call.name, call.step,
                     usage, cost, agent.project_id,
                 )  # fmt: skip
-                self._log.deliver(sink, sink.record, record)
-            data = {"usage": usage.as_dict(), "attempts": call.attempt, "cost_usd": str(cost)}
-            event = _new(Event, (
+                self._log.deliver(sink, sink.record, spent)
+            # The data stays `(usage, attempts, cost)` until the event is read (`materialize`).
+            record: Record = (
                 "turn.completed", self._session_id, agent.role, agent.phase, agent.project_id,
-                call.step, call.model, None, None, None, data, _now(UTC),
-            ))  # fmt: skip
+                call.step, call.model, None, None, None, (usage, call.attempt, cost), _time(),
+            )  # fmt: skip
         else:
             counts = self.tool_counts
             with self._lock:
                 self.tool_calls += 1
                 counts[call.name] = counts.get(call.name, 0) + 1
-            event = _new(Event, (
+            record = (
                 "tool.completed", self._session_id, agent.role, agent.phase, agent.project_id,
-                call.step, None, call.name, None, None, _tool_data(call), _now(UTC),
-            ))  # fmt: skip
-        self._publish(event)
+                call.step, None, call.name, None, None, _tool_data(call), _time(),
+            )  # fmt: skip
+        self._record(record)
 
     def _failed(self, call: Call, exc: BaseException) -> None:
         turn = call.kind == "turn"
