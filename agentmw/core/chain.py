@@ -39,7 +39,8 @@ def idempotency_key(call: Call) -> str:
 def _terminal(call: Call) -> Any:
     token = CURRENT_CALL.set(call)
     try:
-        result = call.fn(*call.args, **_kwargs(call))
+        kwargs = _kwargs(call) if call.takes_idempotency_key else call.kwargs
+        result = call.fn(*call.args, **kwargs)
     finally:
         CURRENT_CALL.reset(token)
     ufn = call.usage_fn
@@ -50,7 +51,8 @@ def _terminal(call: Call) -> Any:
 async def _aterminal(call: Call) -> Any:
     token = CURRENT_CALL.set(call)
     try:
-        result = await call.fn(*call.args, **_kwargs(call))
+        kwargs = _kwargs(call) if call.takes_idempotency_key else call.kwargs
+        result = await call.fn(*call.args, **kwargs)
     finally:
         CURRENT_CALL.reset(token)
     ufn = call.usage_fn
@@ -140,6 +142,9 @@ _HOOKS = ("before", "after", "on_error")
 
 def _link(layer: Middleware, mode: str, nxt: Callable[[Call], Any]) -> Callable[[Call], Any]:
     """One link of a chain: tight closures for hook-only layers, no link for no-op ones."""
+    compiled = layer.compile_link(mode, nxt)
+    if compiled is not None:
+        return compiled
     method = _METHODS[mode]
     if not overrides(layer, method) and (mode in ("sync", "stream") or not layer.awaits()):
         # Hook-only on this path, and on the async path no hook needs awaiting: the sync hooks

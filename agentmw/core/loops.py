@@ -29,10 +29,16 @@ RestartPlan = Callable[[Call], Restart]
 
 
 def restartable(
-    call: Call, call_next: Next, plan: RestartPlan, sleep: Callable[[float], Any]
+    call: Call,
+    call_next: Next,
+    plan: RestartPlan,
+    sleep: Callable[[float], Any],
+    restart: Restart | None = None,
 ) -> Any:
-    """`call_next(call)`, called again as long as the restart decision of `plan(call)` says so."""
-    restart: Restart | None = None
+    """`call_next(call)`, called again as long as the restart decision of `plan(call)` says so.
+
+    `restart`: the decision already made by a first attempt that failed (`restart_link`).
+    """
     while True:
         try:
             return call_next(call)
@@ -47,10 +53,13 @@ def restartable(
 
 
 async def arestartable(
-    call: Call, call_next: AsyncNext, plan: RestartPlan, asleep: Callable[[float], Awaitable[Any]]
+    call: Call,
+    call_next: AsyncNext,
+    plan: RestartPlan,
+    asleep: Callable[[float], Awaitable[Any]],
+    restart: Restart | None = None,
 ) -> Any:
     """Async twin of `restartable`."""
-    restart: Restart | None = None
     while True:
         try:
             return await call_next(call)
@@ -62,6 +71,57 @@ async def arestartable(
         call, delay = decision
         if delay > 0:
             await asleep(delay)
+
+
+def restart_link(
+    call_next: Next, plan: RestartPlan, sleep: Callable[[], Callable[[float], Any]]
+) -> Next:
+    """A compiled link that runs `restartable` with the first attempt inline.
+
+    The success path costs one frame; after a failure the decision is made here, as
+    `restartable` makes it, and the loop goes on in `restartable`. `sleep()` returns the
+    sleep function (read when it is needed: a layer's attribute may be replaced).
+    """
+
+    def restarting(call: Call) -> Any:
+        try:
+            return call_next(call)
+        except BaseException as exc:
+            restart = plan(call)
+            decision = restart(exc)
+            if decision is None:
+                raise
+        call, delay = decision
+        nap = sleep()
+        if delay > 0:
+            nap(delay)
+        return restartable(call, call_next, plan, nap, restart)
+
+    return restarting
+
+
+def arestart_link(
+    call_next: AsyncNext,
+    plan: RestartPlan,
+    asleep: Callable[[], Callable[[float], Awaitable[Any]]],
+) -> AsyncNext:
+    """Async twin of `restart_link`."""
+
+    async def arestarting(call: Call) -> Any:
+        try:
+            return await call_next(call)
+        except BaseException as exc:
+            restart = plan(call)
+            decision = restart(exc)
+            if decision is None:
+                raise
+        call, delay = decision
+        nap = asleep()
+        if delay > 0:
+            await nap(delay)
+        return await arestartable(call, call_next, plan, nap, restart)
+
+    return arestarting
 
 
 def restartable_stream(

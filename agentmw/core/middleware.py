@@ -110,6 +110,18 @@ class Middleware:
         cls = type(self)
         return any(getattr(cls, h) is not getattr(Middleware, h) for h in _ASYNC_HOOKS)
 
+    def compile_link(
+        self, mode: str, call_next: Callable[[Call], Any]
+    ) -> Callable[[Call], Any] | None:
+        """This layer's link around `call_next` for `mode`, or None for the derived one.
+
+        The chain compiler asks each layer once per (kind, mode). A layer returns a closure
+        that does what its `handle` / `ahandle` would do, with fewer frames on the common path
+        (Retry's first attempt, Telemetry without a recording provider); a subclass that
+        overrides the paths gets None from the built-in layers, so its overrides run.
+        """
+        return None
+
     # -- session hooks ---------------------------------------------------------------------
     def open_session(self, session: Session) -> None:
         """Called when a session of an agent using this stack starts (in stack order)."""

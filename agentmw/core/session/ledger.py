@@ -65,11 +65,17 @@ class UsageTracker:
     `record` is O(1) and thread-safe; money is `Decimal`, so totals never drift.
     """
 
+    __slots__ = ("_lock", "_models", "calls", "cost_usd")
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._models: dict[str, _Totals] = {}
-        # Kept up to date on record: budgets and limits read the totals on every call.
-        self._all = _Totals()
+        # The overall cost and calls are kept on record (budgets read the cost on every call);
+        # the overall tokens are summed over the models when read.
+        self.cost_usd = _ZERO
+        """Total cost across models (an immutable `Decimal`: read without a lock)."""
+        self.calls = 0
+        """Recorded calls across models."""
 
     def record(self, model: str | None, usage: Usage, cost_usd: Decimal = _ZERO) -> None:
         """Add one call's usage and cost under `model` ("unknown" when None)."""
@@ -78,30 +84,39 @@ class UsageTracker:
             totals = self._models.get(key)
             if totals is None:
                 totals = self._models[key] = _Totals()
-            totals.add(usage, cost_usd)
-            self._all.add(usage, cost_usd)
+            c = totals.counts  # `_Totals.add`, inline: this runs once per turn
+            c[0] += usage.input_tokens
+            c[1] += usage.output_tokens
+            c[2] += usage.cache_read_tokens
+            c[3] += usage.cache_write_tokens
+            c[4] += usage.reasoning_tokens
+            c[5] += usage.tool_calls
+            totals.calls += 1
+            totals.cost += cost_usd
+            self.cost_usd += cost_usd
+            self.calls += 1
+
+    def _total(self) -> _Totals:
+        """The totals across models (the caller holds the lock)."""
+        total = _Totals()
+        counts = total.counts
+        for t in self._models.values():
+            for index, value in enumerate(t.counts):
+                counts[index] += value
+        total.calls, total.cost = self.calls, self.cost_usd
+        return total
 
     @property
     def usage(self) -> Usage:
         """Total usage across models."""
         with self._lock:
-            return self._all.usage()
-
-    @property
-    def cost_usd(self) -> Decimal:
-        """Total cost across models."""
-        return self._all.cost  # one attribute read of an immutable Decimal: no lock needed
-
-    @property
-    def calls(self) -> int:
-        """Recorded calls across models."""
-        return self._all.calls
+            return self._total().usage()
 
     def summary(self) -> dict[str, Any]:
         """Totals and per-model totals, with `cost_usd` (Decimal) and `cost` (formatted)."""
         models = self.per_model()
         with self._lock:
-            total = self._all
+            total = self._total()
             usage, cost, calls = total.usage(), total.cost, total.calls
         return {
             "calls": calls,
@@ -128,4 +143,4 @@ class UsageTracker:
             fresh[name].add(m.usage, m.cost_usd, m.calls)
             total.add(m.usage, m.cost_usd, m.calls)
         with self._lock:
-            self._models, self._all = fresh, total
+            self._models, self.cost_usd, self.calls = fresh, total.cost, total.calls

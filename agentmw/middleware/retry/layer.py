@@ -23,8 +23,10 @@ from agentmw.classify import Failure, FailureScenario, classify_exception, scena
 from agentmw.core.call import Call
 from agentmw.core.loops import (
     Restart,
+    arestart_link,
     arestartable,
     arestartable_stream,
+    restart_link,
     restartable,
     restartable_stream,
 )
@@ -214,6 +216,17 @@ class Retry(Middleware):
     # -- the four paths: one restart loop per path shape, the decision in `_Plan` ------------
     def _plan(self, call: Call) -> Restart:
         return _Plan(self, call).restart
+
+    def compile_link(
+        self, mode: str, call_next: Callable[[Call], Any]
+    ) -> Callable[[Call], Any] | None:
+        # The first attempt inline (`restart_link`); a subclass that overrides a path keeps it.
+        cls = type(self)
+        if mode == "sync" and cls.handle is Retry.handle:
+            return restart_link(call_next, self._plan, lambda: self.sleep)
+        if mode == "async" and cls.ahandle is Retry.ahandle:
+            return arestart_link(call_next, self._plan, lambda: self.asleep)
+        return None
 
     def handle(self, call: Call, call_next: Next) -> Any:
         return restartable(call, call_next, self._plan, self.sleep)

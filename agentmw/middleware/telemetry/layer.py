@@ -209,6 +209,29 @@ class Telemetry(Middleware):
     # -- the four paths: untraced calls go straight to the next link -----------------------
     # Traced calls and tool runs take the base class's paths through the hooks below (the span
     # is current for the whole call); streams take `_stream`/`_astream`.
+    def compile_link(
+        self, mode: str, call_next: Callable[[Call], Any]
+    ) -> Callable[[Call], Any] | None:
+        # An untraced call costs one frame and a clock read between rechecks; a subclass that
+        # overrides a path keeps it.
+        cls = type(self)
+        if mode == "sync" and cls.handle is Telemetry.handle:
+            traced = super().handle
+        elif mode == "async" and cls.ahandle is Telemetry.ahandle:
+            traced = super().ahandle
+        else:
+            return None
+        monotonic = time.monotonic
+
+        def telemetry(call: Call) -> Any:
+            if self._on or (
+                not self._settled and monotonic() >= self._recheck_at and self._active()
+            ):
+                return traced(call, call_next)
+            return call_next(call)
+
+        return telemetry
+
     def handle(self, call: Call, call_next: Next) -> Any:
         return super().handle(call, call_next) if self._active() else call_next(call)
 
