@@ -115,26 +115,33 @@ class Event(_EventFields):
 
 
 # -- compact records: the per-call events as stored until something reads them -------------
-# A session's own call events (`turn.started`, `turn.completed`, `tool.called`,
-# `tool.completed`) are kept as a plain tuple of the twelve `Event` fields with two
-# differences: `at` is a float (`time.time()`), and a `turn.completed` record's `data` is a
-# `(usage, attempts, cost_usd)` tuple. Building the `datetime` and the data dict costs more
-# than the rest of the event, and most events are never read: the session's buffer and the
-# agent's default ring buffer keep the record, and `materialize` builds the `Event` when it is
-# read. A record is never handed to a sink or a listener: those get real events.
+# A session's own call events are kept as short plain tuples, not `Event`s: building the
+# `datetime` and the data dict costs more than the rest of the event, and most events are never
+# read. The session's buffer and the agent's default ring buffer keep the record, and
+# `materialize` builds the `Event` when it is read. A record is never handed to a sink or a
+# listener: those get real events. `head` is the session's `(session_id, role, project_id)`,
+# shared by its records; `at` is `time.time()`:
+#   ("turn.started", head, phase, step, model, at)
+#   ("turn.completed", head, phase, step, model, usage, attempts, cost_usd, at)
+#   ("tool.called" | "tool.completed", head, phase, step, tool, data, at)
 Record = tuple[Any, ...]
-_TURN_COMPLETED = "turn.completed"
 
 
 def materialize(item: Event | Record) -> Event:
     """The `Event` of a stored item: itself when it is one, else built from its record."""
     if type(item) is not tuple:
         return item  # type: ignore[return-value]
-    data = item[10]
-    if item[0] == _TURN_COMPLETED and type(data) is tuple:
-        usage, attempts, cost = data
+    name, (session_id, role, project_id), phase, step, subject = item[:5]
+    at = datetime.fromtimestamp(item[-1], UTC)
+    if name == "turn.started":
+        fields = (subject, None, None, None, _EMPTY)
+    elif name == "turn.completed":
+        usage, attempts, cost = item[5:8]
         data = {"usage": usage.as_dict(), "attempts": attempts, "cost_usd": str(cost)}
-    return tuple.__new__(Event, (*item[:10], data, datetime.fromtimestamp(item[11], UTC)))
+        fields = (subject, None, None, None, data)
+    else:  # a tool record
+        fields = (None, subject, None, None, item[5])
+    return tuple.__new__(Event, (name, session_id, role, phase, project_id, step, *fields, at))
 
 
 @dataclass(frozen=True, slots=True)

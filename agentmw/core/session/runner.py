@@ -22,7 +22,7 @@ from agentmw.core.middleware import aclose
 from agentmw.core.session.imperative import Chain, UsageOption, prepare_call
 from agentmw.core.session.lifecycle import AgentState
 from agentmw.errors import ControlFlowError, SessionClosedError, SessionStateError
-from agentmw.events import _EMPTY, Event, Record, UsageRecord
+from agentmw.events import _EMPTY, Event, UsageRecord
 from agentmw.pricing import call_cost
 from agentmw.usage import ZERO_USAGE, Usage
 
@@ -43,8 +43,8 @@ def _tool_data(call: Call) -> Any:
     return _EMPTY if call_id is None else {"tool_call_id": call_id}
 
 
-# The per-call events are kept as compact records (`agentmw.events.materialize`): the twelve
-# `Event` fields with `at` as `time.time()`; the `Event` is built when something reads it.
+# The per-call events are kept as compact records (`agentmw.events.materialize`), timed with
+# `time.time()`; the `Event` is built when something reads it.
 _time = time.time
 
 
@@ -68,6 +68,7 @@ class CallRunner:
 
     __slots__ = (
         "_agent",
+        "_head",
         "_ledger",
         "_lifecycle",
         "_lock",
@@ -95,6 +96,8 @@ class CallRunner:
         self._prepare = functools.partial(prepare_call, session)
         self._steps = itertools.count(1)
         self._lock = threading.Lock()
+        # The session's part of every call record (`agentmw.events.materialize`), shared.
+        self._head = (session.id, session.agent.role, session.agent.project_id)
         self.iterations = 0
         self.tool_calls = 0
         self.tool_counts: dict[str, int] = {}
@@ -111,18 +114,14 @@ class CallRunner:
             )
         step = call.step = next(self._steps)
         agent = self._agent
-        record: Record
+        head = self._head
+        if head[1] is not agent.role or head[2] is not agent.project_id:
+            head = self._head = (self._session_id, agent.role, agent.project_id)
         if call.kind == "turn":
-            record = (
-                "turn.started", self._session_id, agent.role, agent.phase, agent.project_id,
-                step, call.model, None, None, None, _EMPTY, _time(),
-            )  # fmt: skip
+            self._record(("turn.started", head, agent.phase, step, call.model, _time()))
         else:
-            record = (
-                "tool.called", self._session_id, agent.role, agent.phase, agent.project_id,
-                step, None, call.name, None, None, _tool_data(call), _time(),
-            )  # fmt: skip
-        self._record(record)
+            data = _tool_data(call)
+            self._record(("tool.called", head, agent.phase, step, call.name, data, _time()))
 
     def _completed(self, call: Call) -> None:
         agent = self._agent
@@ -139,21 +138,20 @@ class CallRunner:
                     usage, cost, agent.project_id,
                 )  # fmt: skip
                 self._log.deliver(sink, sink.record, spent)
-            # The data stays `(usage, attempts, cost)` until the event is read (`materialize`).
-            record: Record = (
-                "turn.completed", self._session_id, agent.role, agent.phase, agent.project_id,
-                call.step, call.model, None, None, None, (usage, call.attempt, cost), _time(),
-            )  # fmt: skip
+            # The data stays `usage, attempts, cost` until the event is read (`materialize`).
+            self._record((
+                "turn.completed", self._head, agent.phase, call.step, call.model, usage,
+                call.attempt, cost, _time(),
+            ))  # fmt: skip
         else:
             counts = self.tool_counts
             with self._lock:
                 self.tool_calls += 1
                 counts[call.name] = counts.get(call.name, 0) + 1
-            record = (
-                "tool.completed", self._session_id, agent.role, agent.phase, agent.project_id,
-                call.step, None, call.name, None, None, _tool_data(call), _time(),
-            )  # fmt: skip
-        self._record(record)
+            self._record((
+                "tool.completed", self._head, agent.phase, call.step, call.name,
+                _tool_data(call), _time(),
+            ))  # fmt: skip
 
     def _failed(self, call: Call, exc: BaseException) -> None:
         turn = call.kind == "turn"
