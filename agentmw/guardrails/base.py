@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -116,6 +116,12 @@ class TextGuardrail:
     # Optional, with `stream_trigger`: characters every trigger match ends with (in ASCII text),
     # so a chunk of ASCII text with none of them needs no scan at all.
     stream_ends: str | None = None
+    # Optional, for a guard that only ever replaces (never blocks): `stream_keeps_prefix(text,
+    # end)` is True only when checking `text` certainly leaves `text[:end]` unchanged (False is
+    # always safe). When such a guard is the only streamed one, `Guardrails` skips checking a
+    # window whose first possible change lies in the held-back tail: that change would not be
+    # committed before more text arrives anyway.
+    stream_keeps_prefix: Callable[[str, int], bool] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

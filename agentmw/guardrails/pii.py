@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from agentmw._validate import check_choice
 from agentmw.core.call import Call
@@ -16,8 +15,15 @@ __all__ = ["PIIRedactor"]
 STRATEGIES = ("redact", "mask", "hash", "block")
 
 
+_DOUBLE = str.maketrans("0123456789", "0246813579")  # a digit doubled, less 9 above 9
+
+
 def luhn_valid(digits: str) -> bool:
     """The Luhn checksum that every real payment card number satisfies."""
+    if digits.isascii() and digits.isdigit():  # ASCII digits: summed as bytes
+        backwards = digits[::-1]
+        total = sum(backwards[::2].encode()) + sum(backwards[1::2].translate(_DOUBLE).encode())
+        return (total - 48 * len(digits)) % 10 == 0
     total = 0
     for index, char in enumerate(reversed(digits)):
         value = int(char)
@@ -28,7 +34,9 @@ def luhn_valid(digits: str) -> bool:
 
 
 def _card_ok(match: str) -> bool:
-    digits = re.sub(r"\D", "", match)
+    digits = match.replace(" ", "").replace("-", "")  # all a card match holds besides digits
+    if not digits.isdecimal():  # `isdecimal` is exactly what `\d` matches
+        digits = re.sub(r"\D", "", match)
     return 13 <= len(digits) <= 19 and luhn_valid(digits)
 
 
@@ -68,6 +76,38 @@ _TRIGGERS: dict[str, str] = {
     "phone": r"\d\d",
     "ipv4": r"\d\.\d",
 }
+
+
+# How far before the first match of its trigger a kind's match can start (the offset of the
+# trigger in its earliest possible match: "GB82", "123-4", "+1 (03", "192.1"). Scanning from
+# there finds exactly the matches a scan from the start finds: none can start earlier.
+_LEADS: dict[str, int] = {"iban": 2, "credit_card": 0, "ssn": 2, "phone": 4, "ipv4": 2}
+_PAIR = re.compile(r"\d[ .\-]?\d").search  # two digits at most a separator apart
+_LOCAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
+
+
+def _email_start(text: str) -> int | None:
+    # An e-mail match starts inside the run of local-part characters before an "@"; the
+    # earliest such run is the one before the first "@".
+    start = text.find("@")
+    if start < 0:
+        return None
+    while start and text[start - 1] in _LOCAL:
+        start -= 1
+    return start
+
+
+def _starter(kind: str) -> Callable[[str], int | None]:
+    """Where a scan for `kind` may start in a text, or None when it cannot hold one."""
+    if kind == "email":
+        return _email_start
+    search, lead = re.compile(_TRIGGERS[kind]).search, _LEADS[kind]
+
+    def start(text: str) -> int | None:
+        found = search(text)
+        return None if found is None else max(0, found.start() - lead)
+
+    return start
 
 
 def _mask(text: str) -> str:
@@ -118,8 +158,7 @@ class PIIRedactor(TextGuardrail):
         self.strategy = check_choice("strategy", strategy, STRATEGIES)
         self.stages = _check_stages(stages)
         self._rx = [
-            (k, re.compile(_KINDS[k][0]), _KINDS[k][1], re.compile(_TRIGGERS[k]).search)
-            for k in self.kinds
+            (k, re.compile(_KINDS[k][0]).finditer, _KINDS[k][1], _starter(k)) for k in self.kinds
         ]
         # The stream fast path of `Guardrails` (see `TextGuardrail.stream_trigger`), unless a
         # subclass changes what is found (then its own trigger, if any, applies).
@@ -137,15 +176,40 @@ class PIIRedactor(TextGuardrail):
             self.stream_ends = ("@" if "email" in self.kinds else "") + (
                 "0123456789" if any(k != "email" for k in self.kinds) else ""
             )
+            if self.strategy != "block":
+                self._digits = any(k != "email" for k in self.kinds)
+                self._emails = "email" in self.kinds
+                self.stream_keeps_prefix = self._keeps_prefix
+
+    def _keeps_prefix(self, text: str, end: int) -> bool:
+        # Where the first finding can start: every kind but e-mail has two digits at most a
+        # separator apart within its first five characters (a phone's "+1 (0"); an e-mail
+        # starts inside the run of local-part characters before an "@" (the first "@"'s run is
+        # the earliest). `redact` changes nothing before its first finding: each replacement's
+        # first changed character is "[" or "*" (a mask keeps leading non-alphanumerics), which
+        # no pattern matches, so no later kind's finding starts earlier by running into it.
+        if end <= 0:
+            return True
+        if self._digits:
+            # A pair starting before `end + 4` lies wholly before `end + 7`.
+            found = _PAIR(text, 0, end + 6)
+            if found is not None and found.start() < end + 4:
+                return False
+        if self._emails:
+            start = _email_start(text)
+            if start is not None and start < end:
+                return False
+        return True
 
     def find(self, text: str) -> list[tuple[str, str]]:
         """Every `(kind, matched text)` in `text`, kind by kind."""
         found = []
-        for kind, rx, valid, possible in self._rx:
-            if possible(text) is None:
+        for kind, finditer, valid, start in self._rx:
+            pos = start(text)
+            if pos is None:
                 continue
             found += [
-                (kind, m.group()) for m in rx.finditer(text) if valid is None or valid(m.group())
+                (kind, m.group()) for m in finditer(text, pos) if valid is None or valid(m.group())
             ]
         return found
 
@@ -158,17 +222,21 @@ class PIIRedactor(TextGuardrail):
 
     def redact(self, text: str) -> str:
         """`text` with every finding replaced according to the strategy (never "block")."""
-        for kind, rx, valid, possible in self._rx:
-            if possible(text) is None:
+        for kind, finditer, valid, start in self._rx:
+            pos = start(text)
+            if pos is None:
                 continue
-
-            def sub(match: re.Match[str], kind: str = kind, valid: Any = valid) -> str:
+            parts: list[str] = []
+            last = 0
+            for match in finditer(text, pos):
                 value = match.group()
                 if valid is not None and not valid(value):
-                    return value
-                return self._substitute(kind, value)
-
-            text = rx.sub(sub, text)
+                    continue
+                parts += (text[last : match.start()], self._substitute(kind, value))
+                last = match.end()
+            if parts:
+                parts.append(text[last:])
+                text = "".join(parts)
         return text
 
     def check_text(self, text: str, stage: str, call: Call) -> Verdict:

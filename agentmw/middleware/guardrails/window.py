@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from agentmw.guardrails.text import output_text, with_text
@@ -19,6 +20,21 @@ _SKIP = object()
 
 def _never(text: str) -> None:
     return None
+
+
+def common_prefix(a: str, b: str) -> int:
+    """The length of the longest common prefix of `a` and `b` (slice compares, no char loop)."""
+    size = min(len(a), len(b))
+    if a[:size] == b[:size]:
+        return size
+    low, high = 0, size  # a[:low] == b[:low]; a[:high] != b[:high]
+    while high - low > 1:
+        middle = (low + high) // 2
+        if a[low:middle] == b[low:middle]:
+            low = middle
+        else:
+            high = middle
+    return low
 
 
 class OutputWindow:
@@ -39,22 +55,18 @@ class OutputWindow:
         self.released: list[str] = []
 
     def push(self, chunk: Any) -> str | None:
-        text = output_text(chunk)
+        text = chunk if type(chunk) is str else output_text(chunk)
         self._held.append([chunk, text, text])
         if text:
             self._held_chars += len(text)
         return text
 
     def text(self) -> str:
-        return "".join(entry[2] for entry in self._held if entry[2])
+        return "".join([entry[2] for entry in self._held if entry[2]])
 
     def set_text(self, new: str) -> None:
         """Replace the held text, keeping every chunk that lies wholly before the first change."""
-        old = self.text()
-        prefix = 0
-        limit = min(len(old), len(new))
-        while prefix < limit and old[prefix] == new[prefix]:
-            prefix += 1
+        prefix = common_prefix(self.text(), new)
         position, placed = 0, False
         texted = [entry for entry in self._held if entry[2] is not None]
         for index, entry in enumerate(texted):
@@ -82,16 +94,28 @@ class OutputWindow:
 
     def release(self) -> list[Any]:
         """Chunks that now have at least `size` checked characters after them."""
-        if self.size is None:
+        size = self.size
+        if size is None:
             return []
         out = []
         held = self._held
-        while held and self._held_chars - len(held[0][2] or "") >= self.size:
-            entry = held.popleft()
-            self._held_chars -= len(entry[2] or "")
+        chars = self._held_chars
+        while held:
+            entry = held[0]
+            text = entry[2]
+            length = len(text) if text else 0
+            if chars - length < size:
+                break
+            held.popleft()
+            chars -= length
+            if text is entry[1] and not self.keep_released:  # unchanged (the common case)
+                self.released_chars += length
+                out.append(entry[0])
+                continue
             chunk = self._out(entry)
             if chunk is not _SKIP:
                 out.append(chunk)
+        self._held_chars = chars
         return out
 
     def drain(self) -> list[Any]:
@@ -114,6 +138,7 @@ class GuardedStream:
     __slots__ = (
         "_any",
         "_ends",
+        "_keeps",
         "_last",
         "_overlap",
         "_since",
@@ -134,6 +159,7 @@ class GuardedStream:
         search: re.Pattern[str] | None = None,
         overlap: int = 0,
         ends: frozenset[str] | None = None,
+        keeps: Callable[[str, int], bool] | None = None,
     ) -> None:
         self.call = call
         self.window = OutputWindow(size, keep_released=keep_released)
@@ -148,6 +174,10 @@ class GuardedStream:
         self._overlap = overlap
         self._since: int | None = None
         self._tail = ""
+        # With a lone replace-only guard, `_keeps(text, end)` is True when its check of `text`
+        # certainly leaves `text[:end]` alone: a check whose changes would all lie in the
+        # held-back tail is skipped, since `_apply` would keep the original text anyway.
+        self._keeps = keeps
 
     def push_quiet(self, chunk: Any) -> list[Any] | None:
         """Hold `chunk`; when the held text provably needs no check (no trigger lies in it),
@@ -161,21 +191,39 @@ class GuardedStream:
         if last is None:
             return None
         if text:
-            scanned = self._tail + text
             ends = self._ends
+            overlap = self._overlap
             # No new trigger can end in ASCII text without one of its end characters; else a
             # plain search (a fast scan), and the slower "last trigger" match only on a hit.
-            if (ends is None or not text.isascii() or not ends.isdisjoint(text)) and self._any(
-                scanned
-            ) is not None:
-                found = last(scanned)
-                self._since = len(scanned) - found.end() if found is not None else None
-            elif self._since is not None:
-                self._since += len(text)
-            self._tail = scanned[-self._overlap :] if self._overlap else ""
+            if ends is not None and text.isascii() and ends.isdisjoint(text):
+                if self._since is not None:
+                    self._since += len(text)
+                if not overlap:
+                    self._tail = ""
+                elif len(text) >= overlap:
+                    self._tail = text[-overlap:]
+                else:
+                    self._tail = (self._tail + text)[-overlap:]
+            else:
+                scanned = self._tail + text
+                if self._any(scanned) is not None:
+                    found = last(scanned)
+                    self._since = len(scanned) - found.end() if found is not None else None
+                elif self._since is not None:
+                    self._since += len(text)
+                self._tail = scanned[-overlap:] if overlap else ""
         since = self._since
         if since is not None and since <= window._held_chars:
-            return None
+            keeps = self._keeps
+            if keeps is None:
+                return None
+            size = window.size
+            if size is not None:
+                held = window.text()
+                if not keeps(held, len(held) - size):
+                    return None
+            # No change could start before the tail: the check would commit nothing ("full"
+            # keeps every mid-stream change back).
         return window.release()
 
     def quiet(self) -> bool:
@@ -223,12 +271,7 @@ class GuardedStream:
             # A change inside the held-back tail may be a partial match (half a card number
             # looks like a phone number): keep the original; it is checked again with more text.
             boundary = len(held) - window.size if window.size is not None else 0
-            first = next(
-                (i for i, (a, b) in enumerate(zip(held, value, strict=False)) if a != b), None
-            )
-            if first is None:
-                first = min(len(held), len(value))
-            if first >= boundary:
+            if common_prefix(held, value) >= boundary:
                 return
         window.set_text(value)
         self._rescan()
