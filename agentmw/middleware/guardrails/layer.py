@@ -89,13 +89,13 @@ class Guardrails(Middleware):
             ends = [getattr(g, "stream_ends", None) for g, _ in self._streamed]
             if all(isinstance(e, str) and e for e in ends):
                 self._ends = frozenset("".join(e for e in ends if isinstance(e, str)))
-        # A lone replace-only guard may say which windows it certainly leaves unchanged before
-        # the held-back tail (`stream_keeps_prefix`): those are not checked (any change would
-        # be kept back until more text arrives anyway).
-        self._keeps: Callable[[str, int], bool] | None = None
+        # A lone replace-only guard may say where its first change can start
+        # (`stream_first_change`): a window whose changes would all lie in the held-back tail
+        # is not checked (they would be kept back until more text arrives anyway).
+        self._change: Callable[[str], int | None] | None = None
         if self._trigger is not None and len(self._streamed) == 1:
-            keeps = getattr(self._streamed[0][0], "stream_keeps_prefix", None)
-            self._keeps = keeps if callable(keeps) else None
+            change = getattr(self._streamed[0][0], "stream_first_change", None)
+            self._change = change if callable(change) else None
 
     # -- decisions (shared by every path) ------------------------------------------------------
     def _blocked(self, call: Call, stage: str, violations: Violations) -> None:
@@ -197,7 +197,7 @@ class Guardrails(Middleware):
             search=self._search,
             overlap=self._overlap,
             ends=self._ends,
-            keeps=self._keeps,
+            change=self._change,
         )
 
     def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:

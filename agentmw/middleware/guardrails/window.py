@@ -64,9 +64,13 @@ class OutputWindow:
     def text(self) -> str:
         return "".join([entry[2] for entry in self._held if entry[2]])
 
-    def set_text(self, new: str) -> None:
-        """Replace the held text, keeping every chunk that lies wholly before the first change."""
-        prefix = common_prefix(self.text(), new)
+    def set_text(self, new: str, *, prefix: int | None = None) -> None:
+        """Replace the held text, keeping every chunk that lies wholly before the first change.
+
+        `prefix`: the length of the common prefix of `new` and the held text, when known.
+        """
+        if prefix is None:
+            prefix = common_prefix(self.text(), new)
         position, placed = 0, False
         texted = [entry for entry in self._held if entry[2] is not None]
         for index, entry in enumerate(texted):
@@ -137,8 +141,10 @@ class GuardedStream:
 
     __slots__ = (
         "_any",
+        "_change",
         "_ends",
-        "_keeps",
+        "_first",
+        "_held_text",
         "_last",
         "_overlap",
         "_since",
@@ -159,7 +165,7 @@ class GuardedStream:
         search: re.Pattern[str] | None = None,
         overlap: int = 0,
         ends: frozenset[str] | None = None,
-        keeps: Callable[[str, int], bool] | None = None,
+        change: Callable[[str], int | None] | None = None,
     ) -> None:
         self.call = call
         self.window = OutputWindow(size, keep_released=keep_released)
@@ -174,10 +180,14 @@ class GuardedStream:
         self._overlap = overlap
         self._since: int | None = None
         self._tail = ""
-        # With a lone replace-only guard, `_keeps(text, end)` is True when its check of `text`
-        # certainly leaves `text[:end]` alone: a check whose changes would all lie in the
-        # held-back tail is skipped, since `_apply` would keep the original text anyway.
-        self._keeps = keeps
+        # With a lone replace-only guard, `_change(piece)` bounds where its check can first
+        # change text because of `piece` (`stream_first_change`); `_first` is the smallest
+        # bound over the scanned pieces, as a stream position (None: nothing to change). A
+        # check whose changes would all lie in the held-back tail is skipped, since `_apply`
+        # would keep the original text anyway.
+        self._change = change
+        self._first: int | None = None
+        self._held_text: str | None = None  # the held text `push_quiet` joined for `held()`
 
     def push_quiet(self, chunk: Any) -> list[Any] | None:
         """Hold `chunk`; when the held text provably needs no check (no trigger lies in it),
@@ -186,12 +196,33 @@ class GuardedStream:
         Only the chunk's text and the `overlap` characters before it are scanned.
         """
         window = self.window
+        self._held_text = None
+        ends = self._ends
+        if type(chunk) is str and ends is not None and chunk.isascii() and ends.isdisjoint(chunk):
+            # The common case: ASCII text without any character a trigger ends with cannot
+            # complete a trigger; it is held and only counted.
+            length = len(chunk)
+            window._held.append([chunk, chunk, chunk])
+            window._held_chars += length
+            overlap = self._overlap
+            if not overlap:
+                self._tail = ""
+            elif length >= overlap:
+                self._tail = chunk[-overlap:]
+            else:
+                self._tail = (self._tail + chunk)[-overlap:]
+            since = self._since
+            if since is None:
+                return window.release()
+            self._since = since = since + length
+            if since > window._held_chars:
+                return window.release()
+            return self._decide()
         text = window.push(chunk)
         last = self._last
         if last is None:
             return None
         if text:
-            ends = self._ends
             overlap = self._overlap
             # No new trigger can end in ASCII text without one of its end characters; else a
             # plain search (a fast scan), and the slower "last trigger" match only on a hit.
@@ -209,21 +240,45 @@ class GuardedStream:
                 if self._any(scanned) is not None:
                     found = last(scanned)
                     self._since = len(scanned) - found.end() if found is not None else None
+                    change = self._change
+                    if change is not None:
+                        bound = change(scanned)
+                        if bound is not None:
+                            # The piece ends where the stream now ends.
+                            end = window.released_chars + window._held_chars
+                            at = end - len(scanned) + bound
+                            first = self._first
+                            self._first = at if first is None or at < first else first
                 elif self._since is not None:
                     self._since += len(text)
                 self._tail = scanned[-overlap:] if overlap else ""
         since = self._since
         if since is not None and since <= window._held_chars:
-            keeps = self._keeps
-            if keeps is None:
-                return None
-            size = window.size
-            if size is not None:
+            return self._decide()
+        return window.release()
+
+    def _decide(self) -> list[Any] | None:
+        # A trigger lies in the held text: check it (None), unless the lone guard certainly
+        # changes nothing before the held-back tail (then the check would commit nothing, and
+        # with "full" every mid-stream change is kept back).
+        change = self._change
+        if change is None:
+            return None
+        window = self.window
+        size = window.size
+        if size is not None:
+            released = window.released_chars
+            boundary = released + window._held_chars - size  # where the held-back tail starts
+            first = self._first
+            if first is not None and first < boundary:
+                # Stale (its piece may have been released) or unknown: ask about the whole
+                # held text (nothing lies before it, so a bound before its start is its start).
                 held = window.text()
-                if not keeps(held, len(held) - size):
+                bound = change(held)
+                self._first = first = None if bound is None else released + max(bound, 0)
+                if first is not None and first < boundary:
+                    self._held_text = held
                     return None
-            # No change could start before the tail: the check would commit nothing ("full"
-            # keeps every mid-stream change back).
         return window.release()
 
     def quiet(self) -> bool:
@@ -231,20 +286,28 @@ class GuardedStream:
         since = self._since
         return self._last is not None and (since is None or since > self.window._held_chars)
 
-    def _rescan(self) -> None:
-        # The held text was rewritten (a redaction): find its last trigger afresh.
+    def _rescan(self, held: str) -> None:
+        # The held text was rewritten to `held` (a redaction): find its last trigger afresh.
         last = self._last
         if last is None:
             return
-        held = self.window.text()
-        found = last(held)
-        self._since = None if found is None else len(held) - found.end()
+        ends = self._ends
+        if ends is not None and held.isascii() and ends.isdisjoint(held):
+            self._since = None  # no trigger can end in it
+        else:
+            found = last(held)
+            self._since = None if found is None else len(held) - found.end()
         self._tail = held[-self._overlap :] if self._overlap else ""
+        change = self._change
+        if change is not None:
+            bound = change(held) if self._since is not None else None
+            self._first = None if bound is None else self.window.released_chars + max(bound, 0)
 
     def held(self) -> str:
         """The held-back text to check (and how much was released before it, for `MaxLength`)."""
         self.call.stream_offset = self.window.released_chars
-        return self.window.text()
+        held, self._held_text = self._held_text, None
+        return held if held is not None else self.window.text()
 
     def release(self, held: str, checked: Any) -> list[Any]:
         """Apply the check of `held` mid-stream; the chunks that may now reach the consumer."""
@@ -267,14 +330,15 @@ class GuardedStream:
         guards, self.pending = self.pending, []
         if not isinstance(value, str) or value == held:
             return
+        prefix = common_prefix(held, value)
         if not final:
             # A change inside the held-back tail may be a partial match (half a card number
             # looks like a phone number): keep the original; it is checked again with more text.
             boundary = len(held) - window.size if window.size is not None else 0
-            if common_prefix(held, value) >= boundary:
+            if prefix >= boundary:
                 return
-        window.set_text(value)
-        self._rescan()
+        window.set_text(value, prefix=prefix)  # `held` is the window's text
+        self._rescan(value)
         for name in dict.fromkeys(guards):
             if name not in self.reported:
                 self.reported.add(name)
