@@ -6,7 +6,6 @@ import hashlib
 import re
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from agentmw._validate import check_choice
 from agentmw.core.call import Call
@@ -88,13 +87,13 @@ _PAIR = re.compile(r"\d[ .\-]?\d").search  # two digits at most a separator apar
 _LOCAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
 
 
-def _email_start(text: str) -> int | None:
+def _email_start(text: str, begin: int = 0) -> int | None:
     # An e-mail match starts inside the run of local-part characters before an "@"; the
-    # earliest such run is the one before the first "@".
-    start = text.find("@")
+    # earliest such run (from `begin` on) is the one before the first "@" after `begin`.
+    start = text.find("@", begin)
     if start < 0:
         return None
-    while start and text[start - 1] in _LOCAL:
+    while start > begin and text[start - 1] in _LOCAL:
         start -= 1
     return start
 
@@ -164,10 +163,10 @@ class PIIRedactor(TextGuardrail):
         self.kinds = tuple(k for k in KINDS if k in chosen)
         self.strategy = check_choice("strategy", strategy, STRATEGIES)
         self.stages = _check_stages(stages)
-        # Each kind in order: its pattern's `finditer`, its validator, and where its scan may
+        # Each kind in order: its pattern, its validator, and where its scan may
         # start (None: the e-mail run before the first "@").
-        self._rx: list[tuple[str, Any, Callable[[str], bool] | None, _Start | None]] = [
-            (k, re.compile(p).finditer, v, None if k == "email" else _digit_kind(k))
+        self._rx: list[tuple[str, re.Pattern[str], Callable[[str], bool] | None, _Start | None]] = [
+            (k, re.compile(p), v, None if k == "email" else _digit_kind(k))
             for k, (p, v) in _KINDS.items()
             if k in self.kinds
         ]
@@ -218,12 +217,14 @@ class PIIRedactor(TextGuardrail):
         found = []
         digit = _DIGIT(text)
         first = digit.start() if digit is not None else -1
-        for kind, finditer, valid, start in self._rx:
+        for kind, rx, valid, start in self._rx:
             pos = _email_start(text) if start is None else start(text, first)
             if pos is None:
                 continue
             found += [
-                (kind, m.group()) for m in finditer(text, pos) if valid is None or valid(m.group())
+                (kind, m.group())
+                for m in rx.finditer(text, pos)
+                if valid is None or valid(m.group())
             ]
         return found
 
@@ -237,24 +238,31 @@ class PIIRedactor(TextGuardrail):
     def redact(self, text: str) -> str:
         """`text` with every finding replaced according to the strategy (never "block")."""
         first = -2  # the first digit of `text` (-1: none; -2: not looked for yet)
-        for kind, finditer, valid, start in self._rx:
+        for kind, rx, valid, start in self._rx:
             if start is None:
-                pos = _email_start(text)
+                at = _email_start(text)
             else:
                 if first == -2:
                     digit = _DIGIT(text)
                     first = digit.start() if digit is not None else -1
-                pos = start(text, first)
-            if pos is None:
-                continue
+                at = start(text, first)
             parts: list[str] = []
             last = 0
-            for match in finditer(text, pos):
+            search = rx.search
+            # `rx.sub`, match by match; after each, the scan resumes where the next match can
+            # start at the earliest (its trigger's), and stops when no trigger is left.
+            while at is not None:
+                match = search(text, at)
+                if match is None:
+                    break
                 value = match.group()
-                if valid is not None and not valid(value):
-                    continue
-                parts += (text[last : match.start()], self._substitute(kind, value))
-                last = match.end()
+                end = match.end()
+                if valid is None or valid(value):
+                    parts += (text[last : match.start()], self._substitute(kind, value))
+                    last = end
+                at = _email_start(text, end) if start is None else start(text, end)
+                if at is not None and at < end:
+                    at = end
             if parts:
                 parts.append(text[last:])
                 text = "".join(parts)
