@@ -218,7 +218,7 @@ def test_quiet_windows_are_not_checked(path: str) -> None:
     assert "".join(received) == prose + "mail [REDACTED:email] " + prose
     assert replaced == [("output", "PIIRedactor")]
     # One check: of the window where the address is about to be released. None before the
-    # "@" arrives, none while it could only change the held-back tail (`stream_keeps_prefix`:
+    # "@" arrives, none while it could only change the held-back tail (`stream_first_change`:
     # the change would be kept back), none after the redaction; no final check either.
     assert CountingRedactor.checked == 1, CountingRedactor.checked
 
