@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -116,6 +116,15 @@ class TextGuardrail:
     # Optional, with `stream_trigger`: characters every trigger match ends with (in ASCII text),
     # so a chunk of ASCII text with none of them needs no scan at all.
     stream_ends: str | None = None
+    # Optional, with `stream_trigger`, for a guard that only ever replaces (never blocks):
+    # `stream_first_change(piece)` bounds where a check can first change text because of what
+    # `piece` holds: for a checked text split into pieces (each with `stream_overlap`
+    # characters of the text before it), no change starts before the smallest bound, each
+    # relative to its piece's start (negative: before it; `-sys.maxsize`: possibly anywhere
+    # before it); None: nothing in the piece can be changed. When such a guard is the only
+    # streamed one, `Guardrails` skips checking a window whose first possible change lies in
+    # the held-back tail: that change would not be committed before more text arrives anyway.
+    stream_first_change: Callable[[str], int | None] | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

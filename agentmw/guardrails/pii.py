@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from agentmw._validate import check_choice
 from agentmw.core.call import Call
@@ -16,8 +16,15 @@ __all__ = ["PIIRedactor"]
 STRATEGIES = ("redact", "mask", "hash", "block")
 
 
+_DOUBLE = str.maketrans("0123456789", "0246813579")  # a digit doubled, less 9 above 9
+
+
 def luhn_valid(digits: str) -> bool:
     """The Luhn checksum that every real payment card number satisfies."""
+    if digits.isascii() and digits.isdigit():  # ASCII digits: summed as bytes
+        backwards = digits[::-1]
+        total = sum(backwards[::2].encode()) + sum(backwards[1::2].translate(_DOUBLE).encode())
+        return (total - 48 * len(digits)) % 10 == 0
     total = 0
     for index, char in enumerate(reversed(digits)):
         value = int(char)
@@ -28,7 +35,9 @@ def luhn_valid(digits: str) -> bool:
 
 
 def _card_ok(match: str) -> bool:
-    digits = re.sub(r"\D", "", match)
+    digits = match.replace(" ", "").replace("-", "")  # all a card match holds besides digits
+    if not digits.isdecimal():  # `isdecimal` is exactly what `\d` matches
+        digits = re.sub(r"\D", "", match)
     return 13 <= len(digits) <= 19 and luhn_valid(digits)
 
 
@@ -38,12 +47,14 @@ def _iban_ok(match: str) -> bool:
     return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
 
 
-# Checked in this order, so a card number is never half-eaten by the phone pattern.
+# Checked in this order, so a card number is never half-eaten by the phone pattern. The card
+# and SSN patterns consume their first digit before looking behind it (`\d(?<!\d\d)` is
+# `(?<!\d)\d`), so the regex engine skips to digits instead of trying every position.
 _KINDS: dict[str, tuple[str, Callable[[str], bool] | None]] = {
     "iban": (r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", _iban_ok),
     "email": (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}", None),
-    "credit_card": (r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)", _card_ok),
-    "ssn": (r"(?<!\d)(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?!\d)", None),
+    "credit_card": (r"\d(?<!\d\d)(?:[ -]?\d){12,18}(?!\d)", _card_ok),
+    "ssn": (r"\d(?<!\d\d)\d\d(?<!000|666|9\d\d)-(?!00)\d{2}-(?!0000)\d{4}(?!\d)", None),
     "phone": (
         r"(?<![\w+])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]?\d{3,4}[ .-]?"
         r"\d{3,4}(?!\w)(?![ .-]\d)",
@@ -57,17 +68,52 @@ _KINDS: dict[str, tuple[str, Callable[[str], bool] | None]] = {
 }
 KINDS = tuple(_KINDS)
 
-# What every match of a kind contains (a necessary substring, at most 3 characters): text
-# without it cannot hold that kind, so its pattern need not run. Streams use the union to skip
-# the check of a window with nothing that could become personal data.
+# What every match of a kind but e-mail contains (a necessary substring): text without it
+# cannot hold that kind, so its pattern need not run. Each holds a digit; an IBAN's starts two
+# characters before it.
 _TRIGGERS: dict[str, str] = {
-    "iban": r"\d\d",
-    "email": r"@",
+    "iban": r"[A-Z]{2}\d\d",
     "credit_card": r"\d[ -]?\d",
-    "ssn": r"\d-\d",
+    "ssn": r"\d{3}-\d{2}-\d{4}",
     "phone": r"\d\d",
     "ipv4": r"\d\.\d",
 }
+# How far before the first match of its trigger a kind's match can start (the trigger's offset
+# in its earliest possible match: a phone's "+1 (03", an IPv4's "192.1"). Scanning from there
+# finds exactly the matches a scan from the start finds: none can start earlier.
+_LEADS: dict[str, int] = {"iban": 0, "credit_card": 0, "ssn": 0, "phone": 4, "ipv4": 2}
+_BACK: dict[str, int] = {"iban": 2}  # how far before the first digit the trigger can start
+_PAIR = re.compile(r"\d[ .\-]?\d").search  # two digits at most a separator apart
+_LOCAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
+
+
+def _email_start(text: str, begin: int = 0) -> int | None:
+    # An e-mail match starts inside the run of local-part characters before an "@"; the
+    # earliest such run (from `begin` on) is the one before the first "@" after `begin`.
+    start = text.find("@", begin)
+    if start < 0:
+        return None
+    while start > begin and text[start - 1] in _LOCAL:
+        start -= 1
+    return start
+
+
+_Start = Callable[[str, int], int | None]
+
+
+def _digit_kind(kind: str) -> _Start:
+    """Where a scan for `kind` may start in a text whose first digit is at `first`, or None
+    when the text cannot hold one (`first` < 0: no digit)."""
+    search, lead, back = re.compile(_TRIGGERS[kind]).search, _LEADS[kind], _BACK.get(kind, 0)
+
+    def start(text: str, first: int) -> int | None:
+        found = search(text, max(0, first - back)) if first >= 0 else None
+        return None if found is None else max(0, found.start() - lead)
+
+    return start
+
+
+_DIGIT = re.compile(r"\d").search
 
 
 def _mask(text: str) -> str:
@@ -117,9 +163,12 @@ class PIIRedactor(TextGuardrail):
         self.kinds = tuple(k for k in KINDS if k in chosen)
         self.strategy = check_choice("strategy", strategy, STRATEGIES)
         self.stages = _check_stages(stages)
-        self._rx = [
-            (k, re.compile(_KINDS[k][0]), _KINDS[k][1], re.compile(_TRIGGERS[k]).search)
-            for k in self.kinds
+        # Each kind in order: its pattern, its validator, and where its scan may
+        # start (None: the e-mail run before the first "@").
+        self._rx: list[tuple[str, re.Pattern[str], Callable[[str], bool] | None, _Start | None]] = [
+            (k, re.compile(p), v, None if k == "email" else _digit_kind(k))
+            for k, (p, v) in _KINDS.items()
+            if k in self.kinds
         ]
         # The stream fast path of `Guardrails` (see `TextGuardrail.stream_trigger`), unless a
         # subclass changes what is found (then its own trigger, if any, applies).
@@ -137,15 +186,45 @@ class PIIRedactor(TextGuardrail):
             self.stream_ends = ("@" if "email" in self.kinds else "") + (
                 "0123456789" if any(k != "email" for k in self.kinds) else ""
             )
+            if self.strategy != "block":
+                self._digits = any(k != "email" for k in self.kinds)
+                self._emails = "email" in self.kinds
+                self.stream_first_change = self._first_change
+
+    def _first_change(self, text: str) -> int | None:
+        # Where the first finding can start: every kind but e-mail has two digits at most a
+        # separator apart within its first five characters (a phone's "+1 (0"); an e-mail
+        # starts inside the run of local-part characters before an "@" (the first "@"'s run is
+        # the earliest; it may go on before `text`). `redact` changes nothing before
+        # its first finding: each replacement's first changed character is "[" or "*" (a mask
+        # keeps leading non-alphanumerics), which no pattern matches, so no later kind's finding
+        # starts earlier by running into it.
+        first = None
+        if self._digits:
+            found = _PAIR(text)
+            if found is not None:
+                first = found.start() - 4
+        if self._emails:
+            start = _email_start(text)
+            if start == 0:
+                return -sys.maxsize  # the run may begin before `text`
+            if start is not None and (first is None or start < first):
+                first = start
+        return first
 
     def find(self, text: str) -> list[tuple[str, str]]:
         """Every `(kind, matched text)` in `text`, kind by kind."""
         found = []
-        for kind, rx, valid, possible in self._rx:
-            if possible(text) is None:
+        digit = _DIGIT(text)
+        first = digit.start() if digit is not None else -1
+        for kind, rx, valid, start in self._rx:
+            pos = _email_start(text) if start is None else start(text, first)
+            if pos is None:
                 continue
             found += [
-                (kind, m.group()) for m in rx.finditer(text) if valid is None or valid(m.group())
+                (kind, m.group())
+                for m in rx.finditer(text, pos)
+                if valid is None or valid(m.group())
             ]
         return found
 
@@ -158,17 +237,36 @@ class PIIRedactor(TextGuardrail):
 
     def redact(self, text: str) -> str:
         """`text` with every finding replaced according to the strategy (never "block")."""
-        for kind, rx, valid, possible in self._rx:
-            if possible(text) is None:
-                continue
-
-            def sub(match: re.Match[str], kind: str = kind, valid: Any = valid) -> str:
+        first = -2  # the first digit of `text` (-1: none; -2: not looked for yet)
+        for kind, rx, valid, start in self._rx:
+            if start is None:
+                at = _email_start(text)
+            else:
+                if first == -2:
+                    digit = _DIGIT(text)
+                    first = digit.start() if digit is not None else -1
+                at = start(text, first)
+            parts: list[str] = []
+            last = 0
+            search = rx.search
+            # `rx.sub`, match by match; after each, the scan resumes where the next match can
+            # start at the earliest (its trigger's), and stops when no trigger is left.
+            while at is not None:
+                match = search(text, at)
+                if match is None:
+                    break
                 value = match.group()
-                if valid is not None and not valid(value):
-                    return value
-                return self._substitute(kind, value)
-
-            text = rx.sub(sub, text)
+                end = match.end()
+                if valid is None or valid(value):
+                    parts += (text[last : match.start()], self._substitute(kind, value))
+                    last = end
+                at = _email_start(text, end) if start is None else start(text, end)
+                if at is not None and at < end:
+                    at = end
+            if parts:
+                parts.append(text[last:])
+                text = "".join(parts)
+                first = -2
         return text
 
     def check_text(self, text: str, stage: str, call: Call) -> Verdict:

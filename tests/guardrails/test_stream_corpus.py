@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -216,9 +217,10 @@ def test_quiet_windows_are_not_checked(path: str) -> None:
     received, error, replaced = run(path, counted, 64, pieces)
     assert "".join(received) == prose + "mail [REDACTED:email] " + prose
     assert replaced == [("output", "PIIRedactor")]
-    # Only the windows holding the "@" are checked: the chunk bringing it, the ones while it is
-    # held back (64 characters), none before it and none after it left; no final check either.
-    assert 3 <= CountingRedactor.checked <= 5, CountingRedactor.checked
+    # One check: of the window where the address is about to be released. None before the
+    # "@" arrives, none while it could only change the held-back tail (`stream_first_change`:
+    # the change would be kept back), none after the redaction; no final check either.
+    assert CountingRedactor.checked == 1, CountingRedactor.checked
 
 
 @pytest.mark.parametrize("path", ["stream", "astream"])
@@ -264,3 +266,60 @@ def test_full_window_matches_the_reference(path: str, strategy: str) -> None:
             pieces = [text[i : i + size] for i in range(0, len(text), size)]
             got = run(path, fast, "full", pieces)
             assert got == run(path, reference, "full", pieces), (text, pieces)
+
+
+def test_first_change_bounds_where_a_redaction_can_start() -> None:
+    first = PIIRedactor().stream_first_change
+    assert first is not None
+    assert first("no personal data here") is None
+    assert first("call 12 now") == 1  # two digits at 5: a phone can start 4 before ("+1 (0")
+    assert first("12 and more") == -4  # before the piece: the stream places it
+    assert first("mail dana.lee@example.org") == 5  # the local part's run
+    assert first("lee@example.org") == -sys.maxsize  # the run may begin in earlier text
+    emails = PIIRedactor(["email"]).stream_first_change
+    assert emails is not None
+    assert emails("x 12 y") is None
+    # Only a replacing PIIRedactor with its own finding methods has the hook.
+    assert PIIRedactor(strategy="block").stream_first_change is None
+    assert CustomRedactor().stream_first_change is None
+    assert CountingRedactor().stream_first_change is None
+    for strategy in ("redact", "mask", "hash"):
+        guard = PIIRedactor(strategy=strategy)
+        assert guard.stream_first_change is not None
+        for text in CORPUS:
+            bound = guard.stream_first_change(text)
+            new = guard.redact(text)
+            if bound is None:
+                assert new == text
+            else:
+                assert new[: max(bound, 0)] == text[: max(bound, 0)], (strategy, text)
+
+
+class CountingBlocker(PIIRedactor):
+    checked = 0
+
+    def find(self, text: str) -> list[tuple[str, str]]:
+        CountingBlocker.checked += 1
+        return super().find(text)
+
+
+@pytest.mark.parametrize("path", ["stream", "astream"])
+def test_block_and_full_windows_keep_their_checks(path: str) -> None:
+    prose = "no personal data here, only words. " * 4
+    text = prose + "mail a@b.io " + prose
+    pieces = [text[i : i + 20] for i in range(0, len(text), 20)]
+    # "block" must see every window holding the "@" (the first sight blocks): no skipping.
+    blocker = PIIRedactor(strategy="block")
+    blocker.find = CountingBlocker().find  # type: ignore[method-assign]
+    CountingBlocker.checked = 0
+    received, error, _ = run(path, blocker, 64, pieces)
+    assert error == ("output", (("PIIRedactor", "pii: email"),))
+    assert CountingBlocker.checked == 1
+    assert "".join(received) == text[: len(received) * 20]
+    # A "full" window keeps every mid-stream change back: only the final check runs.
+    counted = PIIRedactor()
+    counted.redact = CountingRedactor().redact  # type: ignore[method-assign]
+    CountingRedactor.checked = 0
+    received, error, replaced = run(path, counted, "full", pieces)
+    assert "".join(received) == prose + "mail [REDACTED:email] " + prose
+    assert (error, replaced, CountingRedactor.checked) == (None, [("output", "PIIRedactor")], 1)

@@ -89,6 +89,13 @@ class Guardrails(Middleware):
             ends = [getattr(g, "stream_ends", None) for g, _ in self._streamed]
             if all(isinstance(e, str) and e for e in ends):
                 self._ends = frozenset("".join(e for e in ends if isinstance(e, str)))
+        # A lone replace-only guard may say where its first change can start
+        # (`stream_first_change`): a window whose changes would all lie in the held-back tail
+        # is not checked (they would be kept back until more text arrives anyway).
+        self._change: Callable[[str], int | None] | None = None
+        if self._trigger is not None and len(self._streamed) == 1:
+            change = getattr(self._streamed[0][0], "stream_first_change", None)
+            self._change = change if callable(change) else None
 
     # -- decisions (shared by every path) ------------------------------------------------------
     def _blocked(self, call: Call, stage: str, violations: Violations) -> None:
@@ -190,6 +197,7 @@ class Guardrails(Middleware):
             search=self._search,
             overlap=self._overlap,
             ends=self._ends,
+            change=self._change,
         )
 
     def handle_stream(self, call: Call, call_next: StreamNext) -> Iterator[Any]:

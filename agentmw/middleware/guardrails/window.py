@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from agentmw.guardrails.text import output_text, with_text
@@ -19,6 +20,21 @@ _SKIP = object()
 
 def _never(text: str) -> None:
     return None
+
+
+def common_prefix(a: str, b: str) -> int:
+    """The length of the longest common prefix of `a` and `b` (slice compares, no char loop)."""
+    size = min(len(a), len(b))
+    if a[:size] == b[:size]:
+        return size
+    low, high = 0, size  # a[:low] == b[:low]; a[:high] != b[:high]
+    while high - low > 1:
+        middle = (low + high) // 2
+        if a[low:middle] == b[low:middle]:
+            low = middle
+        else:
+            high = middle
+    return low
 
 
 class OutputWindow:
@@ -39,22 +55,22 @@ class OutputWindow:
         self.released: list[str] = []
 
     def push(self, chunk: Any) -> str | None:
-        text = output_text(chunk)
+        text = chunk if type(chunk) is str else output_text(chunk)
         self._held.append([chunk, text, text])
         if text:
             self._held_chars += len(text)
         return text
 
     def text(self) -> str:
-        return "".join(entry[2] for entry in self._held if entry[2])
+        return "".join([entry[2] for entry in self._held if entry[2]])
 
-    def set_text(self, new: str) -> None:
-        """Replace the held text, keeping every chunk that lies wholly before the first change."""
-        old = self.text()
-        prefix = 0
-        limit = min(len(old), len(new))
-        while prefix < limit and old[prefix] == new[prefix]:
-            prefix += 1
+    def set_text(self, new: str, *, prefix: int | None = None) -> None:
+        """Replace the held text, keeping every chunk that lies wholly before the first change.
+
+        `prefix`: the length of the common prefix of `new` and the held text, when known.
+        """
+        if prefix is None:
+            prefix = common_prefix(self.text(), new)
         position, placed = 0, False
         texted = [entry for entry in self._held if entry[2] is not None]
         for index, entry in enumerate(texted):
@@ -82,16 +98,28 @@ class OutputWindow:
 
     def release(self) -> list[Any]:
         """Chunks that now have at least `size` checked characters after them."""
-        if self.size is None:
+        size = self.size
+        if size is None:
             return []
         out = []
         held = self._held
-        while held and self._held_chars - len(held[0][2] or "") >= self.size:
-            entry = held.popleft()
-            self._held_chars -= len(entry[2] or "")
+        chars = self._held_chars
+        while held:
+            entry = held[0]
+            text = entry[2]
+            length = len(text) if text else 0
+            if chars - length < size:
+                break
+            held.popleft()
+            chars -= length
+            if text is entry[1] and not self.keep_released:  # unchanged (the common case)
+                self.released_chars += length
+                out.append(entry[0])
+                continue
             chunk = self._out(entry)
             if chunk is not _SKIP:
                 out.append(chunk)
+        self._held_chars = chars
         return out
 
     def drain(self) -> list[Any]:
@@ -113,7 +141,10 @@ class GuardedStream:
 
     __slots__ = (
         "_any",
+        "_change",
         "_ends",
+        "_first",
+        "_held_text",
         "_last",
         "_overlap",
         "_since",
@@ -134,6 +165,7 @@ class GuardedStream:
         search: re.Pattern[str] | None = None,
         overlap: int = 0,
         ends: frozenset[str] | None = None,
+        change: Callable[[str], int | None] | None = None,
     ) -> None:
         self.call = call
         self.window = OutputWindow(size, keep_released=keep_released)
@@ -148,6 +180,14 @@ class GuardedStream:
         self._overlap = overlap
         self._since: int | None = None
         self._tail = ""
+        # With a lone replace-only guard, `_change(piece)` bounds where its check can first
+        # change text because of `piece` (`stream_first_change`); `_first` is the smallest
+        # bound over the scanned pieces, as a stream position (None: nothing to change). A
+        # check whose changes would all lie in the held-back tail is skipped, since `_apply`
+        # would keep the original text anyway.
+        self._change = change
+        self._first: int | None = None
+        self._held_text: str | None = None  # the held text `push_quiet` joined for `held()`
 
     def push_quiet(self, chunk: Any) -> list[Any] | None:
         """Hold `chunk`; when the held text provably needs no check (no trigger lies in it),
@@ -156,26 +196,89 @@ class GuardedStream:
         Only the chunk's text and the `overlap` characters before it are scanned.
         """
         window = self.window
+        self._held_text = None
+        ends = self._ends
+        if type(chunk) is str and ends is not None and chunk.isascii() and ends.isdisjoint(chunk):
+            # The common case: ASCII text without any character a trigger ends with cannot
+            # complete a trigger; it is held and only counted.
+            length = len(chunk)
+            window._held.append([chunk, chunk, chunk])
+            window._held_chars += length
+            overlap = self._overlap
+            if not overlap:
+                self._tail = ""
+            elif length >= overlap:
+                self._tail = chunk[-overlap:]
+            else:
+                self._tail = (self._tail + chunk)[-overlap:]
+            since = self._since
+            if since is None:
+                return window.release()
+            self._since = since = since + length
+            if since > window._held_chars:
+                return window.release()
+            return self._decide()
         text = window.push(chunk)
         last = self._last
         if last is None:
             return None
         if text:
-            scanned = self._tail + text
-            ends = self._ends
+            overlap = self._overlap
             # No new trigger can end in ASCII text without one of its end characters; else a
             # plain search (a fast scan), and the slower "last trigger" match only on a hit.
-            if (ends is None or not text.isascii() or not ends.isdisjoint(text)) and self._any(
-                scanned
-            ) is not None:
-                found = last(scanned)
-                self._since = len(scanned) - found.end() if found is not None else None
-            elif self._since is not None:
-                self._since += len(text)
-            self._tail = scanned[-self._overlap :] if self._overlap else ""
+            if ends is not None and text.isascii() and ends.isdisjoint(text):
+                if self._since is not None:
+                    self._since += len(text)
+                if not overlap:
+                    self._tail = ""
+                elif len(text) >= overlap:
+                    self._tail = text[-overlap:]
+                else:
+                    self._tail = (self._tail + text)[-overlap:]
+            else:
+                scanned = self._tail + text
+                if self._any(scanned) is not None:
+                    found = last(scanned)
+                    self._since = len(scanned) - found.end() if found is not None else None
+                    change = self._change
+                    if change is not None:
+                        bound = change(scanned)
+                        if bound is not None:
+                            # The piece ends where the stream now ends.
+                            end = window.released_chars + window._held_chars
+                            at = end - len(scanned) + bound
+                            first = self._first
+                            self._first = at if first is None or at < first else first
+                elif self._since is not None:
+                    self._since += len(text)
+                self._tail = scanned[-overlap:] if overlap else ""
         since = self._since
         if since is not None and since <= window._held_chars:
+            return self._decide()
+        return window.release()
+
+    def _decide(self) -> list[Any] | None:
+        # A trigger lies in the held text: check it (None), unless the lone guard certainly
+        # changes nothing before the held-back tail (then the check would commit nothing, and
+        # with "full" every mid-stream change is kept back).
+        change = self._change
+        if change is None:
             return None
+        window = self.window
+        size = window.size
+        if size is not None:
+            released = window.released_chars
+            boundary = released + window._held_chars - size  # where the held-back tail starts
+            first = self._first
+            if first is not None and first < boundary:
+                # Stale (its piece may have been released) or unknown: ask about the whole
+                # held text (nothing lies before it, so a bound before its start is its start).
+                held = window.text()
+                bound = change(held)
+                self._first = first = None if bound is None else released + max(bound, 0)
+                if first is not None and first < boundary:
+                    self._held_text = held
+                    return None
         return window.release()
 
     def quiet(self) -> bool:
@@ -183,20 +286,28 @@ class GuardedStream:
         since = self._since
         return self._last is not None and (since is None or since > self.window._held_chars)
 
-    def _rescan(self) -> None:
-        # The held text was rewritten (a redaction): find its last trigger afresh.
+    def _rescan(self, held: str) -> None:
+        # The held text was rewritten to `held` (a redaction): find its last trigger afresh.
         last = self._last
         if last is None:
             return
-        held = self.window.text()
-        found = last(held)
-        self._since = None if found is None else len(held) - found.end()
+        ends = self._ends
+        if ends is not None and held.isascii() and ends.isdisjoint(held):
+            self._since = None  # no trigger can end in it
+        else:
+            found = last(held)
+            self._since = None if found is None else len(held) - found.end()
         self._tail = held[-self._overlap :] if self._overlap else ""
+        change = self._change
+        if change is not None:
+            bound = change(held) if self._since is not None else None
+            self._first = None if bound is None else self.window.released_chars + max(bound, 0)
 
     def held(self) -> str:
         """The held-back text to check (and how much was released before it, for `MaxLength`)."""
         self.call.stream_offset = self.window.released_chars
-        return self.window.text()
+        held, self._held_text = self._held_text, None
+        return held if held is not None else self.window.text()
 
     def release(self, held: str, checked: Any) -> list[Any]:
         """Apply the check of `held` mid-stream; the chunks that may now reach the consumer."""
@@ -219,19 +330,15 @@ class GuardedStream:
         guards, self.pending = self.pending, []
         if not isinstance(value, str) or value == held:
             return
+        prefix = common_prefix(held, value)
         if not final:
             # A change inside the held-back tail may be a partial match (half a card number
             # looks like a phone number): keep the original; it is checked again with more text.
             boundary = len(held) - window.size if window.size is not None else 0
-            first = next(
-                (i for i, (a, b) in enumerate(zip(held, value, strict=False)) if a != b), None
-            )
-            if first is None:
-                first = min(len(held), len(value))
-            if first >= boundary:
+            if prefix >= boundary:
                 return
-        window.set_text(value)
-        self._rescan()
+        window.set_text(value, prefix=prefix)  # `held` is the window's text
+        self._rescan(value)
         for name in dict.fromkeys(guards):
             if name not in self.reported:
                 self.reported.add(name)
