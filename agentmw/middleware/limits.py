@@ -16,10 +16,11 @@ _COUNTS = "agentmw.limits.counts"  # + the layer's id: a session's admitted turn
 
 
 class _Counts:
-    __slots__ = ("lock", "per_tool", "tools", "turns")
+    """One session's admitted turns and tool calls (guarded by the layer's lock)."""
+
+    __slots__ = ("per_tool", "tools", "turns")
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
         self.turns = 0
         self.tools = 0
         self.per_tool: dict[str, int] = {}
@@ -129,30 +130,35 @@ class Limits(Middleware):
         if self._usage_limited:
             self._check_usage(call)
         if self.max_turns is not None:
-            with counts.lock:
+            with self._lock:
                 current = max(counts.turns, session.iterations)
-                if current + 1 > self.max_turns:
-                    error = MaxIterationsExceededError("max_turns", current + 1, self.max_turns)
-                    raise self._refuse(call, error)
-                counts.turns = current + 1
+                admitted = current + 1 <= self.max_turns
+                if admitted:
+                    counts.turns = current + 1
+            if not admitted:  # announced outside the lock: sinks and listeners are user code
+                error = MaxIterationsExceededError("max_turns", current + 1, self.max_turns)
+                raise self._refuse(call, error)
 
     def _admit_tool(self, call: Call, counts: _Counts, session: Any) -> None:
         tool, most = call.name, self.per_tool.get(call.name)
-        with counts.lock:
+        error: LimitExceededError | None = None
+        with self._lock:
             # Replayed steps (Checkpoint sits outside this layer) are counted by the session
             # but never admitted here: start from whichever count is higher.
             current = max(counts.tools, session.tool_calls)
-            if self.max_tool_calls is not None and current + 1 > self.max_tool_calls:
-                error = LimitExceededError("max_tool_calls", current + 1, self.max_tool_calls)
-                raise self._refuse(call, error)
+            mine = 0
             if most is not None:
                 mine = max(counts.per_tool.get(tool, 0), session.tool_count(tool))
-                if mine + 1 > most:
-                    raise self._refuse(
-                        call, LimitExceededError("per_tool", mine + 1, most, tool=tool)
-                    )
-                counts.per_tool[tool] = mine + 1
-            counts.tools = current + 1
+            if self.max_tool_calls is not None and current + 1 > self.max_tool_calls:
+                error = LimitExceededError("max_tool_calls", current + 1, self.max_tool_calls)
+            elif most is not None and mine + 1 > most:
+                error = LimitExceededError("per_tool", mine + 1, most, tool=tool)
+            else:
+                if most is not None:
+                    counts.per_tool[tool] = mine + 1
+                counts.tools = current + 1
+        if error is not None:  # announced outside the lock: sinks and listeners are user code
+            raise self._refuse(call, error)
 
     def on_error(self, call: Call, exc: BaseException) -> None:
         # A refusal below this layer (the call never ran) gives back the slot `before` took.
@@ -161,7 +167,7 @@ class Limits(Middleware):
         counts = self._counts(call)
         if counts is None:
             return
-        with counts.lock:
+        with self._lock:
             if call.kind == "turn":
                 if self.max_turns is not None:
                     counts.turns -= 1

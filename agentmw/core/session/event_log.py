@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -34,12 +33,14 @@ class EventLog:
 
     __slots__ = (
         "_agent",
+        "_capacity",
         "_counts",
         "_events",
         "_isolation",
         "_keep",
         "_keeper",
         "_lock",
+        "_trim_at",
         "session_id",
     )
 
@@ -47,7 +48,11 @@ class EventLog:
         self.session_id = session_id
         self._agent = agent
         self._isolation = agent.sink_isolation
-        self._events: deque[Event | Record] = deque(maxlen=capacity)
+        # A list trimmed back to `capacity` once it holds an eighth more (under the lock): an
+        # empty deque with a bound costs ~760 bytes, most of a short session's buffer.
+        self._events: list[Event | Record] = []
+        self._capacity = capacity
+        self._trim_at = capacity + max(capacity // 8, 16)
         self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
         self._keeper: object = None  # the default ring buffer sink whose `keep` is cached
@@ -56,7 +61,8 @@ class EventLog:
     @property
     def events(self) -> list[Event]:
         """The most recent events, oldest first (a snapshot)."""
-        return [materialize(e) for e in list(self._events)]
+        kept = self._events[-self._capacity :] if self._capacity else []
+        return [materialize(e) for e in kept]
 
     def share_counts(self, other: EventLog) -> None:
         """Count into `other`'s counts (a finished session's stand-in keeps them current)."""
@@ -100,11 +106,14 @@ class EventLog:
     def publish(self, event: Event) -> Event:
         """Keep, count and deliver an event built by the caller (the per-call path)."""
         # Apart from `emit` so the per-call events skip keyword-argument binding.
-        self._events.append(event)
+        events = self._events
+        events.append(event)
         counts = self._counts
         name = event.name
         with self._lock:
             counts[name] = counts.get(name, 0) + 1
+            if len(events) > self._trim_at:
+                del events[: len(events) - self._capacity]
         sink = self._agent.event_sink
         if sink is not None:
             try:
@@ -132,11 +141,14 @@ class EventLog:
         if keep is None or listeners.current:
             self.publish(materialize(record))
             return
-        self._events.append(record)
+        events = self._events
+        events.append(record)
         counts = self._counts
         name = record[0]
         with self._lock:
             counts[name] = counts.get(name, 0) + 1
+            if len(events) > self._trim_at:
+                del events[: len(events) - self._capacity]
         keep(record)
 
     def deliver(self, sink: object, method: Callable[[Any], None], item: Any) -> None:
@@ -160,8 +172,11 @@ class EventLog:
             failure_class=exception_type(exc),
             detail=type(sink).__qualname__,
         )
-        self._events.append(diag)
+        events = self._events
+        events.append(diag)
         with self._lock:
             self._counts[diag.name] = self._counts.get(diag.name, 0) + 1
+            if len(events) > self._trim_at:
+                del events[: len(events) - self._capacity]
         if listeners.current:
             listeners.notify(diag)

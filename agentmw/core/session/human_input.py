@@ -29,13 +29,16 @@ class HumanInput:
         pending_prompt: the prompt being waited on, or None.
     """
 
-    __slots__ = ("_lifecycle", "_lock", "_log", "_loop", "_session_id", "_waiter", "pending_prompt")
+    __slots__ = ("_lifecycle", "_log", "_loop", "_session_id", "_waiter", "pending_prompt")
+
+    # One lock for every session's waiter (held for an assignment, never across an await):
+    # a lock per session cost more memory than the waiting it guards is used.
+    _lock = threading.Lock()
 
     def __init__(self, session_id: str, lifecycle: Lifecycle, log: EventLog) -> None:
         self._session_id = session_id
         self._lifecycle = lifecycle
         self._log = log
-        self._lock = threading.Lock()
         self._waiter: asyncio.Future[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.pending_prompt: str | None = None

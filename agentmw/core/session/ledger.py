@@ -67,8 +67,9 @@ class UsageTracker:
 
     __slots__ = ("_lock", "_models", "calls", "cost_usd")
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    def __init__(self, lock: threading.Lock | None = None) -> None:
+        # `lock`: one the owner shares (a session's runner), never held across the other's use.
+        self._lock = threading.Lock() if lock is None else lock
         self._models: dict[str, _Totals] = {}
         # The overall cost and calls are kept on record (budgets read the cost on every call);
         # the overall tokens are summed over the models when read.

@@ -8,7 +8,6 @@ once (`_begin`, `_completed`, `_failed`, `prepare_call`); the twins differ only 
 
 from __future__ import annotations
 
-import functools
 import itertools
 import threading
 import time
@@ -73,7 +72,6 @@ class CallRunner:
         "_lifecycle",
         "_lock",
         "_log",
-        "_prepare",
         "_publish",
         "_record",
         "_session",
@@ -84,7 +82,13 @@ class CallRunner:
         "tool_counts",
     )
 
-    def __init__(self, session: Session, log: EventLog, lifecycle: Lifecycle) -> None:
+    def __init__(
+        self,
+        session: Session,
+        log: EventLog,
+        lifecycle: Lifecycle,
+        lock: threading.Lock | None = None,
+    ) -> None:
         self._session = session
         self._session_id = session.id
         self._agent = session.agent
@@ -93,9 +97,8 @@ class CallRunner:
         self._log = log
         self._publish = log.publish
         self._record = log.record
-        self._prepare = functools.partial(prepare_call, session)
         self._steps = itertools.count(1)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock() if lock is None else lock  # the session's (shared) lock
         # The session's part of every call record (`agentmw.events.materialize`), shared.
         self._head = (session.id, session.agent.role, session.agent.project_id)
         self.iterations = 0
@@ -238,6 +241,7 @@ class CallRunner:
     # -- imperative twins (their checks and `Call`: `prepare_call`) -------------------------
     def run_turn(
         self,
+        /,
         fn: Callable[..., Any],
         *args: Any,
         model: str | None = None,
@@ -260,11 +264,14 @@ class CallRunner:
             SessionClosedError: the session has ended.
             TypeError: `fn` is async (use `arun_turn`), a generator function or not callable.
         """
-        call, chain = self._prepare("turn", None, fn, args, kwargs, model, usage, timeout, "sync")
+        call, chain = prepare_call(
+            self._session, "turn", None, fn, args, kwargs, model, usage, timeout, "sync"
+        )
         return self.run_chain(call, chain), call.usage or ZERO_USAGE
 
     async def arun_turn(
         self,
+        /,
         fn: Callable[..., Any],
         *args: Any,
         model: str | None = None,
@@ -273,11 +280,14 @@ class CallRunner:
         **kwargs: Any,
     ) -> tuple[Any, Usage]:
         """Async twin of `run_turn`: `fn` may be async or return an awaitable."""
-        call, chain = self._prepare("turn", None, fn, args, kwargs, model, usage, timeout, "async")
+        call, chain = prepare_call(
+            self._session, "turn", None, fn, args, kwargs, model, usage, timeout, "async"
+        )
         return await self.arun_chain(call, chain), call.usage or ZERO_USAGE
 
     def run_tool(
         self,
+        /,
         name: str,
         fn: Callable[..., Any],
         *args: Any,
@@ -299,12 +309,15 @@ class CallRunner:
             TypeError: `fn` is async (use `arun_tool`), a generator function or not callable.
             ValueError: `name` is blank.
         """
-        call, chain = self._prepare("tool", name, fn, args, kwargs, None, None, None, "sync")
+        call, chain = prepare_call(
+            self._session, "tool", name, fn, args, kwargs, None, None, None, "sync"
+        )
         call.tool_call_id = check_optional_name("tool_call_id", tool_call_id)
         return self.run_chain(call, chain)
 
     async def arun_tool(
         self,
+        /,
         name: str,
         fn: Callable[..., Any],
         *args: Any,
@@ -312,6 +325,8 @@ class CallRunner:
         **kwargs: Any,
     ) -> Any:
         """Async twin of `run_tool`: `fn` may be async or return an awaitable."""
-        call, chain = self._prepare("tool", name, fn, args, kwargs, None, None, None, "async")
+        call, chain = prepare_call(
+            self._session, "tool", name, fn, args, kwargs, None, None, None, "async"
+        )
         call.tool_call_id = check_optional_name("tool_call_id", tool_call_id)
         return await self.arun_chain(call, chain)

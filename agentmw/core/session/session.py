@@ -4,13 +4,14 @@ human input."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import Token
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from agentmw._validate import check_methods, check_optional_name
 from agentmw.classify import exception_type, is_cancellation
@@ -44,6 +45,29 @@ _ASYNC_HOOKS = ("aopen_session", "aclose_session")
 
 def _no_op() -> None:
     """A retired session's `on_finished`: it has finished already."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _PartMethod(Generic[P, R]):
+    """A session method that is one of its parts' own: `Session.run_turn` is its runner's
+    `run_turn`, looked up when read (no bound method stored per session)."""
+
+    def __init__(self, part: str, method: Callable[Concatenate[Any, P], R]) -> None:
+        self._part = part
+        self._name = method.__name__
+        self.__doc__ = method.__doc__
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any] | None = None) -> _PartMethod[P, R]: ...
+    @overload
+    def __get__(self, obj: object, owner: type[Any] | None = None) -> Callable[P, R]: ...
+    def __get__(self, obj: object, owner: type[Any] | None = None) -> Any:
+        if obj is None:
+            return self
+        return getattr(getattr(obj, self._part), self._name)
 
 
 class Session:
@@ -86,36 +110,40 @@ class Session:
         self.handoff: dict[str, Any] | None = dict(handoff.context) if handoff else None
         self.meta: dict[str, Any] = {}
         self.stack: Stack = agent.resolved_stack()
-        self.ledger = UsageTracker()
+        lock = threading.Lock()  # the runner's counters and the ledger's totals: one lock
+        self.ledger = UsageTracker(lock)
         self.recoveries: list[dict[str, Any]] = []
         self._token: Token[Session | None] | None = None
         self._work = SessionWork()
         log = self._log = EventLog(self.id, agent)
         lifecycle = self._lifecycle = Lifecycle(log, partial(agent.registry.mark_finished, self))
-        runner = self._runner = CallRunner(self, log, lifecycle)
-        human = self._human = HumanInput(self.id, lifecycle, log)
-        # The parts' own bound methods, not delegating wrappers: a decorated call reaches the
-        # runner with no extra frame (this is the per-call path).
+        runner = self._runner = CallRunner(self, log, lifecycle, lock)
+        self._human = HumanInput(self.id, lifecycle, log)
+        # The decorators' per-call path: the runner's own bound methods, stored on the session
+        # (no extra frame per call). The other part methods are looked up on access
+        # (`_PartMethod`): ten bound methods per session were most of a live session's size.
         self.run_chain = runner.run_chain
         """Run a call through a compiled chain (the decorators' path): `CallRunner.run_chain`."""
         self.arun_chain = runner.arun_chain
         """Async twin of `run_chain`: `CallRunner.arun_chain`."""
-        self.run_stream = runner.run_stream
-        """Stream a call through a compiled chain: `CallRunner.run_stream`."""
-        self.arun_stream = runner.arun_stream
-        """Async twin of `run_stream`: `CallRunner.arun_stream`."""
-        self.run_turn = runner.run_turn
-        """Run one model turn through the session's stack: `CallRunner.run_turn`."""
-        self.arun_turn = runner.arun_turn
-        """Async twin of `run_turn`: `CallRunner.arun_turn`."""
-        self.run_tool = runner.run_tool
-        """Run one tool call through the session's stack: `CallRunner.run_tool`."""
-        self.arun_tool = runner.arun_tool
-        """Async twin of `run_tool`: `CallRunner.arun_tool`."""
-        self.wait_for_input = human.wait_for_input
-        """Wait (WAITING_FOR_INPUT) for `provide_input`: `HumanInput.wait_for_input`."""
-        self.provide_input = human.provide_input
-        """Answer a pending `wait_for_input`: `HumanInput.provide_input`."""
+
+    # -- the parts' methods ----------------------------------------------------------------
+    run_stream = _PartMethod("_runner", CallRunner.run_stream)
+    """Stream a call through a compiled chain: `CallRunner.run_stream`."""
+    arun_stream = _PartMethod("_runner", CallRunner.arun_stream)
+    """Async twin of `run_stream`: `CallRunner.arun_stream`."""
+    run_turn = _PartMethod("_runner", CallRunner.run_turn)
+    """Run one model turn through the session's stack: `CallRunner.run_turn`."""
+    arun_turn = _PartMethod("_runner", CallRunner.arun_turn)
+    """Async twin of `run_turn`: `CallRunner.arun_turn`."""
+    run_tool = _PartMethod("_runner", CallRunner.run_tool)
+    """Run one tool call through the session's stack: `CallRunner.run_tool`."""
+    arun_tool = _PartMethod("_runner", CallRunner.arun_tool)
+    """Async twin of `run_tool`: `CallRunner.arun_tool`."""
+    wait_for_input = _PartMethod("_human", HumanInput.wait_for_input)
+    """Wait (WAITING_FOR_INPUT) for `provide_input`: `HumanInput.wait_for_input`."""
+    provide_input = _PartMethod("_human", HumanInput.provide_input)
+    """Answer a pending `wait_for_input`: `HumanInput.provide_input`."""
 
     # -- read-only views -------------------------------------------------------------------
     @property
@@ -370,24 +398,15 @@ class Session:
         runner.iterations = self._runner.iterations
         runner.tool_calls = self._runner.tool_calls
         runner.tool_counts = dict(self._runner.tool_counts)
-        human = HumanInput(self.id, lifecycle, log)
         state.update(
             _log=log,
             _lifecycle=lifecycle,
             _runner=runner,
-            _human=human,
+            _human=HumanInput(self.id, lifecycle, log),
             _work=SessionWork(),
             _token=None,
             run_chain=runner.run_chain,
             arun_chain=runner.arun_chain,
-            run_stream=runner.run_stream,
-            arun_stream=runner.arun_stream,
-            run_turn=runner.run_turn,
-            arun_turn=runner.arun_turn,
-            run_tool=runner.run_tool,
-            arun_tool=runner.arun_tool,
-            wait_for_input=human.wait_for_input,
-            provide_input=human.provide_input,
         )
         copy.__dict__.update(state)
         return copy

@@ -63,11 +63,14 @@ def bind(session: Session, fn: Callable[..., Any]) -> Callable[..., Any]:
 class SessionWork:
     """The executors a session handed out, shut down when the session ends."""
 
-    __slots__ = ("_executors", "_lock")
+    __slots__ = ("_executors",)
+
+    # One lock for every session's list: handing out an executor is rare, and a lock per
+    # session was a tenth of a short session's memory.
+    _lock = threading.Lock()
 
     def __init__(self) -> None:
         self._executors: list[ThreadPoolExecutor] = []
-        self._lock = threading.Lock()
 
     def executor(self, session: Session, max_workers: int | None) -> ThreadPoolExecutor:
         """A pool whose worker threads run in `session` (see `Session.executor`)."""
