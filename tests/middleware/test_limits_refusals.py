@@ -260,3 +260,73 @@ def test_per_tool_checks_its_argument() -> None:
         Limits(per_tool={"search": -1})
     with pytest.raises(ValueError, match=r"per_tool key must be a non-blank string"):
         Limits(per_tool={" ": 1})
+
+
+class _CallsBackIn:
+    """A sink that, on a refusal, runs a call in another session through the same layer."""
+
+    def __init__(self, other: Agent, mode: str) -> None:
+        self.other, self.mode, self.ran = other, mode, 0
+
+    def emit(self, event: Any) -> None:
+        if event.name != "limit.exceeded":
+            return
+        with self.other.session() as session:  # a turn and a tool: each takes the layer's lock
+            session.run_turn(lambda: Usage(), model="m")
+            session.run_tool("probe", lambda: "ok")
+        self.ran += 1
+
+
+@pytest.mark.parametrize("limit", ["max_turns", "max_tool_calls", "per_tool"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_refusals_are_announced_outside_the_layers_lock(limit: str, mode: str) -> None:
+    # One Limits layer serves every session under one lock: a sink (user code) reached while
+    # it was held would deadlock on its next call through the layer. Run in a thread so a
+    # regression fails on the join timeout instead of hanging the suite.
+    options: dict[str, Any] = {
+        "max_turns": {"max_turns": 1},
+        "max_tool_calls": {"max_tool_calls": 1},
+        "per_tool": {"per_tool": {"t": 1}},
+    }[limit]
+    layer = Limits(**options)
+    other = Agent("other", stack=[layer])
+    sink = _CallsBackIn(other, mode)
+    agent = Agent("limited", stack=[layer], event_sink=sink)
+    errors: list[BaseException] = []
+
+    async def arun(session: Session) -> None:
+        for _ in range(2):
+            if limit == "max_turns":
+                await session.arun_turn(lambda: Usage(), model="m")
+            else:
+                await session.arun_tool("t", lambda: "x")
+
+    def run() -> None:
+        try:
+            if mode == "async":
+
+                async def main() -> None:
+                    async with agent.session() as session:
+                        await arun(session)
+
+                asyncio.run(main())
+                return
+            with agent.session() as session:
+                for _ in range(2):
+                    if limit == "max_turns":
+                        session.run_turn(lambda: Usage(), model="m")
+                    else:
+                        session.run_tool("t", lambda: "x")
+        except BaseException as exc:
+            errors.append(exc)
+
+    import threading
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "the refusal was announced under the layer's lock"
+    assert len(errors) == 1
+    expected = MaxIterationsExceededError if limit == "max_turns" else LimitExceededError
+    assert isinstance(errors[0], expected)
+    assert sink.ran == 1
