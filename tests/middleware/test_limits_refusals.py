@@ -283,11 +283,12 @@ def test_refusals_are_announced_outside_the_layers_lock(limit: str, mode: str) -
     # One Limits layer serves every session under one lock: a sink (user code) reached while
     # it was held would deadlock on its next call through the layer. Run in a thread so a
     # regression fails on the join timeout instead of hanging the suite.
-    options: dict[str, Any] = {
+    choices: dict[str, dict[str, Any]] = {
         "max_turns": {"max_turns": 1},
         "max_tool_calls": {"max_tool_calls": 1},
         "per_tool": {"per_tool": {"t": 1}},
-    }[limit]
+    }
+    options = choices[limit]
     layer = Limits(**options)
     other = Agent("other", stack=[layer])
     sink = _CallsBackIn(other, mode)
