@@ -32,6 +32,7 @@ _EVENTS = {
     BreakerState.HALF_OPEN: "breaker.half_open",
     BreakerState.CLOSED: "breaker.closed",
 }
+_PATHS = ("before", "after", "on_error", "abefore", "aafter", "aon_error", "handle", "ahandle")
 _PERMIT = "agentmw.circuit_breaker.permit"  # + the layer's id: the attempt's (key, Permit)
 
 
@@ -154,6 +155,59 @@ class CircuitBreaker(Middleware):
         changed = await store.arecord(self.name, key, config, self.clock(), permit, outcome)
         if changed is not None:
             self._announce(call, key, changed)
+
+    # -- the compiled link: a closed in-memory circuit in one frame --------------------------
+    def compile_link(
+        self, mode: str, call_next: Callable[[Call], Any]
+    ) -> Callable[[Call], Any] | None:
+        # The hooks below, fused for the common case (the in-memory store, no failure ratio, a
+        # closed circuit): `closed` and `settled` read inline. Anything else takes the hooks.
+        cls = type(self)
+        if (
+            mode not in ("sync", "async")
+            or self._memory is None
+            or not self._fast_success
+            or any(getattr(cls, m) is not getattr(CircuitBreaker, m) for m in _PATHS)
+        ):
+            return None
+        circuits, name, key_of = self._memory.circuits, self.name, self.key
+        if mode == "sync":
+            slow = self.handle
+
+            def breaker(call: Call) -> Any:
+                key = key_of(call)
+                circuit = circuits.get((name, key))
+                if circuit is None or circuit.state is not BreakerState.CLOSED:
+                    return slow(call, call_next)
+                permit = circuit.closed_permit
+                try:
+                    result = call_next(call)
+                except BaseException as exc:
+                    self._record(call, key, permit, self._outcome(exc, call.kind))
+                    raise
+                if permit is not circuit.closed_permit or circuit.failures:
+                    self._record(call, key, permit, "success")
+                return result
+
+            return breaker
+        aslow = self.ahandle
+
+        async def abreaker(call: Call) -> Any:
+            key = key_of(call)
+            circuit = circuits.get((name, key))
+            if circuit is None or circuit.state is not BreakerState.CLOSED:
+                return await aslow(call, call_next)
+            permit = circuit.closed_permit
+            try:
+                result = await call_next(call)
+            except BaseException as exc:
+                self._record(call, key, permit, self._outcome(exc, call.kind))
+                raise
+            if permit is not circuit.closed_permit or circuit.failures:
+                self._record(call, key, permit, "success")
+            return result
+
+        return abreaker
 
     # -- hooks: a permit before each attempt, its outcome after it -------------------------
     # Streams (the base class's paths) keep the stream rules: a stream that fails before its

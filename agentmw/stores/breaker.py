@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 from agentmw.stores.circuit import (
@@ -72,6 +73,15 @@ class InMemoryBreakerStore:
     def __init__(self) -> None:
         self._circuits: dict[tuple[str, str], CircuitState] = {}
         self._lock = threading.Lock()
+
+    @property
+    def circuits(self) -> Mapping[tuple[str, str], CircuitState]:
+        """The live circuits by (breaker name, key), for the layer's closed-circuit fast path.
+
+        Read without the lock under the rules of `closed` and `settled`; never changed through
+        this view (the mapping object is the store's for its whole life).
+        """
+        return self._circuits
 
     def _get(self, name: str, key: str) -> CircuitState:
         circuit = self._circuits.get((name, key))

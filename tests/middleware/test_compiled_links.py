@@ -1,0 +1,139 @@
+"""Layers that compile their own link (`Middleware.compile_link`) behave as their hooks do.
+
+Retry, Telemetry and CircuitBreaker fuse their common path into one closure; a subclass that
+overrides a path keeps its override, and the fused path makes the same decisions (counts,
+events, errors) as the derived one, sync and async.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agentmw import Agent, CircuitOpenError, Stack, Usage
+from agentmw.core.call import Call
+from agentmw.core.middleware import Next
+from agentmw.middleware import CircuitBreaker, Retry, Telemetry
+from agentmw.stores import InMemoryBreakerStore
+
+
+class Boom(ConnectionError):
+    """A counted, retryable failure."""
+
+
+def _fails(times: int) -> Any:
+    state = {"left": times, "calls": 0}
+
+    def model() -> Usage:
+        state["calls"] += 1
+        if state["left"] > 0:
+            state["left"] -= 1
+            raise Boom("down")
+        return Usage(input_tokens=1, output_tokens=1)
+
+    async def amodel() -> Usage:
+        return model()
+
+    return state, model, amodel
+
+
+async def _run(session: Any, mode: str, fn: Any, afn: Any) -> Any:
+    if mode == "sync":
+        return session.run_turn(fn, model="m")
+    return await session.arun_turn(afn, model="m")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_subclasses_that_override_a_path_keep_it(mode: str) -> None:
+    seen: list[str] = []
+
+    class MyRetry(Retry):
+        def handle(self, call: Call, call_next: Next) -> Any:
+            seen.append("retry.handle")
+            return super().handle(call, call_next)
+
+        def ahandle(self, call: Call, call_next: Any) -> Any:
+            seen.append("retry.ahandle")
+            return super().ahandle(call, call_next)
+
+    class MyTelemetry(Telemetry):
+        def handle(self, call: Call, call_next: Next) -> Any:
+            seen.append("telemetry.handle")
+            return super().handle(call, call_next)
+
+        def ahandle(self, call: Call, call_next: Any) -> Any:
+            seen.append("telemetry.ahandle")
+            return super().ahandle(call, call_next)
+
+    class MyBreaker(CircuitBreaker):
+        def before(self, call: Call) -> None:
+            seen.append("breaker.before")
+            super().before(call)
+
+    layers = [MyTelemetry(), MyRetry(attempts=1), MyBreaker("b")]
+    for layer in layers:
+        assert layer.compile_link(mode, lambda call: None) is None
+    _, model, amodel = _fails(0)
+    async with Agent("subclassed", stack=Stack(layers)).session() as session:
+        await _run(session, mode, model, amodel)
+    prefix = "" if mode == "sync" else "a"
+    assert seen == [f"telemetry.{prefix}handle", f"retry.{prefix}handle", "breaker.before"]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_fused_retry_retries_and_counts_attempts(mode: str) -> None:
+    retry = Retry(attempts=3, base=0, jitter="none")
+    assert retry.compile_link(mode, lambda call: None) is not None
+    state, model, amodel = _fails(2)
+    async with Agent("retrying", stack=[retry]).session() as session:
+        await _run(session, mode, model, amodel)
+    assert state["calls"] == 3
+    completed = [e for e in session.events if e.name == "turn.completed"]
+    assert completed[0].data["attempts"] == 3
+    state, model, amodel = _fails(5)
+    async with Agent("giving-up", stack=[Retry(attempts=2, base=0, jitter="none")]).session() as s:
+        with pytest.raises(Boom):
+            await _run(s, mode, model, amodel)
+    assert state["calls"] == 2
+    assert [e.name for e in s.events].count("turn.failed") == 1
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_fused_breaker_opens_and_refuses_like_its_hooks(mode: str) -> None:
+    store = InMemoryBreakerStore()
+    breaker = CircuitBreaker("fused", failure_threshold=2, recovery_timeout=60, store=store)
+    assert breaker.compile_link(mode, lambda call: None) is not None
+    state, model, amodel = _fails(10)
+    async with Agent("breaking", stack=[breaker]).session() as session:
+        for _ in range(2):
+            with pytest.raises(Boom):
+                await _run(session, mode, model, amodel)
+        with pytest.raises(CircuitOpenError):
+            await _run(session, mode, model, amodel)
+    assert state["calls"] == 2  # the third call never reached the model
+    names = [e.name for e in session.events]
+    assert names.count("breaker.opened") == 1
+    assert breaker.state("m").value == "open"
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_fused_breaker_success_resets_the_failure_count(mode: str) -> None:
+    breaker = CircuitBreaker("resets", failure_threshold=2)
+    state, model, amodel = _fails(1)
+    async with Agent("resetting", stack=[breaker]).session() as session:
+        with pytest.raises(Boom):
+            await _run(session, mode, model, amodel)
+        await _run(session, mode, model, amodel)  # a success after one failure: count cleared
+        state["left"] = 1
+        with pytest.raises(Boom):
+            await _run(session, mode, model, amodel)
+        await _run(session, mode, model, amodel)
+    assert breaker.state("m").value == "closed"
+    assert "breaker.opened" not in [e.name for e in session.events]
+
+
+def test_a_ratio_breaker_keeps_the_hooks() -> None:
+    ratio = CircuitBreaker("ratio", failure_ratio=0.5)
+    assert ratio.compile_link("sync", lambda call: None) is None
+    assert CircuitBreaker("streams").compile_link("stream", lambda call: None) is None
