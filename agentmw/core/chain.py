@@ -13,7 +13,7 @@ from agentmw.core.context import CURRENT_CALL
 from agentmw.core.middleware import Middleware, aclose, close, overrides
 from agentmw.usage import chunk_chars, combine_stream_usage, estimate_stream_usage, extract_usage
 
-__all__: list[str] = []  # internal: `Stack.chain` is the public face
+__all__: list[str] = []  # internal: `Stack.chain` is the public face (layers use derived_link)
 
 
 # -- terminals: the innermost step, which calls the user's function ---------------------------
@@ -141,10 +141,14 @@ _HOOKS = ("before", "after", "on_error")
 
 
 def _link(layer: Middleware, mode: str, nxt: Callable[[Call], Any]) -> Callable[[Call], Any]:
-    """One link of a chain: tight closures for hook-only layers, no link for no-op ones."""
+    """One link of a chain: the layer's own (`compile_link`), else the derived one."""
     compiled = layer.compile_link(mode, nxt)
-    if compiled is not None:
-        return compiled
+    return compiled if compiled is not None else derived_link(layer, mode, nxt)
+
+
+def derived_link(layer: Middleware, mode: str, nxt: Callable[[Call], Any]) -> Callable[[Call], Any]:
+    """The link derived from a layer's paths and hooks: tight closures for hook-only layers,
+    no link for no-op ones. A `compile_link` falls back on it for its uncommon cases."""
     method = _METHODS[mode]
     if not overrides(layer, method) and (mode in ("sync", "stream") or not layer.awaits()):
         # Hook-only on this path, and on the async path no hook needs awaiting: the sync hooks

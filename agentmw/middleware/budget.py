@@ -23,6 +23,7 @@ from agentmw._validate import (
     check_usd,
 )
 from agentmw.core.call import Call
+from agentmw.core.chain import derived_link
 from agentmw.core.middleware import Middleware
 from agentmw.errors import BudgetExceededError, PricingMissingError
 from agentmw.events import Event
@@ -36,6 +37,7 @@ _EXCEEDED = "agentmw.budget.exceeded"  # + the layer's name: a session's "alread
 _BOOK = "agentmw.budget.book"  # + the layer's name: a session's spend and holds of this layer
 _HOLD = "agentmw.budget.hold"  # + the layer's name: the call's reservation (call.meta)
 _ZERO = Decimal(0)
+_PATHS = ("before", "after", "on_error", "abefore", "aafter", "aon_error", "handle", "ahandle")
 _SWITCHES = frozenset({"policy.model_switched", "fallback.switched"})
 
 
@@ -242,6 +244,37 @@ class Budget(Middleware):
     def awaits(self) -> bool:
         # Only a shared ledger with real I/O needs the async hooks on the async path.
         return self.ledger is not None and type(self.ledger) is not InMemoryLedger
+
+    # -- the compiled link: a budget that does not enforce only records -------------------
+    def compile_link(
+        self, mode: str, call_next: Callable[[Call], Any]
+    ) -> Callable[[Call], Any] | None:
+        # Not enforcing, `before` and `on_error` do nothing: the link calls on and records
+        # (`after`); an enforcing budget, or a shared ledger with I/O, takes the hooks.
+        cls = type(self)
+        if (
+            mode not in ("sync", "async")
+            or (mode == "async" and self.awaits())
+            or any(getattr(cls, m) is not getattr(Budget, m) for m in _PATHS)
+        ):
+            return None
+        slow = derived_link(self, mode, call_next)
+        after = self.after
+        if mode == "sync":
+
+            def budget(call: Call) -> Any:
+                if self.enforce:
+                    return slow(call)
+                return after(call, call_next(call))
+
+            return budget
+
+        async def abudget(call: Call) -> Any:
+            if self.enforce:
+                return await slow(call)
+            return after(call, await call_next(call))
+
+        return abudget
 
     # -- hooks: reserve before each call, settle after it, release on failure ---------------
     # Only an enforcing budget does anything before a call (a shared ledger's read is I/O).

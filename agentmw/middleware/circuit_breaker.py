@@ -17,6 +17,7 @@ from agentmw._validate import (
 )
 from agentmw.classify import Failure, FailureScenario, classify_exception, scenario_predicate
 from agentmw.core.call import Call
+from agentmw.core.chain import derived_link
 from agentmw.core.context import current_session
 from agentmw.core.middleware import Middleware
 from agentmw.errors import CircuitOpenError
@@ -171,14 +172,14 @@ class CircuitBreaker(Middleware):
         ):
             return None
         circuits, name, key_of = self._memory.circuits, self.name, self.key
+        slow = derived_link(self, mode, call_next)
         if mode == "sync":
-            slow = self.handle
 
             def breaker(call: Call) -> Any:
                 key = key_of(call)
                 circuit = circuits.get((name, key))
                 if circuit is None or circuit.state is not BreakerState.CLOSED:
-                    return slow(call, call_next)
+                    return slow(call)
                 permit = circuit.closed_permit
                 try:
                     result = call_next(call)
@@ -190,13 +191,12 @@ class CircuitBreaker(Middleware):
                 return result
 
             return breaker
-        aslow = self.ahandle
 
         async def abreaker(call: Call) -> Any:
             key = key_of(call)
             circuit = circuits.get((name, key))
             if circuit is None or circuit.state is not BreakerState.CLOSED:
-                return await aslow(call, call_next)
+                return await slow(call)
             permit = circuit.closed_permit
             try:
                 result = await call_next(call)

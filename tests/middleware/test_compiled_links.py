@@ -137,3 +137,38 @@ def test_a_ratio_breaker_keeps_the_hooks() -> None:
     ratio = CircuitBreaker("ratio", failure_ratio=0.5)
     assert ratio.compile_link("sync", lambda call: None) is None
     assert CircuitBreaker("streams").compile_link("stream", lambda call: None) is None
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("enforce", [False, True])
+async def test_fused_budget_records_and_enforces_like_its_hooks(mode: str, enforce: bool) -> None:
+    from decimal import Decimal
+
+    from agentmw import BudgetExceededError, ModelPricing
+    from agentmw.middleware import Budget
+    from agentmw.pricing import PricingTable
+
+    table = PricingTable()
+    table.register("m", ModelPricing(input_per_million=1_000_000, output_per_million=0))
+    budget = Budget(1.5, enforce=enforce, precheck=False)
+    assert budget.compile_link(mode, lambda call: None) is not None
+
+    def model() -> Usage:
+        return Usage(input_tokens=1, output_tokens=0)  # $1 a turn
+
+    async def amodel() -> Usage:
+        return model()
+
+    agent = Agent("spending", stack=[budget], pricing=table)
+    async with agent.session() as session:
+        await _run(session, mode, model, amodel)
+        await _run(session, mode, model, amodel)  # $2: past the budget
+        if enforce:
+            with pytest.raises(BudgetExceededError):
+                await _run(session, mode, model, amodel)
+        else:
+            await _run(session, mode, model, amodel)
+    assert session.cost_usd == (Decimal(2) if enforce else Decimal(3))
+    names = [e.name for e in session.events]
+    assert names.count("budget.exceeded") == 1
+    assert names.count("budget.refused") == (1 if enforce else 0)
