@@ -130,11 +130,15 @@ class Limits(Middleware):
         if self._usage_limited:
             self._check_usage(call)
         if self.max_turns is not None:
-            with self._lock:
+            lock = self._lock  # acquire/release: `with` makes two bound methods a call
+            lock.acquire()
+            try:
                 current = max(counts.turns, session.iterations)
                 admitted = current + 1 <= self.max_turns
                 if admitted:
                     counts.turns = current + 1
+            finally:
+                lock.release()
             if not admitted:  # announced outside the lock: sinks and listeners are user code
                 error = MaxIterationsExceededError("max_turns", current + 1, self.max_turns)
                 raise self._refuse(call, error)

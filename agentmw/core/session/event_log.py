@@ -110,10 +110,14 @@ class EventLog:
         events.append(event)
         counts = self._counts
         name = event.name
-        with self._lock:
+        lock = self._lock  # acquire/release: `with` makes two bound methods a call
+        lock.acquire()
+        try:
             counts[name] = counts.get(name, 0) + 1
             if len(events) > self._trim_at:
                 del events[: len(events) - self._capacity]
+        finally:
+            lock.release()
         sink = self._agent.event_sink
         if sink is not None:
             try:
@@ -145,10 +149,14 @@ class EventLog:
         events.append(record)
         counts = self._counts
         name = record[0]
-        with self._lock:
+        lock = self._lock  # acquire/release: `with` makes two bound methods a call
+        lock.acquire()
+        try:
             counts[name] = counts.get(name, 0) + 1
             if len(events) > self._trim_at:
                 del events[: len(events) - self._capacity]
+        finally:
+            lock.release()
         keep(record)
 
     def deliver(self, sink: object, method: Callable[[Any], None], item: Any) -> None:

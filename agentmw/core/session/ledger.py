@@ -81,7 +81,9 @@ class UsageTracker:
     def record(self, model: str | None, usage: Usage, cost_usd: Decimal = _ZERO) -> None:
         """Add one call's usage and cost under `model` ("unknown" when None)."""
         key = model or "unknown"
-        with self._lock:
+        lock = self._lock  # acquire/release: `with` makes two bound methods a call
+        lock.acquire()
+        try:
             totals = self._models.get(key)
             if totals is None:
                 totals = self._models[key] = _Totals()
@@ -96,6 +98,8 @@ class UsageTracker:
             totals.cost += cost_usd
             self.cost_usd += cost_usd
             self.calls += 1
+        finally:
+            lock.release()
 
     def _total(self) -> _Totals:
         """The totals across models (the caller holds the lock)."""

@@ -131,8 +131,12 @@ class CallRunner:
         if call.kind == "turn":
             usage = call.usage or ZERO_USAGE
             cost = call_cost(call)
-            with self._lock:
+            lock = self._lock  # acquire/release: `with` makes two bound methods a call
+            lock.acquire()
+            try:
                 self.iterations += 1
+            finally:
+                lock.release()
             self._ledger.record(call.model, usage, cost)
             sink = agent.usage_sink
             if sink is not None:
@@ -148,9 +152,13 @@ class CallRunner:
             ))  # fmt: skip
         else:
             counts = self.tool_counts
-            with self._lock:
+            lock = self._lock  # acquire/release: `with` makes two bound methods a call
+            lock.acquire()
+            try:
                 self.tool_calls += 1
                 counts[call.name] = counts.get(call.name, 0) + 1
+            finally:
+                lock.release()
             self._record((
                 "tool.completed", self._head, agent.phase, call.step, call.name,
                 _tool_data(call), _time(),

@@ -222,7 +222,10 @@ class RateLimit(Middleware):
         if usage is None and not tokens and self._local:
             # The common uncontended case, inlined (no await, no allocation beyond the
             # Reservation): one request, nobody in line under `key`, an in-memory store.
-            if not self._waiting.get(key) and self._try(key, self._zero_demands, self.clock()) == 0:
+            waiting = self._waiting
+            if (not waiting or not waiting.get(key)) and not self._try(
+                key, self._zero_demands, self.clock()
+            ):
                 return Reservation(self, key, ZERO_USAGE, 0.0)
             return Reservation(self, key, ZERO_USAGE, await self._aacquire(key, self._zero_demands))
         reserved = self._usage_of(tokens, usage)
