@@ -1,7 +1,7 @@
 """Machine instructions per turn of `Stack.default()`, counted by valgrind (deterministic).
 
 Timings on a shared 2-core machine swing by a third; instruction counts do not. The script
-runs a session of N and of N + 2000 turns under `valgrind --tool=callgrind` and reports the
+runs one session of N and of N + 2000 turns under `valgrind --tool=callgrind` and reports the
 difference per turn, so start-up and import costs cancel out. Usage:
 
     python scripts/turn_instructions.py [SOURCE_TREE]   # SOURCE_TREE: another checkout's root
@@ -10,58 +10,14 @@ difference per turn, so start-up and import costs cancel out. Usage:
 from __future__ import annotations
 
 import os
-import re
-import subprocess
 import sys
 import tempfile
-import textwrap
+from pathlib import Path
 
-BODY = textwrap.dedent(
-    """
-    import asyncio, sys
-    from agentmw import Agent, ModelPricing, Stack, Usage, agent_turn, register_pricing
-    USAGE = Usage(input_tokens=100, output_tokens=20)
-    register_pricing("bench-model", ModelPricing(input_per_million=1, output_per_million=2))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.bench_turn_instructions import OURS, count  # after the path: the root
 
-    @agent_turn(model="bench-model")
-    def turn() -> Usage:
-        return USAGE
-
-    @agent_turn(model="bench-model")
-    async def aturn() -> Usage:
-        return USAGE
-
-    mode, n = sys.argv[1], int(sys.argv[2])
-    agent = Agent("b", stack=Stack.default(budget_usd=1_000_000, max_iterations=10_000_000))
-    if mode == "sync":
-        with agent.session():
-            for _ in range(n):
-                turn()
-    else:
-        async def main():
-            async with agent.session():
-                for _ in range(n):
-                    await aturn()
-        asyncio.run(main())
-    """
-)
 EXTRA = 2000
-
-
-def count(script: str, mode: str, turns: int, env: dict[str, str]) -> int:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "callgrind.out")
-        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
-        result = subprocess.run(
-            [*command, sys.executable, script, mode, str(turns)],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        )
-    found = re.search(r"Collected : (\d+)", result.stderr)
-    assert found is not None, result.stderr[-2000:]
-    return int(found.group(1))
 
 
 def main() -> None:
@@ -69,11 +25,11 @@ def main() -> None:
     if len(sys.argv) > 1:
         env["PYTHONPATH"] = sys.argv[1]
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as handle:
-        handle.write(BODY)
+        handle.write(OURS)  # one session (`1`) of N turns
     try:
         for mode in ("sync", "async"):
-            small = count(handle.name, mode, 200, env)
-            large = count(handle.name, mode, 200 + EXTRA, env)
+            small = count(handle.name, [mode, "1", "200"], env)
+            large = count(handle.name, [mode, "1", str(200 + EXTRA)], env)
             print(f"{mode}: {(large - small) / EXTRA:,.0f} instructions per turn")
     finally:
         os.unlink(handle.name)

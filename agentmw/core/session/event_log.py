@@ -106,18 +106,7 @@ class EventLog:
     def publish(self, event: Event) -> Event:
         """Keep, count and deliver an event built by the caller (the per-call path)."""
         # Apart from `emit` so the per-call events skip keyword-argument binding.
-        events = self._events
-        events.append(event)
-        counts = self._counts
-        name = event.name
-        lock = self._lock  # acquire/release: `with` makes two bound methods a call
-        lock.acquire()
-        try:
-            counts[name] = counts.get(name, 0) + 1
-            if len(events) > self._trim_at:
-                del events[: len(events) - self._capacity]
-        finally:
-            lock.release()
+        self._keep_counted(event, event.name)
         sink = self._agent.event_sink
         if sink is not None:
             try:
@@ -145,10 +134,14 @@ class EventLog:
         if keep is None or listeners.current:
             self.publish(materialize(record))
             return
+        self._keep_counted(record, record[0])
+        keep(record)
+
+    def _keep_counted(self, item: Event | Record, name: str) -> None:
+        """Append `item` to the buffer and count `name`; trim the buffer back to capacity."""
         events = self._events
-        events.append(record)
+        events.append(item)
         counts = self._counts
-        name = record[0]
         lock = self._lock  # acquire/release: `with` makes two bound methods a call
         lock.acquire()
         try:
@@ -157,7 +150,6 @@ class EventLog:
                 del events[: len(events) - self._capacity]
         finally:
             lock.release()
-        keep(record)
 
     def deliver(self, sink: object, method: Callable[[Any], None], item: Any) -> None:
         """Call `method(item)` of `sink` isolated; its first failure becomes `sink.failed`."""
@@ -180,11 +172,6 @@ class EventLog:
             failure_class=exception_type(exc),
             detail=type(sink).__qualname__,
         )
-        events = self._events
-        events.append(diag)
-        with self._lock:
-            self._counts[diag.name] = self._counts.get(diag.name, 0) + 1
-            if len(events) > self._trim_at:
-                del events[: len(events) - self._capacity]
+        self._keep_counted(diag, diag.name)
         if listeners.current:
             listeners.notify(diag)
