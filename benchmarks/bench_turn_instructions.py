@@ -4,7 +4,9 @@ techrevati-runtime's `run_turn` / `arun_turn`, both at turn 10 of fresh sessions
 Timings on a shared 2-core machine swing by a third; instruction counts do not. Each figure is
 the difference between two runs of the same script under `valgrind --tool=callgrind` (20
 sessions of 10 turns against 20 sessions of 5 turns, so start-up, imports and the session
-opens cancel out), divided by the extra turns: the mean cost of turns 6 to 10.
+opens cancel out), divided by the extra turns: the mean cost of turns 6 to 10. The cyclic
+garbage collector is off in both runtimes' scripts: its collections fall on different turns in
+the two runs of a pair and made a figure swing by a tenth.
 
 Set `AGENTMW_BASELINE=/path/to/another/checkout` to add that tree's agentmw as a column (the
 issue 19 "before" figures below were taken so, from commit 09c68ae).
@@ -30,7 +32,8 @@ BEFORE = {"sync": 102_440, "async": 105_599}
 
 OURS = textwrap.dedent(
     """
-    import asyncio, sys
+    import asyncio, gc, sys
+    gc.disable()  # see the module docstring
     from agentmw import Agent, ModelPricing, Stack, Usage, agent_turn, register_pricing
     USAGE = Usage(input_tokens=100, output_tokens=20)
     register_pricing("bench-model", ModelPricing(input_per_million=1, output_per_million=2))
@@ -62,7 +65,8 @@ OURS = textwrap.dedent(
 
 PEER = textwrap.dedent(
     """
-    import asyncio, sys
+    import asyncio, gc, sys
+    gc.disable()  # see the module docstring
     from techrevati.runtime import AgentSession, UsageSnapshot
     from techrevati.runtime.circuit_breaker import AsyncCircuitBreaker, CircuitBreaker
     USAGE = UsageSnapshot(input_tokens=100, output_tokens=20)

@@ -3,6 +3,7 @@ human input."""
 
 from __future__ import annotations
 
+import operator
 import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping
@@ -11,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
 from agentmw._validate import check_methods, check_optional_name
 from agentmw.classify import exception_type, is_cancellation
@@ -52,22 +53,21 @@ R = TypeVar("R")
 
 
 class _PartMethod(Generic[P, R]):
-    """A session method that is one of its parts' own: `Session.run_turn` is its runner's
-    `run_turn`, looked up when read (no bound method stored per session)."""
-
-    def __init__(self, part: str, method: Callable[Concatenate[Any, P], R]) -> None:
-        self._part = part
-        self._name = method.__name__
-        self.__doc__ = method.__doc__
+    """The type of a session method that is one of its parts' own (see `_part_method`)."""
 
     @overload
     def __get__(self, obj: None, owner: type[Any] | None = None) -> _PartMethod[P, R]: ...
     @overload
     def __get__(self, obj: object, owner: type[Any] | None = None) -> Callable[P, R]: ...
-    def __get__(self, obj: object, owner: type[Any] | None = None) -> Any:
-        if obj is None:
-            return self
-        return getattr(getattr(obj, self._part), self._name)
+    def __get__(self, obj: object, owner: type[Any] | None = None) -> Any: ...
+
+
+def _part_method(part: str, method: Callable[Concatenate[Any, P], R]) -> _PartMethod[P, R]:
+    """`Session.run_turn` is its runner's `run_turn`: looked up when read, with no bound method
+    stored per session and no Python frame (a `property` over an `attrgetter`, both in C).
+    Typed as `_PartMethod` so callers see the part method's own signature."""
+    getter = operator.attrgetter(f"{part}.{method.__name__}")
+    return cast("_PartMethod[P, R]", property(getter, doc=method.__doc__))
 
 
 class Session:
@@ -128,21 +128,21 @@ class Session:
         """Async twin of `run_chain`: `CallRunner.arun_chain`."""
 
     # -- the parts' methods ----------------------------------------------------------------
-    run_stream = _PartMethod("_runner", CallRunner.run_stream)
+    run_stream = _part_method("_runner", CallRunner.run_stream)
     """Stream a call through a compiled chain: `CallRunner.run_stream`."""
-    arun_stream = _PartMethod("_runner", CallRunner.arun_stream)
+    arun_stream = _part_method("_runner", CallRunner.arun_stream)
     """Async twin of `run_stream`: `CallRunner.arun_stream`."""
-    run_turn = _PartMethod("_runner", CallRunner.run_turn)
+    run_turn = _part_method("_runner", CallRunner.run_turn)
     """Run one model turn through the session's stack: `CallRunner.run_turn`."""
-    arun_turn = _PartMethod("_runner", CallRunner.arun_turn)
+    arun_turn = _part_method("_runner", CallRunner.arun_turn)
     """Async twin of `run_turn`: `CallRunner.arun_turn`."""
-    run_tool = _PartMethod("_runner", CallRunner.run_tool)
+    run_tool = _part_method("_runner", CallRunner.run_tool)
     """Run one tool call through the session's stack: `CallRunner.run_tool`."""
-    arun_tool = _PartMethod("_runner", CallRunner.arun_tool)
+    arun_tool = _part_method("_runner", CallRunner.arun_tool)
     """Async twin of `run_tool`: `CallRunner.arun_tool`."""
-    wait_for_input = _PartMethod("_human", HumanInput.wait_for_input)
+    wait_for_input = _part_method("_human", HumanInput.wait_for_input)
     """Wait (WAITING_FOR_INPUT) for `provide_input`: `HumanInput.wait_for_input`."""
-    provide_input = _PartMethod("_human", HumanInput.provide_input)
+    provide_input = _part_method("_human", HumanInput.provide_input)
     """Answer a pending `wait_for_input`: `HumanInput.provide_input`."""
 
     # -- read-only views -------------------------------------------------------------------
