@@ -39,8 +39,7 @@ def idempotency_key(call: Call) -> str:
 def _terminal(call: Call) -> Any:
     token = CURRENT_CALL.set(call)
     try:
-        kwargs = _kwargs(call) if call.takes_idempotency_key else call.kwargs
-        result = call.fn(*call.args, **kwargs)
+        result = call.fn(*call.args, **_kwargs(call))
     finally:
         CURRENT_CALL.reset(token)
     ufn = call.usage_fn
@@ -51,8 +50,7 @@ def _terminal(call: Call) -> Any:
 async def _aterminal(call: Call) -> Any:
     token = CURRENT_CALL.set(call)
     try:
-        kwargs = _kwargs(call) if call.takes_idempotency_key else call.kwargs
-        result = await call.fn(*call.args, **kwargs)
+        result = await call.fn(*call.args, **_kwargs(call))
     finally:
         CURRENT_CALL.reset(token)
     ufn = call.usage_fn

@@ -177,10 +177,6 @@ def build_wrapper(
         checkpoint_key=checkpoint_key,
         takes_idempotency_key=_takes_idempotency_key(fn),
     )
-    # The last stack used and its compiled chain for this function's mode (stacks are
-    # immutable: an edit makes a new one). One tuple, replaced whole, so threads never see
-    # one stack's chain paired with another.
-    last: list[tuple[Stack | None, Any]] = [(None, None)]
 
     def start(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> tuple[Call, Any]:
         # The per-call hot path: one Call, a cached chain, no keyword binding.
@@ -192,10 +188,7 @@ def build_wrapper(
         if session is None and open_sessions[0]:
             outside_session(call_name, warned)  # warns once, or raises NoSessionError
         st = fixed or (session.stack if session is not None else get_default_stack())
-        used, chain = last[0]
-        if used is not st:
-            chain = st.chain(kind, mode)
-            last[0] = (st, chain)
+        chain = st.chain(kind, mode)
         call_model = (
             (kwargs.get("model") or model or (model_of and model_of(args, instance)))
             if is_turn

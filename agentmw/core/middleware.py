@@ -214,6 +214,10 @@ async def aclose(agen: Any) -> None:
         await closer()
 
 
-def overrides(layer: Middleware, method: str) -> bool:
-    """True when `layer`'s class overrides `method` of the base class."""
-    return getattr(type(layer), method) is not getattr(Middleware, method)
+# The paths and hooks a subclass may override (a layer's `compile_link` yields to any of them).
+PATHS = ("before", "after", "on_error", "abefore", "aafter", "aon_error", "handle", "ahandle")
+
+
+def overrides(layer: Middleware, method: str, base: type[Middleware] | None = None) -> bool:
+    """True when `layer`'s class overrides `method` of `base` (default: `Middleware`)."""
+    return getattr(type(layer), method) is not getattr(base or Middleware, method)

@@ -24,7 +24,7 @@ from agentmw._validate import (
 )
 from agentmw.core.call import Call
 from agentmw.core.chain import derived_link
-from agentmw.core.middleware import Middleware
+from agentmw.core.middleware import PATHS, Middleware, overrides
 from agentmw.errors import BudgetExceededError, PricingMissingError
 from agentmw.events import Event
 from agentmw.pricing import call_cost, table_for
@@ -37,7 +37,6 @@ _EXCEEDED = "agentmw.budget.exceeded"  # + the layer's name: a session's "alread
 _BOOK = "agentmw.budget.book"  # + the layer's name: a session's spend and holds of this layer
 _HOLD = "agentmw.budget.hold"  # + the layer's name: the call's reservation (call.meta)
 _ZERO = Decimal(0)
-_PATHS = ("before", "after", "on_error", "abefore", "aafter", "aon_error", "handle", "ahandle")
 _SWITCHES = frozenset({"policy.model_switched", "fallback.switched"})
 
 
@@ -251,11 +250,10 @@ class Budget(Middleware):
     ) -> Callable[[Call], Any] | None:
         # Not enforcing, `before` and `on_error` do nothing: the link calls on and records
         # (`after`); an enforcing budget, or a shared ledger with I/O, takes the hooks.
-        cls = type(self)
         if (
             mode not in ("sync", "async")
             or (mode == "async" and self.awaits())
-            or any(getattr(cls, m) is not getattr(Budget, m) for m in _PATHS)
+            or any(overrides(self, m, Budget) for m in PATHS)
         ):
             return None
         slow = derived_link(self, mode, call_next)
@@ -310,17 +308,11 @@ class Budget(Middleware):
 
     def after(self, call: Call, result: Any) -> Any:
         held = self._unwatch(call) if self.enforce else None
-        if held is not None:
-            total = self._book(call).settle(held, call_cost(call))
-        elif self.ledger is None and call.session is not None:
-            # The common case, inline: the session records this call right after the chain
-            # returns, so the total is what it recorded so far plus this call's cost.
-            cost = call.cost_usd
-            total = call.session.ledger.cost_usd + (call_cost(call) if cost is None else cost)
-        else:
+        if held is None:
             total = self._record(call)
-        if total > self.usd:
-            self._crossed(call, total)
+        else:
+            total = self._book(call).settle(held, call_cost(call))
+        self._crossed(call, total)
         return result
 
     async def aafter(self, call: Call, result: Any) -> Any:

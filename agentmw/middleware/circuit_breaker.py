@@ -19,7 +19,7 @@ from agentmw.classify import Failure, FailureScenario, classify_exception, scena
 from agentmw.core.call import Call
 from agentmw.core.chain import derived_link
 from agentmw.core.context import current_session
-from agentmw.core.middleware import Middleware
+from agentmw.core.middleware import PATHS, Middleware, overrides
 from agentmw.errors import CircuitOpenError
 from agentmw.events import emit_global
 from agentmw.middleware._standalone import arun_fn, run_fn, standalone_call
@@ -33,7 +33,6 @@ _EVENTS = {
     BreakerState.HALF_OPEN: "breaker.half_open",
     BreakerState.CLOSED: "breaker.closed",
 }
-_PATHS = ("before", "after", "on_error", "abefore", "aafter", "aon_error", "handle", "ahandle")
 _PERMIT = "agentmw.circuit_breaker.permit"  # + the layer's id: the attempt's (key, Permit)
 
 
@@ -163,12 +162,11 @@ class CircuitBreaker(Middleware):
     ) -> Callable[[Call], Any] | None:
         # The hooks below, fused for the common case (the in-memory store, no failure ratio, a
         # closed circuit): `closed` and `settled` read inline. Anything else takes the hooks.
-        cls = type(self)
         if (
             mode not in ("sync", "async")
             or self._memory is None
             or not self._fast_success
-            or any(getattr(cls, m) is not getattr(CircuitBreaker, m) for m in _PATHS)
+            or any(overrides(self, m, CircuitBreaker) for m in PATHS)
         ):
             return None
         circuits, name, key_of = self._memory.circuits, self.name, self.key

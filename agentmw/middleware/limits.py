@@ -99,8 +99,9 @@ class Limits(Middleware):
 
     def _counts(self, call: Call) -> _Counts | None:
         session = call.session
-        if session is None:
-            return None
+        return None if session is None else self._session_counts(session)
+
+    def _session_counts(self, session: Any) -> _Counts:
         counts: _Counts | None = session.meta.get(self._meta_key)
         if counts is None:
             with self._lock:
@@ -120,9 +121,7 @@ class Limits(Middleware):
         session = call.session
         if session is None:
             return
-        counts = session.meta.get(self._meta_key) or self._counts(call)
-        if counts is None:
-            return
+        counts = self._session_counts(session)
         if call.kind == "tool":
             if self.max_tool_calls is not None or self.per_tool:
                 self._admit_tool(call, counts, session)

@@ -95,12 +95,7 @@ def call_cost(call: Call) -> Decimal:
         return cached
     if call.usage is None:
         return _ZERO  # not finished yet: nothing to cache
-    if call.kind == "turn":
-        agent = call.agent  # `table_for`, inline: this runs once per turn
-        table = agent.pricing if agent is not None and agent.pricing is not None else None
-        cost = (table or _default_table).cost(call.model, call.usage)
-    else:
-        cost = _ZERO
+    cost = table_for(call).cost(call.model, call.usage) if call.kind == "turn" else _ZERO
     call.cost_usd = cost
     return cost
 

@@ -183,9 +183,7 @@ class PricingTable:
 
     def cost(self, model: str | None, usage: Usage) -> Decimal:
         """The cost of `usage` on `model`; unknown models cost 0 and warn once per process."""
-        pricing = self._resolved.get(model) if model else None  # the per-call path: cached
-        if pricing is None:
-            pricing = self.get(model)
+        pricing = self.get(model)
         if pricing is not None:
             return pricing.cost(usage)
         if model and self._fallback is not None:

@@ -67,9 +67,8 @@ class UsageTracker:
 
     __slots__ = ("_lock", "_models", "calls", "cost_usd")
 
-    def __init__(self, lock: threading.Lock | None = None) -> None:
-        # `lock`: one the owner shares (a session's runner), never held across the other's use.
-        self._lock = threading.Lock() if lock is None else lock
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._models: dict[str, _Totals] = {}
         # The overall cost and calls are kept on record (budgets read the cost on every call);
         # the overall tokens are summed over the models when read.
@@ -80,26 +79,28 @@ class UsageTracker:
 
     def record(self, model: str | None, usage: Usage, cost_usd: Decimal = _ZERO) -> None:
         """Add one call's usage and cost under `model` ("unknown" when None)."""
-        key = model or "unknown"
         lock = self._lock  # acquire/release: `with` makes two bound methods a call
         lock.acquire()
         try:
-            totals = self._models.get(key)
-            if totals is None:
-                totals = self._models[key] = _Totals()
-            c = totals.counts  # `_Totals.add`, inline: this runs once per turn
-            c[0] += usage.input_tokens
-            c[1] += usage.output_tokens
-            c[2] += usage.cache_read_tokens
-            c[3] += usage.cache_write_tokens
-            c[4] += usage.reasoning_tokens
-            c[5] += usage.tool_calls
-            totals.calls += 1
-            totals.cost += cost_usd
-            self.cost_usd += cost_usd
-            self.calls += 1
+            self.record_locked(model, usage, cost_usd)
         finally:
             lock.release()
+
+    @property
+    def lock(self) -> threading.Lock:
+        """The lock guarding the totals; an owner may share it (the session's call runner
+        counts its turns under it) and then records with `record_locked`."""
+        return self._lock
+
+    def record_locked(self, model: str | None, usage: Usage, cost_usd: Decimal) -> None:
+        """`record` for a caller that holds `lock`."""
+        key = model or "unknown"
+        totals = self._models.get(key)
+        if totals is None:
+            totals = self._models[key] = _Totals()
+        totals.add(usage, cost_usd)
+        self.cost_usd += cost_usd
+        self.calls += 1
 
     def _total(self) -> _Totals:
         """The totals across models (the caller holds the lock)."""

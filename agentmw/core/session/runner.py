@@ -9,7 +9,6 @@ once (`_begin`, `_completed`, `_failed`, `prepare_call`); the twins differ only 
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -82,13 +81,7 @@ class CallRunner:
         "tool_counts",
     )
 
-    def __init__(
-        self,
-        session: Session,
-        log: EventLog,
-        lifecycle: Lifecycle,
-        lock: threading.Lock | None = None,
-    ) -> None:
+    def __init__(self, session: Session, log: EventLog, lifecycle: Lifecycle) -> None:
         self._session = session
         self._session_id = session.id
         self._agent = session.agent
@@ -98,7 +91,7 @@ class CallRunner:
         self._publish = log.publish
         self._record = log.record
         self._steps = itertools.count(1)
-        self._lock = threading.Lock() if lock is None else lock  # the session's (shared) lock
+        self._lock = session.ledger.lock  # one lock for the counters and the usage totals
         # The session's part of every call record (`agentmw.events.materialize`), shared.
         self._head = (session.id, session.agent.role, session.agent.project_id)
         self.iterations = 0
@@ -131,13 +124,13 @@ class CallRunner:
         if call.kind == "turn":
             usage = call.usage or ZERO_USAGE
             cost = call_cost(call)
-            lock = self._lock  # acquire/release: `with` makes two bound methods a call
-            lock.acquire()
+            lock = self._lock  # shared with the ledger: one acquisition for both
+            lock.acquire()  # acquire/release: `with` makes two bound methods a call
             try:
                 self.iterations += 1
+                self._ledger.record_locked(call.model, usage, cost)
             finally:
                 lock.release()
-            self._ledger.record(call.model, usage, cost)
             sink = agent.usage_sink
             if sink is not None:
                 spent = UsageRecord(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import operator
 import os
-import threading
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import Token
 from datetime import datetime
@@ -110,14 +109,13 @@ class Session:
         self.handoff: dict[str, Any] | None = dict(handoff.context) if handoff else None
         self.meta: dict[str, Any] = {}
         self.stack: Stack = agent.resolved_stack()
-        lock = threading.Lock()  # the runner's counters and the ledger's totals: one lock
-        self.ledger = UsageTracker(lock)
+        self.ledger = UsageTracker()
         self.recoveries: list[dict[str, Any]] = []
         self._token: Token[Session | None] | None = None
         self._work = SessionWork()
         log = self._log = EventLog(self.id, agent)
         lifecycle = self._lifecycle = Lifecycle(log, partial(agent.registry.mark_finished, self))
-        runner = self._runner = CallRunner(self, log, lifecycle, lock)
+        runner = self._runner = CallRunner(self, log, lifecycle)
         self._human = HumanInput(self.id, lifecycle, log)
         # The decorators' per-call path: the runner's own bound methods, stored on the session
         # (no extra frame per call). The other part methods are looked up on access

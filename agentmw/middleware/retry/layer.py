@@ -30,7 +30,14 @@ from agentmw.core.loops import (
     restartable,
     restartable_stream,
 )
-from agentmw.core.middleware import AsyncNext, AsyncStreamNext, Middleware, Next, StreamNext
+from agentmw.core.middleware import (
+    AsyncNext,
+    AsyncStreamNext,
+    Middleware,
+    Next,
+    StreamNext,
+    overrides,
+)
 from agentmw.middleware._standalone import arun_fn, run_fn, standalone_call
 from agentmw.middleware.retry.backoff import JITTERS, backoff_delay
 
@@ -221,10 +228,9 @@ class Retry(Middleware):
         self, mode: str, call_next: Callable[[Call], Any]
     ) -> Callable[[Call], Any] | None:
         # The first attempt inline (`restart_link`); a subclass that overrides a path keeps it.
-        cls = type(self)
-        if mode == "sync" and cls.handle is Retry.handle:
+        if mode == "sync" and not overrides(self, "handle", Retry):
             return restart_link(call_next, self._plan, lambda: self.sleep)
-        if mode == "async" and cls.ahandle is Retry.ahandle:
+        if mode == "async" and not overrides(self, "ahandle", Retry):
             return arestart_link(call_next, self._plan, lambda: self.asleep)
         return None
 

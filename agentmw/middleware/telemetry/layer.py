@@ -23,6 +23,7 @@ from agentmw.core.middleware import (
     StreamNext,
     aclose,
     close,
+    overrides,
     stream_failure,
 )
 from agentmw.events import Event
@@ -214,10 +215,9 @@ class Telemetry(Middleware):
     ) -> Callable[[Call], Any] | None:
         # An untraced call costs one frame and a clock read between rechecks; a subclass that
         # overrides a path keeps it.
-        cls = type(self)
-        if mode == "sync" and cls.handle is Telemetry.handle:
+        if mode == "sync" and not overrides(self, "handle", Telemetry):
             traced = super().handle
-        elif mode == "async" and cls.ahandle is Telemetry.ahandle:
+        elif mode == "async" and not overrides(self, "ahandle", Telemetry):
             traced = super().ahandle
         else:
             return None
