@@ -237,7 +237,7 @@ class Budget(Middleware):
             return self.ledger.add(self.name, cost).total
         if call.session is not None:
             # The session records this call right after the chain returns.
-            return call.session.cost_usd + cost
+            return call.session.ledger.cost_usd + cost
         return self._local.add(self.name, cost).total
 
     def awaits(self) -> bool:

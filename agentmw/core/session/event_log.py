@@ -104,8 +104,8 @@ class EventLog:
         )
 
     def publish(self, event: Event) -> Event:
-        """Keep, count and deliver an event built by the caller (the per-call path)."""
-        # Apart from `emit` so the per-call events skip keyword-argument binding.
+        """Keep, count and deliver an event built by the caller (`emit`, a failed call, a
+        materialized record for a sink or listener that needs the `Event`)."""
         self._keep_counted(event, event.name)
         sink = self._agent.event_sink
         if sink is not None:
