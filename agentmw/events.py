@@ -122,9 +122,36 @@ class Event(_EventFields):
 # listener: those get real events. `head` is the session's `(session_id, role, project_id)`,
 # shared by its records; `at` is `time.time()`:
 #   ("turn.started", head, phase, step, model, at)
-#   ("turn.completed", head, phase, step, model, usage, attempts, cost_usd, at)
-#   ("tool.called" | "tool.completed", head, phase, step, tool, data, at)
+#   ("turn.completed", head, phase, step, model, usage, attempts, cost, started_at, at)
+#   ("tool.called", head, phase, step, tool, data, at)
+#   ("tool.completed", head, phase, step, tool, data, called_at, at)
+#   ("agent.started", head, phase, None, None, data, at)  (a session event: no step, no tool)
+# `cost` is the `Decimal`, or the `ModelPricing` whose rates gave it (`Call.priced`): the same
+# `Decimal` again from the record's usage, 8 bytes kept instead of ~100. A completed record
+# carries its call's start time: a session's own buffer (never a sink) keeps it *in place of*
+# the call's start record when nothing came between them, so a live session holds one record
+# per call, and `expand` reads it back as both events. Otherwise the buffer keeps the
+# completed record without the start time (`started_at` / `called_at` left out), after its
+# start record.
 Record = tuple[Any, ...]
+
+# The length of a completed record that stands for its start too (it carries the start time).
+_JOINED = {"turn.completed": 10, "tool.completed": 8}
+
+
+def expand(items: Iterable[Event | Record]) -> list[Event]:
+    """The `Event`s of a session buffer's items, oldest first (see `Record`)."""
+    out: list[Event] = []
+    for item in items:
+        if type(item) is tuple and len(item) == _JOINED.get(item[0]):
+            head, phase, step, subject = item[1:5]
+            if item[0] == "turn.completed":
+                out.append(materialize(("turn.started", head, phase, step, subject, item[-2])))
+            else:
+                start = ("tool.called", head, phase, step, subject, item[5], item[-2])
+                out.append(materialize(start))
+        out.append(materialize(item))
+    return out
 
 
 def materialize(item: Event | Record) -> Event:
@@ -137,6 +164,8 @@ def materialize(item: Event | Record) -> Event:
         fields = (subject, None, None, None, _EMPTY)
     elif name == "turn.completed":
         usage, attempts, cost = item[5:8]
+        if not isinstance(cost, Decimal):  # the rates that priced the call (`Call.priced`)
+            cost = cost.cost(usage)
         data = {"usage": usage.as_dict(), "attempts": attempts, "cost_usd": str(cost)}
         fields = (subject, None, None, None, data)
     else:  # a tool record

@@ -14,6 +14,7 @@ from agentmw.usage import Usage
 if TYPE_CHECKING:
     from agentmw.core.agent import Agent
     from agentmw.core.session.session import Session
+    from agentmw.pricing.model import ModelPricing
 
 __all__ = ["Call", "CallKind"]
 
@@ -76,6 +77,12 @@ class Call:
             None (no durable approvals: async calls wait for `provide_input`), "durable"
             (nothing waits in-process: Policy raises `ApprovalRequiredError` and Checkpoint
             records a pending approval) or "approved" (a recorded decision approved the call).
+        priced: `(rates, cost)`: the `ModelPricing` that `call_cost` priced the call at and
+            the cost it gave (None until then, or when the cost came from elsewhere). A
+            session's compact `turn.completed` record keeps the rates, not the cost, while
+            `cost_usd` is still that cost: the same `Decimal` is rebuilt when the event is read.
+        started_at: the `time.time()` at which the session started the call (its
+            `turn.started` / `tool.called` event; 0.0 outside a session).
     """
 
     kind: CallKind
@@ -104,6 +111,8 @@ class Call:
     checkpoint_key: Callable[[Call], str] | None = None
     takes_idempotency_key: bool = False
     approval: str | None = None
+    priced: tuple[ModelPricing, Decimal] | None = field(default=None, repr=False)
+    started_at: float = 0.0
 
     def set_model(self, model: str) -> None:
         """Switch the model: updates `model` and, when the function takes one, the `model` kwarg."""

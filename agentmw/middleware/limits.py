@@ -23,7 +23,7 @@ class _Counts:
     def __init__(self) -> None:
         self.turns = 0
         self.tools = 0
-        self.per_tool: dict[str, int] = {}
+        self.per_tool: dict[str, int] | None = None  # made by the first per-tool admission
 
 
 def _per_tool(value: Any) -> dict[str, int]:
@@ -151,13 +151,16 @@ class Limits(Middleware):
             current = max(counts.tools, session.tool_calls)
             mine = 0
             if most is not None:
-                mine = max(counts.per_tool.get(tool, 0), session.tool_count(tool))
+                admitted = counts.per_tool
+                mine = max(admitted.get(tool, 0) if admitted else 0, session.tool_count(tool))
             if self.max_tool_calls is not None and current + 1 > self.max_tool_calls:
                 error = LimitExceededError("max_tool_calls", current + 1, self.max_tool_calls)
             elif most is not None and mine + 1 > most:
                 error = LimitExceededError("per_tool", mine + 1, most, tool=tool)
             else:
                 if most is not None:
+                    if counts.per_tool is None:
+                        counts.per_tool = {}
                     counts.per_tool[tool] = mine + 1
                 counts.tools = current + 1
         if error is not None:  # announced outside the lock: sinks and listeners are user code
@@ -177,7 +180,7 @@ class Limits(Middleware):
             else:
                 if self.max_tool_calls is not None or self.per_tool:
                     counts.tools -= 1
-                if call.name in self.per_tool:
+                if call.name in self.per_tool and counts.per_tool is not None:
                     counts.per_tool[call.name] -= 1
 
     def _check_usage(self, call: Call) -> None:

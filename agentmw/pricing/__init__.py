@@ -93,10 +93,20 @@ def call_cost(call: Call) -> Decimal:
     cached = call.cost_usd
     if cached is not None:
         return cached
-    if call.usage is None:
+    usage = call.usage
+    if usage is None:
         return _ZERO  # not finished yet: nothing to cache
-    cost = table_for(call).cost(call.model, call.usage) if call.kind == "turn" else _ZERO
-    call.cost_usd = cost
+    if call.kind != "turn":
+        call.cost_usd = _ZERO
+        return _ZERO
+    table = table_for(call)
+    # A subclass may price differently: only the table's own `cost` then.
+    pricing = table.get(call.model) if type(table) is PricingTable else None
+    if pricing is None:  # the table's fallback source, or 0 with its one warning
+        cost = call.cost_usd = table.cost(call.model, usage)
+        return cost
+    cost = call.cost_usd = pricing.cost(usage)
+    call.priced = (pricing, cost)  # what the session's compact record keeps (see `Call`)
     return cost
 
 

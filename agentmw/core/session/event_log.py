@@ -7,7 +7,14 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from agentmw.classify import exception_type
-from agentmw.events import Event, Record, RingBufferEventSink, listeners, materialize
+from agentmw.events import (
+    Event,
+    Record,
+    RingBufferEventSink,
+    expand,
+    listeners,
+    materialize,
+)
 
 if TYPE_CHECKING:
     from agentmw.core.agent import Agent
@@ -29,6 +36,9 @@ class EventLog:
         session_id: the id the events carry.
         agent: whose role, phase, project and sinks the events use.
         capacity: how many recent events to keep.
+        lock: the lock guarding the buffer and the counts (default: a new one). A session
+            shares one lock among its parts; it is held only over a few dict and list
+            operations, never across a call out.
     """
 
     __slots__ = (
@@ -44,7 +54,13 @@ class EventLog:
         "session_id",
     )
 
-    def __init__(self, session_id: str, agent: Agent, capacity: int = EVENT_CAPACITY) -> None:
+    def __init__(
+        self,
+        session_id: str,
+        agent: Agent,
+        capacity: int = EVENT_CAPACITY,
+        lock: threading.Lock | None = None,
+    ) -> None:
         self.session_id = session_id
         self._agent = agent
         self._isolation = agent.sink_isolation
@@ -54,15 +70,17 @@ class EventLog:
         self._capacity = capacity
         self._trim_at = capacity + max(capacity // 8, 16)
         self._counts: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.Lock() if lock is None else lock
         self._keeper: object = None  # the default ring buffer sink whose `keep` is cached
         self._keep: Callable[[Record], None] | None = None
 
     @property
     def events(self) -> list[Event]:
         """The most recent events, oldest first (a snapshot)."""
-        kept = self._events[-self._capacity :] if self._capacity else []
-        return [materialize(e) for e in kept]
+        capacity = self._capacity
+        if not capacity:
+            return []
+        return expand(self._events[-capacity:])[-capacity:]  # an item may be two events
 
     def share_counts(self, other: EventLog) -> None:
         """Count into `other`'s counts (a finished session's stand-in keeps them current)."""
@@ -126,10 +144,7 @@ class EventLog:
         """
         sink = self._agent.event_sink
         if sink is not self._keeper:
-            # Cached per sink object: `agent.event_sink` may be replaced while sessions run.
-            exact = type(sink) is RingBufferEventSink
-            self._keep = sink.keep if exact else None  # type: ignore[attr-defined]
-            self._keeper = sink
+            self._new_sink(sink)
         keep = self._keep
         if keep is None or listeners.current:
             self.publish(materialize(record))
@@ -137,14 +152,64 @@ class EventLog:
         self._keep_counted(record, record[0])
         keep(record)
 
-    def _keep_counted(self, item: Event | Record, name: str) -> None:
-        """Append `item` to the buffer and count `name`; trim the buffer back to capacity."""
+    def record_end(self, record: Record, start: str) -> None:
+        """`record` for the record that ends a call (`turn.completed`, `tool.completed`).
+
+        `record` carries the call's start time (`agentmw.events.Record`). When the buffer's
+        last item is that call's `start` record (`turn.started`, `tool.called`), `record`
+        takes its place and stands for both events: a live session's buffer holds one record
+        per call. Else the buffer appends `record` without the start time. The agent's ring
+        buffer gets `record` itself.
+        """
+        sink = self._agent.event_sink
+        if sink is not self._keeper:
+            self._new_sink(sink)
+        keep = self._keep
+        if keep is None or listeners.current:
+            self.publish(materialize(record))
+            return
+        keep(record)
+        name = record[0]
         events = self._events
-        events.append(item)
         counts = self._counts
         lock = self._lock  # acquire/release: `with` makes two bound methods a call
         lock.acquire()
         try:
+            counts[name] = counts.get(name, 0) + 1
+            last = events[-1] if events else None
+            # This call's start (same step, same head) with nothing after it: replace it.
+            if (
+                type(last) is tuple
+                and last[3] == record[3]
+                and last[0] == start
+                and last[1] is record[1]
+            ):
+                events[-1] = record
+            else:
+                events.append((*record[:-2], record[-1]))
+                if len(events) > self._trim_at:
+                    del events[: len(events) - self._capacity]
+        finally:
+            lock.release()
+
+    def _new_sink(self, sink: object) -> None:
+        """Cache the default ring buffer's `keep` when `sink` is exactly one (else None), per
+        sink object: `agent.event_sink` may be replaced while sessions run."""
+        exact = type(sink) is RingBufferEventSink
+        self._keep = sink.keep if exact else None  # type: ignore[attr-defined]
+        self._keeper = sink
+
+    def _keep_counted(self, item: Event | Record, name: str) -> None:
+        """Append `item` to the buffer and count `name`; trim the buffer back to capacity.
+
+        The append is under the lock too: `record_end` replaces the last item under it.
+        """
+        events = self._events
+        counts = self._counts
+        lock = self._lock  # acquire/release: `with` makes two bound methods a call
+        lock.acquire()
+        try:
+            events.append(item)
             counts[name] = counts.get(name, 0) + 1
             if len(events) > self._trim_at:
                 del events[: len(events) - self._capacity]

@@ -74,6 +74,7 @@ class Lifecycle:
     Args:
         log: where the `agent.completed` / `agent.failed` / `agent.cancelled` event goes.
         on_finished: called once, when the session reaches a terminal state.
+        lock: the lock guarding the state (default: a new one; a session shares its lock).
 
     Attributes:
         state: the current `AgentState` (read it freely; change it with the methods).
@@ -84,14 +85,19 @@ class Lifecycle:
 
     __slots__ = ("_lock", "_log", "_on_finished", "ended", "started", "started_at", "state")
 
-    def __init__(self, log: EventLog, on_finished: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        on_finished: Callable[[], None],
+        lock: threading.Lock | None = None,
+    ) -> None:
         self.state = AgentState.INITIALIZING
         self.started = 0.0
         self.ended: float | None = None
         self.started_at: datetime | None = None
         self._log = log
         self._on_finished = on_finished
-        self._lock = threading.Lock()
+        self._lock = threading.Lock() if lock is None else lock
 
     def start(self) -> None:
         """INITIALIZING -> RUNNING and record the start times.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from agentmw._validate import check_optional_name
@@ -71,8 +71,6 @@ class CallRunner:
         "_lifecycle",
         "_lock",
         "_log",
-        "_publish",
-        "_record",
         "_session",
         "_session_id",
         "_steps",
@@ -88,8 +86,6 @@ class CallRunner:
         self._ledger = session.ledger
         self._lifecycle = lifecycle
         self._log = log
-        self._publish = log.publish
-        self._record = log.record
         self._steps = itertools.count(1)
         self._lock = session.ledger.lock  # one lock for the counters and the usage totals
         # The session's part of every call record (`agentmw.events.materialize`), shared.
@@ -113,11 +109,21 @@ class CallRunner:
         head = self._head
         if head[1] is not agent.role or head[2] is not agent.project_id:
             head = self._head = (self._session_id, agent.role, agent.project_id)
+        at = call.started_at = _time()
         if call.kind == "turn":
-            self._record(("turn.started", head, agent.phase, step, call.model, _time()))
+            self._log.record(("turn.started", head, agent.phase, step, call.model, at))
         else:
             data = _tool_data(call)
-            self._record(("tool.called", head, agent.phase, step, call.name, data, _time()))
+            self._log.record(("tool.called", head, agent.phase, step, call.name, data, at))
+
+    def record_event(self, name: str, data: Mapping[str, Any] | None) -> None:
+        """Keep a session event with no call (`agent.started`) as a compact record."""
+        agent = self._agent
+        head = self._head
+        if head[1] is not agent.role or head[2] is not agent.project_id:
+            head = self._head = (self._session_id, agent.role, agent.project_id)
+        data = _EMPTY if data is None else data
+        self._log.record((name, head, agent.phase, None, None, data, _time()))
 
     def _completed(self, call: Call) -> None:
         agent = self._agent
@@ -138,11 +144,14 @@ class CallRunner:
                     usage, cost, agent.project_id,
                 )  # fmt: skip
                 self._log.deliver(sink, sink.record, spent)
-            # The data stays `usage, attempts, cost` until the event is read (`materialize`).
-            self._record((
+            # The data stays `usage, attempts, cost` until the event is read (`materialize`);
+            # the cost as the rates that gave it, when `call_cost` priced the call.
+            priced = call.priced
+            kept = priced[0] if priced is not None and priced[1] is cost else cost
+            self._log.record_end((
                 "turn.completed", self._head, agent.phase, call.step, call.model, usage,
-                call.attempt, cost, _time(),
-            ))  # fmt: skip
+                call.attempt, kept, call.started_at, _time(),
+            ), "turn.started")  # fmt: skip
         else:
             counts = self.tool_counts
             lock = self._lock  # acquire/release: `with` makes two bound methods a call
@@ -152,10 +161,10 @@ class CallRunner:
                 counts[call.name] = counts.get(call.name, 0) + 1
             finally:
                 lock.release()
-            self._record((
+            self._log.record_end((
                 "tool.completed", self._head, agent.phase, call.step, call.name,
-                _tool_data(call), _time(),
-            ))  # fmt: skip
+                _tool_data(call), call.started_at, _time(),
+            ), "tool.called")  # fmt: skip
 
     def _failed(self, call: Call, exc: BaseException) -> None:
         turn = call.kind == "turn"
@@ -168,7 +177,7 @@ class CallRunner:
                     counts = self.tool_counts
                     counts[call.name] = counts.get(call.name, 0) + 1
         agent = self._agent
-        self._publish(
+        self._log.publish(
             Event(
                 "turn.failed" if turn else "tool.failed",
                 self._session_id,

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextvars import Token
 from datetime import datetime
 from decimal import Decimal
-from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
@@ -113,8 +112,11 @@ class Session:
         self.recoveries: list[dict[str, Any]] = []
         self._token: Token[Session | None] | None = None
         self._work = SessionWork()
-        log = self._log = EventLog(self.id, agent)
-        lifecycle = self._lifecycle = Lifecycle(log, partial(agent.registry.mark_finished, self))
+        # One lock for the session's parts (each holds it over a few operations, none calls
+        # out under it): two fewer locks per live session.
+        lock = self.ledger.lock
+        log = self._log = EventLog(self.id, agent, lock=lock)
+        lifecycle = self._lifecycle = Lifecycle(log, self._finished, lock)
         runner = self._runner = CallRunner(self, log, lifecycle)
         self._human = HumanInput(self.id, lifecycle, log)
         # The decorators' per-call path: the runner's own bound methods, stored on the session
@@ -352,7 +354,7 @@ class Session:
         data = {"thread_id": self.thread_id} if self.thread_id else None
         if self.received_handoff is not None:
             data = {**(data or {}), "handoff_from": self.received_handoff.source_role}
-        self.emit("agent.started", data=data)
+        self._runner.record_event("agent.started", data)  # a compact record, as a call's
 
     def _end(self, exc: BaseException | None) -> None:
         if self._token is not None:
@@ -372,6 +374,10 @@ class Session:
             self.fail(exception_type(exc))
 
     # -- what the registry keeps once the session has finished -------------------------------
+    def _finished(self) -> None:
+        """What the lifecycle calls once, at the end: the registry keeps the summary."""
+        self.agent.registry.mark_finished(self)
+
     def _retired(self) -> Session:
         """A stand-in for this finished session with its summary but no event buffer.
 
