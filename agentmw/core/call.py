@@ -189,6 +189,28 @@ def new_call(
     # fmt: on
 
 
+def plain_call(
+    kind: CallKind,
+    name: str,
+    fn: Callable[..., Any],
+    model: str | None,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    session: Session | None,
+    usage_fn: Callable[[Any], Usage | None] | None,
+) -> Call:
+    """`new_call` with only these fields, by position: the imperative twins' path
+    (`session.run_turn`), where keyword binding cost more than the rest of building the call.
+    `tests/core/test_new_call.py` checks it against `new_call`."""
+    # fmt: off
+    return Call(
+        kind, name, fn, model, args, kwargs, 1, 0, None, None, session,
+        None if session is None else session.agent, {}, False, usage_fn, None, None, False, 0,
+        None, None, None, "idempotent", None, False,
+    )
+    # fmt: on
+
+
 CallBuilder = Callable[
     [Callable[..., Any], "str | None", "tuple[Any, ...]", "dict[str, Any]", "Session | None",
      "str | None"],

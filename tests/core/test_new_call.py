@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from agentmw import Agent, Call
-from agentmw.core.call import call_builder, new_call
+from agentmw.core.call import call_builder, new_call, plain_call
 
 
 def _fn() -> None:
@@ -126,3 +126,27 @@ def test_the_decorators_builder_matches_new_call_field_for_field() -> None:
     for field in dataclasses.fields(Call):
         assert getattr(plain, field.name) == getattr(default, field.name), field.name
     assert build(_fn, "m", (), {}, None, None).meta is not plain.meta  # never a shared dict
+
+
+def test_the_imperative_builder_matches_new_call_field_for_field() -> None:
+    agent = Agent("writer")
+    session = agent.session()
+
+    def usage_fn(result: Any) -> None:
+        return None
+
+    args, kwargs = ("a",), {"k": 1}
+    call = plain_call("turn", "ask", _fn, "m", args, kwargs, session, usage_fn)
+    expected = new_call(
+        "turn", "ask", _fn, model="m", args=args, kwargs=kwargs, session=session,
+        usage_fn=usage_fn,
+    )  # fmt: skip
+    for field in dataclasses.fields(Call):
+        got, want = getattr(call, field.name), getattr(expected, field.name)
+        assert got is want or got == want, field.name
+    assert call.agent is agent
+    plain = plain_call("tool", "t", _fn, None, (), {}, None, None)
+    default = Call(kind="tool", name="t", fn=_fn)
+    for field in dataclasses.fields(Call):
+        assert getattr(plain, field.name) == getattr(default, field.name), field.name
+    assert plain.meta is not plain_call("tool", "t", _fn, None, (), {}, None, None).meta

@@ -206,6 +206,29 @@ def test_run_methods_reject_the_wrong_kind_of_function() -> None:
             session.run_tool(" ", lambda: 1)
         with pytest.raises(TypeError, match="usage"):
             session.run_turn(lambda: 1, usage="lots")  # type: ignore[arg-type]
+    assert session.iterations == 0  # nothing refused here reached the stack
+
+
+async def test_async_run_methods_reject_generators_and_non_callables() -> None:
+    def gen() -> Any:
+        yield 1
+
+    async def agen() -> Any:
+        yield 1
+
+    async with Agent("a").session() as session:
+        # A sync generator function is refused before the async adapter could hide it.
+        with pytest.raises(TypeError, match="generators"):
+            await session.arun_turn(gen)
+        with pytest.raises(TypeError, match="generators"):
+            await session.arun_tool("t", agen)
+        with pytest.raises(TypeError, match="callable"):
+            await session.arun_turn(3)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="tool name"):
+            await session.arun_tool(" ", lambda: 1)
+        result, _ = await session.arun_turn(lambda: "sync ok")  # a sync fn is adapted
+    assert result == "sync ok"
+    assert session.iterations == 1
 
 
 async def test_failed_calls_are_counted_and_reported(mode: str) -> None:

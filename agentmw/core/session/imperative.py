@@ -11,7 +11,7 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from agentmw.core.call import Call, CallKind, new_call
+from agentmw.core.call import Call, CallKind, plain_call
 from agentmw.usage import Usage
 
 if TYPE_CHECKING:
@@ -40,15 +40,17 @@ def prepare_call(
     The one place the rules of the imperative twins are written: a sync twin refuses an async
     `fn`, an async twin adapts a sync one; generators are refused (decorate them instead).
     """
-    if mode == "sync" and code_flags(fn) & inspect.CO_COROUTINE:
+    code = getattr(fn, "__code__", None)  # `code_flags` inline: the usual case, a function
+    flags = int(code.co_flags) if code is not None else code_flags(fn)
+    if mode == "sync" and flags & inspect.CO_COROUTINE:
         raise TypeError(f"run_{kind} got an async function; use `await session.arun_{kind}(...)`")
-    name = _name_of(fn) if kind == "turn" else _check_name(name)
-    if mode == "async":
-        fn = _awaitable(fn)
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
-    if code_flags(fn) & _GENERATOR_FLAGS:
+    if flags & _GENERATOR_FLAGS:  # before any adapter, which would hide a generator function
         raise TypeError("run_turn/run_tool take plain functions; decorate generators instead")
+    if mode == "async" and not flags & inspect.CO_COROUTINE:
+        fn = _awaitable(fn)  # an async adapter around a sync function
+    name = _name_of(fn) if kind == "turn" else _check_name(name)
     if usage is None or callable(usage):
         usage_fn = usage
     elif isinstance(usage, Usage):
@@ -56,18 +58,13 @@ def prepare_call(
         usage_fn = lambda _result: fixed  # noqa: E731
     else:
         raise TypeError(f"usage must be a Usage or a callable, got {type(usage).__name__}")
-    call = new_call(
-        kind, name, fn, model=model, args=args, kwargs=kwargs, session=session,
-        usage_fn=usage_fn,
-    )  # fmt: skip
+    call = plain_call(kind, name, fn, model, args, kwargs, session, usage_fn)
     stack = session.stack if timeout is None else session.stack.with_timeout(timeout)
     return call, stack.chain(kind, mode)
 
 
 def _awaitable(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """`fn` itself when it is async; else an async adapter (the async chain awaits `fn(...)`)."""
-    if not callable(fn) or code_flags(fn) & inspect.CO_COROUTINE:
-        return fn
+    """An async adapter around the sync `fn` (the async chain awaits `fn(...)`)."""
 
     @functools.wraps(fn)
     async def adapter(*args: Any, **kwargs: Any) -> Any:
