@@ -263,14 +263,29 @@ class Budget(Middleware):
             def budget(call: Call) -> Any:
                 if self.enforce:
                     return slow(call)
-                return after(call, call_next(call))
+                result = call_next(call)
+                session = call.session
+                if session is None or self.ledger is not None:
+                    return after(call, result)
+                # `after` inline for a session's call: `_record`, then `_crossed` past the limit.
+                total = session.ledger.cost_usd + call_cost(call)
+                if total > self.usd:
+                    self._crossed(call, total)
+                return result
 
             return budget
 
         async def abudget(call: Call) -> Any:
             if self.enforce:
                 return await slow(call)
-            return after(call, await call_next(call))
+            result = await call_next(call)
+            session = call.session
+            if session is None or self.ledger is not None:
+                return after(call, result)
+            total = session.ledger.cost_usd + call_cost(call)  # as in the sync link
+            if total > self.usd:
+                self._crossed(call, total)
+            return result
 
         return abudget
 

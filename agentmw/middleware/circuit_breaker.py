@@ -170,11 +170,15 @@ class CircuitBreaker(Middleware):
         ):
             return None
         circuits, name, key_of = self._memory.circuits, self.name, self.key
+        custom = key_of is not _default_key
         slow = derived_link(self, mode, call_next)
         if mode == "sync":
 
             def breaker(call: Call) -> Any:
-                key = key_of(call)
+                if custom:
+                    key = key_of(call)
+                else:  # `_default_key` inline
+                    key = (call.model or call.name) if call.kind == "turn" else call.name
                 circuit = circuits.get((name, key))
                 if circuit is None or circuit.state is not BreakerState.CLOSED:
                     return slow(call)
@@ -191,7 +195,10 @@ class CircuitBreaker(Middleware):
             return breaker
 
         async def abreaker(call: Call) -> Any:
-            key = key_of(call)
+            if custom:
+                key = key_of(call)
+            else:  # `_default_key` inline
+                key = (call.model or call.name) if call.kind == "turn" else call.name
             circuit = circuits.get((name, key))
             if circuit is None or circuit.state is not BreakerState.CLOSED:
                 return await slow(call)

@@ -121,7 +121,9 @@ class Limits(Middleware):
         session = call.session
         if session is None:
             return
-        counts = self._session_counts(session)
+        counts: _Counts | None = session.meta.get(self._meta_key)
+        if counts is None:
+            counts = self._session_counts(session)
         if call.kind == "tool":
             if self.max_tool_calls is not None or self.per_tool:
                 self._admit_tool(call, counts, session)

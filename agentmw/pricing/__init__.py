@@ -99,7 +99,8 @@ def call_cost(call: Call) -> Decimal:
     if call.kind != "turn":
         call.cost_usd = _ZERO
         return _ZERO
-    table = table_for(call)
+    agent = call.agent  # `table_for` inline (the call path)
+    table = agent.pricing if agent is not None and agent.pricing is not None else _default_table
     # A subclass may price differently: only the table's own `cost` then.
     pricing = table.get(call.model) if type(table) is PricingTable else None
     if pricing is None:  # the table's fallback source, or 0 with its one warning

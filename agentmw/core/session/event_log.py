@@ -149,8 +149,19 @@ class EventLog:
         if keep is None or listeners.current:
             self.publish(materialize(record))
             return
-        self._keep_counted(record, record[0])
         keep(record)
+        name = record[0]
+        events = self._events
+        counts = self._counts
+        lock = self._lock  # `_keep_counted` inline (the call path: one frame less)
+        lock.acquire()
+        try:
+            events.append(record)
+            counts[name] = counts.get(name, 0) + 1
+            if len(events) > self._trim_at:
+                del events[: len(events) - self._capacity]
+        finally:
+            lock.release()
 
     def record_end(self, record: Record, start: str) -> None:
         """`record` for the record that ends a call (`turn.completed`, `tool.completed`).

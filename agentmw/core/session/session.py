@@ -68,6 +68,25 @@ def _part_method(part: str, method: Callable[Concatenate[Any, P], R]) -> _PartMe
     return cast("_PartMethod[P, R]", property(getter, doc=method.__doc__))
 
 
+T = TypeVar("T")
+
+
+class _PartValue(Generic[T]):
+    """The type of a session attribute that is one of its parts' own (see `_part_value`)."""
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any] | None = None) -> _PartValue[T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type[Any] | None = None) -> T: ...
+    def __get__(self, obj: object, owner: type[Any] | None = None) -> Any: ...
+
+
+def _part_value(path: str, kind: type[T], doc: str) -> _PartValue[T]:
+    """A read-only session attribute read from a part (`"_runner.iterations"`): a `property`
+    over an `attrgetter`, so layers reading it on every call run no Python frame."""
+    return cast("_PartValue[T]", property(operator.attrgetter(path), doc=doc))
+
+
 class Session:
     """One run of an agent: use as `with agent.session() as s:` or `async with ...`.
 
@@ -146,30 +165,18 @@ class Session:
     """Answer a pending `wait_for_input`: `HumanInput.provide_input`."""
 
     # -- read-only views -------------------------------------------------------------------
-    @property
-    def state(self) -> AgentState:
-        """Where the session is in its lifecycle."""
-        return self._lifecycle.state
-
-    @property
-    def iterations(self) -> int:
-        """Turns run in this session (replayed turns included)."""
-        return self._runner.iterations
-
-    @property
-    def tool_calls(self) -> int:
-        """Tool calls run in this session."""
-        return self._runner.tool_calls
+    state = _part_value("_lifecycle.state", AgentState, "Where the session is in its lifecycle.")
+    iterations = _part_value(
+        "_runner.iterations", int, "Turns run in this session (replayed turns included)."
+    )
+    tool_calls = _part_value("_runner.tool_calls", int, "Tool calls run in this session.")
 
     @property
     def usage(self) -> Usage:
         """Running usage total."""
         return self.ledger.usage
 
-    @property
-    def cost_usd(self) -> Decimal:
-        """Running cost total."""
-        return self.ledger.cost_usd
+    cost_usd = _part_value("ledger.cost_usd", Decimal, "Running cost total.")
 
     @property
     def events(self) -> list[Event]:
