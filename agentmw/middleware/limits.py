@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 from agentmw._validate import check_int, check_name, check_optional_int, check_usd
 from agentmw.core.call import Call
-from agentmw.core.middleware import Middleware
+from agentmw.core.chain import derived_link
+from agentmw.core.middleware import PATHS, Middleware, overrides
 from agentmw.errors import ControlFlowError, LimitExceededError, MaxIterationsExceededError
 
 _COUNTS = "agentmw.limits.counts"  # + the layer's id: a session's admitted turns and tool calls
@@ -96,6 +97,72 @@ class Limits(Middleware):
         )
         self._lock = threading.Lock()
         self._meta_key = f"{_COUNTS}:{id(self):x}"
+
+    def compile_link(
+        self, mode: str, call_next: Callable[[Call], Any]
+    ) -> Callable[[Call], Any] | None:
+        # A session's turn under `max_turns` alone (no usage ceilings), admitted inline: the
+        # turn branch of `before` in the link's own frame. Anything else takes the hooks.
+        if mode not in ("sync", "async") or any(overrides(self, m, Limits) for m in PATHS):
+            return None
+        slow = derived_link(self, mode, call_next)
+        on_error, key, lock = self.on_error, self._meta_key, self._lock
+
+        if mode == "sync":
+
+            def limits(call: Call) -> Any:
+                session = call.session
+                most = self.max_turns
+                if session is None or most is None or call.kind != "turn" or self._usage_limited:
+                    return slow(call)
+                counts: _Counts | None = session.meta.get(key)
+                if counts is None:
+                    counts = self._session_counts(session)
+                lock.acquire()
+                try:
+                    current = max(counts.turns, session.iterations)
+                    admitted = current + 1 <= most
+                    if admitted:
+                        counts.turns = current + 1
+                finally:
+                    lock.release()
+                if not admitted:
+                    error = MaxIterationsExceededError("max_turns", current + 1, most)
+                    raise self._refuse(call, error)
+                try:
+                    return call_next(call)
+                except BaseException as exc:
+                    on_error(call, exc)
+                    raise
+
+            return limits
+
+        async def alimits(call: Call) -> Any:
+            session = call.session
+            most = self.max_turns
+            if session is None or most is None or call.kind != "turn" or self._usage_limited:
+                return await slow(call)
+            counts: _Counts | None = session.meta.get(key)
+            if counts is None:
+                counts = self._session_counts(session)
+            lock.acquire()  # as in the sync link
+            try:
+                current = max(counts.turns, session.iterations)
+                admitted = current + 1 <= most
+                if admitted:
+                    counts.turns = current + 1
+            finally:
+                lock.release()
+            if not admitted:
+                error = MaxIterationsExceededError("max_turns", current + 1, most)
+                raise self._refuse(call, error)
+            try:
+                return await call_next(call)
+            except BaseException as exc:
+                on_error(call, exc)
+                raise
+
+        return alimits
 
     def _counts(self, call: Call) -> _Counts | None:
         session = call.session

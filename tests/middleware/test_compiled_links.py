@@ -1,8 +1,8 @@
 """Layers that compile their own link (`Middleware.compile_link`) behave as their hooks do.
 
-Retry, Telemetry and CircuitBreaker fuse their common path into one closure; a subclass that
-overrides a path keeps its override, and the fused path makes the same decisions (counts,
-events, errors) as the derived one, sync and async.
+Retry, Telemetry, CircuitBreaker, Budget and Limits fuse their common path into one closure; a
+subclass that overrides a path keeps its override, and the fused path makes the same decisions
+(counts, events, errors) as the derived one, sync and async.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from agentmw import Agent, CircuitOpenError, Stack, Usage
+from agentmw import Agent, CircuitOpenError, Middleware, Stack, Usage
 from agentmw.core.call import Call
 from agentmw.core.middleware import Next
-from agentmw.middleware import CircuitBreaker, Retry, Telemetry
+from agentmw.errors import LimitExceededError, MaxIterationsExceededError
+from agentmw.middleware import CircuitBreaker, Limits, Retry, Telemetry
 from agentmw.stores import InMemoryBreakerStore
 
 
@@ -172,3 +173,79 @@ async def test_fused_budget_records_and_enforces_like_its_hooks(mode: str, enfor
     names = [e.name for e in session.events]
     assert names.count("budget.exceeded") == 1
     assert names.count("budget.refused") == (1 if enforce else 0)
+
+
+class Refuses(Middleware):
+    """Refuses its first turn below Limits, as a breaker or a budget does (ControlFlowError)."""
+
+    def __init__(self) -> None:
+        self.left = 1
+
+    def before(self, call: Call) -> None:
+        if self.left:
+            self.left -= 1
+            raise CircuitOpenError("b", "m", 1.0)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_fused_limits_admit_and_refuse_turns_like_their_hooks(mode: str) -> None:
+    limits = Limits(max_turns=2)
+    assert limits.compile_link(mode, lambda call: None) is not None
+    agent = Agent("l", stack=Stack([limits, Refuses()]))
+    ok = Usage(input_tokens=1, output_tokens=1)
+    async with agent.session() as session:
+        with pytest.raises(CircuitOpenError):  # refused below: the slot is given back
+            await _run(session, mode, lambda: ok, _async(ok))
+        await _run(session, mode, lambda: ok, _async(ok))
+        await _run(session, mode, lambda: ok, _async(ok))
+        with pytest.raises(MaxIterationsExceededError) as info:
+            await _run(session, mode, lambda: ok, _async(ok))
+    assert (info.value.observed, info.value.ceiling) == (3, 2)
+    names = [e.name for e in session.events]
+    assert names.count("limit.exceeded") == 1
+    assert names.count("turn.completed") == 2
+    assert session.iterations == 2  # a refused turn is not counted (ControlFlowError)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_limits_with_usage_ceilings_or_tools_take_the_hooks(mode: str) -> None:
+    limits = Limits(max_turns=10, max_total_tokens=3, max_tool_calls=1)
+    agent = Agent("l", stack=Stack([limits]))
+    big = Usage(input_tokens=2, output_tokens=2)
+    async with agent.session() as session:
+        await _run(session, mode, lambda: big, _async(big))
+        with pytest.raises(LimitExceededError) as info:  # 4 tokens > 3: the next turn
+            await _run(session, mode, lambda: big, _async(big))
+        assert info.value.limit == "max_total_tokens"
+        if mode == "sync":
+            session.run_tool("t", lambda: 1)
+            with pytest.raises(LimitExceededError):
+                session.run_tool("t", lambda: 1)
+        else:
+            await session.arun_tool("t", lambda: 1)
+            with pytest.raises(LimitExceededError):
+                await session.arun_tool("t", lambda: 1)
+
+
+def test_a_limits_subclass_overriding_a_hook_keeps_it() -> None:
+    seen: list[str] = []
+
+    class MyLimits(Limits):
+        def before(self, call: Call) -> None:
+            seen.append(call.kind)
+            super().before(call)
+
+    layer = MyLimits(max_turns=1)
+    assert layer.compile_link("sync", lambda call: None) is None
+    with Agent("l", stack=Stack([layer])).session() as session:
+        session.run_turn(lambda: Usage(input_tokens=1, output_tokens=1))
+        with pytest.raises(MaxIterationsExceededError):
+            session.run_turn(lambda: Usage(input_tokens=1, output_tokens=1))
+    assert seen == ["turn", "turn"]
+
+
+def _async(value: Any) -> Any:
+    async def fn() -> Any:
+        return value
+
+    return fn
