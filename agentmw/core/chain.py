@@ -39,7 +39,8 @@ def idempotency_key(call: Call) -> str:
 def _terminal(call: Call) -> Any:
     token = CURRENT_CALL.set(call)
     try:
-        result = call.fn(*call.args, **_kwargs(call))
+        kwargs = _kwargs(call) if call.takes_idempotency_key else call.kwargs  # inline: a frame
+        result = call.fn(*call.args, **kwargs)
     finally:
         CURRENT_CALL.reset(token)
     ufn = call.usage_fn
@@ -50,7 +51,8 @@ def _terminal(call: Call) -> Any:
 async def _aterminal(call: Call) -> Any:
     token = CURRENT_CALL.set(call)
     try:
-        result = await call.fn(*call.args, **_kwargs(call))
+        kwargs = _kwargs(call) if call.takes_idempotency_key else call.kwargs
+        result = await call.fn(*call.args, **kwargs)
     finally:
         CURRENT_CALL.reset(token)
     ufn = call.usage_fn

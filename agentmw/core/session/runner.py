@@ -129,7 +129,9 @@ class CallRunner:
         agent = self._agent
         if call.kind == "turn":
             usage = call.usage or ZERO_USAGE
-            cost = call_cost(call)
+            cost = call.cost_usd  # the chain's Budget priced it already, as a rule
+            if cost is None:
+                cost = call_cost(call)
             lock = self._lock  # shared with the ledger: one acquisition for both
             lock.acquire()  # acquire/release: `with` makes two bound methods a call
             try:
