@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 __all__: list[str] = []
 
 # Float noise below this is not worth a sleep.
-_EPSILON = 1e-9
+EPSILON = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,19 +59,33 @@ class GCRA:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._tat: dict[tuple[str, str], float] = {}
+        # dimension -> key -> TAT: a caller that knows its dimension looks a key up in one
+        # dict of strings (cached hashes), not by a (key, dimension) tuple built per call.
+        self._tat: dict[str, dict[str, float]] = {}
         self._cooldown: dict[str, float] = {}
+
+    def lane(self, dimension: str) -> tuple[threading.Lock, dict[str, float], dict[str, float]]:
+        """The lock, the TATs of `dimension` by key and the cooldowns by key: the same objects
+        for the store's lifetime.
+
+        For a caller that inlines `acquire`'s one-demand decision (`RateLimit.aacquire`'s
+        uncontended path): it reads and writes the TATs only under the lock, and decides only
+        for a key without a cooldown (any other goes through `acquire`).
+        """
+        with self._lock:
+            return self._lock, self._tat.setdefault(dimension, {}), self._cooldown
 
     def _wait(self, key: str, demands: Sequence[Demand], now: float) -> tuple[float, list[float]]:
         # In TAT terms: admitting `cost` moves the theoretical arrival time by cost / rate, and
         # is allowed once that time is no further than `burst` units ahead of now.
-        tat_of = self._tat.get
+        columns = self._tat
         cooldown = self._cooldown.get(key)
         wait = cooldown - now if cooldown is not None else 0.0
         tats = []
         for rate, cost in demands:
             per_second = rate.per_second
-            tat = tat_of((key, rate.dimension), now)
+            column = columns.get(rate.dimension)
+            tat = now if column is None else column.get(key, now)
             if tat < now:
                 tat = now
             tat += cost / per_second
@@ -79,7 +93,7 @@ class GCRA:
             if ahead > wait:
                 wait = ahead
             tats.append(tat)
-        return (wait if wait > _EPSILON else 0.0), tats
+        return (wait if wait > EPSILON else 0.0), tats
 
     def wait_time(self, key: str, demands: Sequence[Demand], now: float) -> float:
         """Seconds until `demands` could be admitted (0: now); records nothing."""
@@ -96,24 +110,25 @@ class GCRA:
             if len(demands) == 1 and not (self._cooldown and key in self._cooldown):
                 # The common single-dimension case (an rpm-only limiter), without the lists.
                 rate, cost = demands[0]
-                slot = key, rate.dimension
-                tats = self._tat
-                tat = tats.get(slot, now)
+                column = self._tat.get(rate.dimension)
+                if column is None:
+                    column = self._tat[rate.dimension] = {}
+                tat = column.get(key, now)
                 if tat < now:
                     tat = now
                 per_second = rate.per_second
                 tat += cost / per_second
                 ahead = tat - rate.burst / per_second - now
-                if ahead > _EPSILON:
+                if ahead > EPSILON:
                     return ahead
-                tats[slot] = tat
+                column[key] = tat
                 return 0.0
             wait, tats_of = self._wait(key, demands, now)
             if wait > 0:
                 return wait
-            store = self._tat
+            columns = self._tat
             for (rate, _), tat in zip(demands, tats_of, strict=True):
-                store[key, rate.dimension] = tat
+                columns.setdefault(rate.dimension, {})[key] = tat
             return 0.0
         finally:
             lock.release()
@@ -125,9 +140,9 @@ class GCRA:
         """
         with self._lock:
             for rate, cost in demands:
-                slot = (key, rate.dimension)
-                tat = max(self._tat.get(slot, now), now) + cost / rate.per_second
-                self._tat[slot] = max(tat, now)
+                column = self._tat.setdefault(rate.dimension, {})
+                tat = max(column.get(key, now), now) + cost / rate.per_second
+                column[key] = max(tat, now)
 
     def cooldown(self, key: str, until: float) -> None:
         """Admit nothing under `key` before `until` (a provider's Retry-After)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -21,11 +22,12 @@ from agentmw.core.middleware import Middleware
 from agentmw.errors import RateLimitedError
 from agentmw.middleware.rate_limit.fifo import Lines
 from agentmw.middleware.rate_limit.reservation import Reservation
-from agentmw.stores.gcra import Demand, Rate
+from agentmw.stores.gcra import EPSILON, Demand, Rate
 from agentmw.stores.limiter import InMemoryLimiterStore, LimiterStore
 from agentmw.usage import ZERO_USAGE, Usage, estimate_usage
 
 Estimate = Callable[[Call], "Usage | int"]
+_new = object.__new__
 _RESERVATION = "agentmw.rate_limit.reservation"  # + the layer's id: the call's Reservation
 
 
@@ -123,6 +125,23 @@ class RateLimit(Middleware):
         self._local = type(self.store) is InMemoryLimiterStore
         self._try = self.store.acquire
         self._waiting = self._lines._lines  # key -> its line (absent or empty: nobody waits)
+        self._lane = self._lane_of(self.store)
+
+    def _lane_of(
+        self, store: LimiterStore
+    ) -> tuple[threading.Lock, dict[str, float], dict[str, float], float, float] | None:
+        """What `aacquire`'s inlined uncontended path needs when a request without tokens is
+        one demand on an in-memory store: `GCRA.lane` for its dimension, then the demand's
+        `cost / per_second` and `burst / per_second`, computed as `GCRA.acquire` computes them
+        on every call (same operands, same operations: equal floats, equal decisions)."""
+        if type(store) is not InMemoryLimiterStore or len(self._zero_demands) != 1:
+            return None
+        ((rate, cost),) = self._zero_demands
+        return (
+            *store.lane(rate.dimension),
+            cost / rate.per_second,
+            rate.burst / rate.per_second,
+        )
 
     # -- demands ---------------------------------------------------------------------------
     def demands(self, usage: Usage, *, request: bool = True) -> list[Demand]:
@@ -223,10 +242,36 @@ class RateLimit(Middleware):
             # The common uncontended case, inlined (no await, no allocation beyond the
             # Reservation): one request, nobody in line under `key`, an in-memory store.
             waiting = self._waiting
-            if (not waiting or not waiting.get(key)) and not self._try(
-                key, self._zero_demands, self.clock()
-            ):
-                return Reservation(self, key, ZERO_USAGE, 0.0)
+            if not waiting or not waiting.get(key):
+                lane = self._lane
+                if lane is None:
+                    if not self._try(key, self._zero_demands, self.clock()):
+                        return Reservation(self, key, ZERO_USAGE, 0.0)
+                else:
+                    # One demand: `GCRA.acquire`'s decision in this frame, under the store's
+                    # lock; a key with a cooldown is left to the store (the tests in
+                    # tests/middleware/test_rate_limit_fast_path.py check both decide alike).
+                    lock, column, cooldowns, step, window = lane
+                    now = self.clock()
+                    lock.acquire()
+                    try:
+                        tat = column.get(key, now)
+                        if tat < now:
+                            tat = now
+                        tat += step
+                        admit = tat - window - now <= EPSILON and key not in cooldowns
+                        if admit:
+                            column[key] = tat
+                    finally:
+                        lock.release()
+                    if admit:
+                        # `Reservation(self, key, ZERO_USAGE, 0.0)` without a Python
+                        # `__init__` frame (the test compares every slot with the constructor's).
+                        reservation = _new(Reservation)
+                        reservation._limiter, reservation.key = self, key
+                        reservation.usage, reservation.waited = ZERO_USAGE, 0.0
+                        reservation.settled = False
+                        return reservation
             return Reservation(self, key, ZERO_USAGE, await self._aacquire(key, self._zero_demands))
         reserved = self._usage_of(tokens, usage)
         demands = self._demands_of(reserved)
