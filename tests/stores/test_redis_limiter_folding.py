@@ -51,7 +51,8 @@ def wire(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Wire:
             conn = store._conn
             if client is conn._sync or any(client is c for c, _ in conn._loops.values()):
                 name = str(args[0]).upper()
-                sent.append(names.get(str(args[1]), "?") if name == "EVALSHA" else name)
+                sha = args[1].decode() if isinstance(args[1], bytes) else str(args[1])
+                sent.append(names.get(sha, "?") if name == "EVALSHA" else name)
 
     sync_execute: Any = redis.Redis.execute_command
     async_execute: Any = redis.asyncio.Redis.execute_command

@@ -28,6 +28,7 @@ from agentmw.events import emit_global
 OnUnavailable = Literal["allow", "deny"]
 T = TypeVar("T")
 URL_SCHEMES = ("redis", "rediss", "unix")
+_COUNTS = tuple(str(n).encode() for n in range(16))  # EVALSHA's key count, as sent
 PREFIX = r"[^{}]+"  # a hash tag is `{prefix:key}`: braces in the prefix would break the slot
 
 
@@ -109,7 +110,7 @@ class Connection:
         self.retry_interval = check_number("retry_interval", retry_interval, above=0)
         self.errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self._noscript: type[BaseException] = redis.exceptions.NoScriptError
-        self._shas: dict[str, str] = {}
+        self._shas: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self._scripts: dict[str, Any] = {}
         # An asyncio client's connections belong to one event loop: a URL store keeps one client
@@ -181,33 +182,47 @@ class Connection:
             found = scripts[lua] = client.register_script(lua)
         return found
 
-    def _sha(self, lua: str) -> str:
+    def _sha(self, lua: str) -> bytes:
         sha = self._shas.get(lua)
         if sha is None:
-            sha = self._shas[lua] = hashlib.sha1(lua.encode(), usedforsecurity=False).hexdigest()
+            digest = hashlib.sha1(lua.encode(), usedforsecurity=False).hexdigest()
+            sha = self._shas[lua] = digest.encode()
         return sha
 
-    def evalsha(self, lua: str, keys: Sequence[str], arg: Any) -> Any:
+    def encode(self, text: str) -> bytes:
+        """`text` as the store's client would send it (its encoding): the hot path sends keys
+        already encoded, which redis-py's encoder passes through as they are."""
+        client = self._async if self._sync is None and self._async is not None else None
+        # A URL store's clients share the URL's options: the sync one (created without
+        # connecting) speaks for both.
+        encoder = (client if client is not None else self.sync_client()).get_encoder()
+        return cast(bytes, encoder.encode(text))
+
+    def evalsha(self, lua: str, keys: Sequence[bytes], arg: bytes) -> Any:
         """One EVALSHA of `lua` with `keys` and the single argument `arg` on the sync client,
         loading the script on NOSCRIPT; the hot path of a store that drives no plan (no
-        `Script` wrapper, no generator). Errors are the caller's to handle (see `failed`)."""
+        `Script` wrapper, no generator). Everything but the command's name is sent as bytes
+        (keys from `encode`), which redis-py's encoder passes through. Errors are the caller's
+        to handle (see `failed`)."""
         client = self._sync if self._sync is not None else self.sync_client()
         sha = self._sha(lua)
+        count = _COUNTS[len(keys)] if len(keys) < len(_COUNTS) else str(len(keys)).encode()
         try:
-            return client.execute_command("EVALSHA", sha, len(keys), *keys, arg)
+            return client.execute_command("EVALSHA", sha, count, *keys, arg)
         except self._noscript:
             client.script_load(lua)
-            return client.execute_command("EVALSHA", sha, len(keys), *keys, arg)
+            return client.execute_command("EVALSHA", sha, count, *keys, arg)
 
-    async def aevalsha(self, lua: str, keys: Sequence[str], arg: Any) -> Any:
+    async def aevalsha(self, lua: str, keys: Sequence[bytes], arg: bytes) -> Any:
         """Async twin of `evalsha`, on the async client of the running event loop."""
         client = self._async_entry()[0]
         sha = self._sha(lua)
+        count = _COUNTS[len(keys)] if len(keys) < len(_COUNTS) else str(len(keys)).encode()
         try:
-            return await client.execute_command("EVALSHA", sha, len(keys), *keys, arg)
+            return await client.execute_command("EVALSHA", sha, count, *keys, arg)
         except self._noscript:
             await client.script_load(lua)
-            return await client.execute_command("EVALSHA", sha, len(keys), *keys, arg)
+            return await client.execute_command("EVALSHA", sha, count, *keys, arg)
 
     def tag(self, key: str) -> str:
         """The hash tag of `key`: every Redis key derived from it lands in one cluster slot."""

@@ -77,6 +77,11 @@ class RedisRateLimitStore:
         self.local = InMemoryLimiterStore()
         self._clock = check_clock("clock", clock) or time.monotonic
         self._keys: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        # The hot path's names, bounded (keys may be user-derived): per limiter key its hash tag
+        # and cooldown key, encoded; per rate what `RESERVE` reads of it (interval and tolerance
+        # in µs) and its key's suffix (`:rl:<dimension>`), encoded.
+        self._tags: dict[str, tuple[bytes, bytes]] = {}
+        self._rates: dict[Rate, tuple[float, float, bytes]] = {}
         # Refunds not sent yet, per limiter key and rate (units <= 0), under `_lock`.
         self._refunds: dict[str, dict[Rate, float]] = {}
         self._lock = threading.Lock()
@@ -97,6 +102,21 @@ class RedisRateLimitStore:
                 self._keys[cache_key] = found
         return found
 
+    def _tag(self, key: str) -> tuple[bytes, bytes]:
+        """`key`'s hash tag and its cooldown key, as sent (see `keys`)."""
+        tag = self._conn.encode(self._conn.tag(key))
+        found = (tag, tag + b":rl:cooldown")
+        if len(self._tags) < 10_000:
+            self._tags[key] = found
+        return found
+
+    def _rate(self, rate: Rate) -> tuple[float, float, bytes]:
+        interval = 1e6 / rate.per_second
+        found = (interval, rate.burst * interval, self._conn.encode(f":rl:{rate.dimension}"))
+        if len(self._rates) < 1_000:
+            self._rates[rate] = found
+        return found
+
     def pending(self, key: str) -> list[Demand]:
         """The refunds of `key` waiting for its next round trip (rate, units <= 0)."""
         with self._lock:
@@ -109,35 +129,41 @@ class RedisRateLimitStore:
             return self._refunds.pop(key, None)
 
     def _defer(self, key: str, refunds: Sequence[Demand]) -> None:
-        if not refunds:
-            return
+        """Keep `refunds` (units <= 0; zeros are skipped) for the next round trip of `key`."""
         with self._lock:
-            waiting = self._refunds.setdefault(key, {})
+            waiting = self._refunds.get(key)
             for rate, cost in refunds:
-                waiting[rate] = waiting.get(rate, 0.0) + cost
+                if cost:
+                    if waiting is None:
+                        waiting = self._refunds[key] = {}
+                    waiting[rate] = waiting.get(rate, 0.0) + cost
 
     # -- plans: each operation once, driven by `run` (sync) or `arun` (async) ----------------
     def _reserve(
         self, key: str, demands: Sequence[Demand], record: bool
-    ) -> tuple[list[str], bytes, list[Demand]]:
-        """The keys and the packed argument of one `RESERVE`, and the refunds it carries."""
+    ) -> tuple[list[bytes], bytes, list[Demand]]:
+        """The keys (encoded) and the packed argument of one `RESERVE`, and the refunds it
+        carries."""
         refunds = self._take(key)
+        tag, cooldown = self._tags.get(key) or self._tag(key)
+        keys = [cooldown]
         numbers: list[float] = []
-        dimensions: list[str] = []
         taken: list[Demand] = []
+        rates = self._rates
         for rate, cost in demands:
-            interval = 1e6 / rate.per_second
+            interval, tolerance, suffix = rates.get(rate) or self._rate(rate)
             refund = refunds.pop(rate, 0.0) if refunds else 0.0
-            numbers += (cost * interval, rate.burst * interval, refund * interval)
-            dimensions.append(rate.dimension)
+            numbers += (cost * interval, tolerance, refund * interval)
+            keys.append(tag + suffix)
             if refund:
                 taken.append((rate, refund))
         if refunds:  # refunds on dimensions this call does not demand: applied all the same
             for rate, refund in refunds.items():
-                numbers += (0.0, -1.0, refund * 1e6 / rate.per_second)
-                dimensions.append(rate.dimension)
+                interval, _, suffix = rates.get(rate) or self._rate(rate)
+                numbers += (0.0, -1.0, refund * interval)
+                keys.append(tag + suffix)
                 taken.append((rate, refund))
-        return self.keys(key, dimensions), pack_reserve(record, numbers), taken
+        return keys, pack_reserve(record, numbers), taken
 
     def _without_redis(
         self, key: str, demands: Sequence[Demand], now: float, record: bool, taken: list[Demand]
@@ -156,7 +182,7 @@ class RedisRateLimitStore:
     def _decide(self, key: str, demands: Sequence[Demand], now: float, record: bool) -> Plan[float]:
         keys, arg, taken = self._reserve(key, demands, record)
         try:
-            waited = yield Command(RESERVE, keys, [arg])
+            waited = yield Command(RESERVE, [k.decode() for k in keys], [arg])
         except Unavailable:
             return self._without_redis(key, demands, now, record, taken)
         return int(waited) / 1e6
@@ -186,8 +212,8 @@ class RedisRateLimitStore:
         return waited / 1e6 if waited else 0.0
 
     def _adjust(self, key: str, demands: Sequence[Demand], now: float) -> Plan[None]:
-        if all(cost <= 0 for _, cost in demands):
-            self._defer(key, [d for d in demands if d[1]])  # sent with the next reservation
+        if _refunds_only(demands):
+            self._defer(key, demands)  # sent with the next reservation
             return
         totals = dict(self._take(key) or {})  # a charge pays a round trip: refunds ride along
         for rate, cost in demands:
@@ -245,8 +271,8 @@ class RedisRateLimitStore:
 
     def adjust(self, key: str, demands: Sequence[Demand], now: float) -> None:
         """Charge (now) or refund (with the key's next round trip) admitted units."""
-        if all(cost <= 0 for _, cost in demands):
-            self._defer(key, [d for d in demands if d[1]])
+        if _refunds_only(demands):
+            self._defer(key, demands)
             return
         self._conn.run(self._adjust(key, demands, now))
 
@@ -276,11 +302,19 @@ class RedisRateLimitStore:
 
     async def aadjust(self, key: str, demands: Sequence[Demand], now: float) -> None:
         """Async twin of `adjust`."""
-        if all(cost <= 0 for _, cost in demands):
-            self._defer(key, [d for d in demands if d[1]])
+        if _refunds_only(demands):
+            self._defer(key, demands)
             return
         await self._conn.arun(self._adjust(key, demands, now))
 
     async def acooldown(self, key: str, until: float) -> None:
         """Async twin of `cooldown`."""
         await self._conn.arun(self._cooldown(key, until))
+
+
+def _refunds_only(demands: Sequence[Demand]) -> bool:
+    """True when no demand charges (every cost <= 0): the adjustment can wait."""
+    for _, cost in demands:  # noqa: SIM110 (all() and a generator: a frame per call)
+        if cost > 0:
+            return False
+    return True
