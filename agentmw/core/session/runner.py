@@ -279,7 +279,14 @@ class CallRunner:
         call, chain = prepare_call(
             self._session, "turn", None, fn, args, kwargs, model, usage, timeout, "sync"
         )
-        return self.run_chain(call, chain), call.usage or ZERO_USAGE
+        self._begin(call)  # `run_chain` inline: one frame less on the imperative path
+        try:
+            result = chain(call)
+        except BaseException as exc:
+            self._failed(call, exc)
+            raise
+        self._completed(call)
+        return result, call.usage or ZERO_USAGE
 
     async def arun_turn(
         self,
@@ -295,7 +302,14 @@ class CallRunner:
         call, chain = prepare_call(
             self._session, "turn", None, fn, args, kwargs, model, usage, timeout, "async"
         )
-        return await self.arun_chain(call, chain), call.usage or ZERO_USAGE
+        self._begin(call)  # `arun_chain` inline: one coroutine less on the imperative path
+        try:
+            result = await chain(call)
+        except BaseException as exc:
+            self._failed(call, exc)
+            raise
+        self._completed(call)
+        return result, call.usage or ZERO_USAGE
 
     def run_tool(
         self,
