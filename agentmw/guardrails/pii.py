@@ -84,33 +84,19 @@ _TRIGGERS: dict[str, str] = {
 _LEADS: dict[str, int] = {"iban": 0, "credit_card": 0, "ssn": 0, "phone": 4, "ipv4": 2}
 _BACK: dict[str, int] = {"iban": 2}  # how far before the first digit the trigger can start
 _PAIR = re.compile(r"\d[ .\-]?\d").search  # two digits at most a separator apart
-_LOCAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
+_LOCAL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-"
 
 
 def _email_start(text: str, begin: int = 0) -> int | None:
     # An e-mail match starts inside the run of local-part characters before an "@"; the
     # earliest such run (from `begin` on) is the one before the first "@" after `begin`.
-    start = text.find("@", begin)
-    if start < 0:
+    at = text.find("@", begin)
+    if at < 0:
         return None
-    while start > begin and text[start - 1] in _LOCAL:
-        start -= 1
-    return start
+    return begin + len(text[begin:at].rstrip(_LOCAL))  # where that run starts
 
 
-_Start = Callable[[str, int], int | None]
-
-
-def _digit_kind(kind: str) -> _Start:
-    """Where a scan for `kind` may start in a text whose first digit is at `first`, or None
-    when the text cannot hold one (`first` < 0: no digit)."""
-    search, lead, back = re.compile(_TRIGGERS[kind]).search, _LEADS[kind], _BACK.get(kind, 0)
-
-    def start(text: str, first: int) -> int | None:
-        found = search(text, max(0, first - back)) if first >= 0 else None
-        return None if found is None else max(0, found.start() - lead)
-
-    return start
+_Trigger = Callable[[str, int], "re.Match[str] | None"]
 
 
 _DIGIT = re.compile(r"\d").search
@@ -163,10 +149,20 @@ class PIIRedactor(TextGuardrail):
         self.kinds = tuple(k for k in KINDS if k in chosen)
         self.strategy = check_choice("strategy", strategy, STRATEGIES)
         self.stages = _check_stages(stages)
-        # Each kind in order: its pattern, its validator, and where its scan may
-        # start (None: the e-mail run before the first "@").
-        self._rx: list[tuple[str, re.Pattern[str], Callable[[str], bool] | None, _Start | None]] = [
-            (k, re.compile(p), v, None if k == "email" else _digit_kind(k))
+        # Each kind in order: its pattern, its validator, and where its scan may start: its
+        # trigger's search (None: the e-mail run before the first "@"), how far before the
+        # first digit that trigger can start, and how far before the trigger a match can.
+        self._rx: list[
+            tuple[str, re.Pattern[str], Callable[[str], bool] | None, _Trigger | None, int, int]
+        ] = [
+            (
+                k,
+                re.compile(p),
+                v,
+                None if k == "email" else re.compile(_TRIGGERS[k]).search,
+                _BACK.get(k, 0),
+                _LEADS.get(k, 0),
+            )
             for k, (p, v) in _KINDS.items()
             if k in self.kinds
         ]
@@ -217,15 +213,18 @@ class PIIRedactor(TextGuardrail):
         found = []
         digit = _DIGIT(text)
         first = digit.start() if digit is not None else -1
-        for kind, rx, valid, start in self._rx:
-            pos = _email_start(text) if start is None else start(text, first)
-            if pos is None:
-                continue
-            found += [
-                (kind, m.group())
-                for m in rx.finditer(text, pos)
-                if valid is None or valid(m.group())
-            ]
+        for kind, rx, valid, trigger, back, lead in self._rx:
+            if trigger is None:
+                pos = _email_start(text)
+            else:
+                hit = trigger(text, first - back if first > back else 0) if first >= 0 else None
+                pos = None if hit is None else max(0, hit.start() - lead)
+            if pos is not None:
+                found += [
+                    (kind, m.group())
+                    for m in rx.finditer(text, pos)
+                    if valid is None or valid(m.group())
+                ]
         return found
 
     def _substitute(self, kind: str, value: str) -> str:
@@ -237,17 +236,26 @@ class PIIRedactor(TextGuardrail):
 
     def redact(self, text: str) -> str:
         """`text` with every finding replaced according to the strategy (never "block")."""
-        first = -2  # the first digit of `text` (-1: none; -2: not looked for yet)
-        for kind, rx, valid, start in self._rx:
-            if start is None:
+        first = -2  # the first digit of `text` (-1: none; -2: not looked for yet, from `since`)
+        since = 0
+        substitute = self._substitute
+        for kind, rx, valid, trigger, back, lead in self._rx:
+            if trigger is None:
                 at = _email_start(text)
             else:
                 if first == -2:
-                    digit = _DIGIT(text)
+                    digit = _DIGIT(text, since)
                     first = digit.start() if digit is not None else -1
-                at = start(text, first)
+                if first < 0:
+                    continue
+                hit = trigger(text, first - back if first > back else 0)
+                if hit is None:
+                    continue
+                at = hit.start() - lead
+                if at < 0:
+                    at = 0
             parts: list[str] = []
-            last = 0
+            last = changed = 0
             search = rx.search
             # `rx.sub`, match by match; after each, the scan resumes where the next match can
             # start at the earliest (its trigger's), and stops when no trigger is left.
@@ -258,15 +266,26 @@ class PIIRedactor(TextGuardrail):
                 value = match.group()
                 end = match.end()
                 if valid is None or valid(value):
-                    parts += (text[last : match.start()], self._substitute(kind, value))
+                    if not parts:
+                        changed = match.start()
+                    parts += (text[last : match.start()], substitute(kind, value))
                     last = end
-                at = _email_start(text, end) if start is None else start(text, end)
+                if trigger is None:
+                    at = _email_start(text, end)
+                else:
+                    hit = trigger(text, end - back if end > back else 0)
+                    at = None if hit is None else hit.start() - lead
                 if at is not None and at < end:
                     at = end
             if parts:
                 parts.append(text[last:])
                 text = "".join(parts)
-                first = -2
+                # Text before the first change is unchanged, and so is a first digit there;
+                # else the first digit (if any) lies after it.
+                if first == -2:
+                    since = min(since, changed)
+                elif not 0 <= first < changed:
+                    first, since = -2, changed
         return text
 
     def check_text(self, text: str, stage: str, call: Call) -> Verdict:

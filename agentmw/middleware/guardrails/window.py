@@ -198,27 +198,32 @@ class GuardedStream:
         window = self.window
         self._held_text = None
         ends = self._ends
-        if type(chunk) is str and ends is not None and chunk.isascii() and ends.isdisjoint(chunk):
-            # The common case: ASCII text without any character a trigger ends with cannot
-            # complete a trigger; it is held and only counted.
+        if type(chunk) is str:
             length = len(chunk)
             window._held.append([chunk, chunk, chunk])
             window._held_chars += length
-            overlap = self._overlap
-            if not overlap:
-                self._tail = ""
-            elif length >= overlap:
-                self._tail = chunk[-overlap:]
-            else:
-                self._tail = (self._tail + chunk)[-overlap:]
-            since = self._since
-            if since is None:
-                return window.release()
-            self._since = since = since + length
-            if since > window._held_chars:
-                return window.release()
-            return self._decide()
-        text = window.push(chunk)
+            if ends is not None and chunk.isascii() and ends.isdisjoint(chunk):
+                # The common case: ASCII text without any character a trigger ends with cannot
+                # complete a trigger; it is held and only counted.
+                overlap = self._overlap
+                if not overlap:
+                    self._tail = ""
+                elif length >= overlap:
+                    self._tail = chunk[-overlap:]
+                else:
+                    self._tail = (self._tail + chunk)[-overlap:]
+                since = self._since
+                if since is None:
+                    return window.release()
+                self._since = since = since + length
+                if since > window._held_chars:
+                    return window.release()
+                return self._decide()
+            text: str | None = chunk
+            plain = False  # it holds an end character (or is not ASCII): scanned below
+        else:
+            text = window.push(chunk)
+            plain = bool(text) and ends is not None and text.isascii() and ends.isdisjoint(text)
         last = self._last
         if last is None:
             return None
@@ -226,7 +231,7 @@ class GuardedStream:
             overlap = self._overlap
             # No new trigger can end in ASCII text without one of its end characters; else a
             # plain search (a fast scan), and the slower "last trigger" match only on a hit.
-            if ends is not None and text.isascii() and ends.isdisjoint(text):
+            if plain:
                 if self._since is not None:
                     self._since += len(text)
                 if not overlap:
@@ -270,6 +275,11 @@ class GuardedStream:
             released = window.released_chars
             boundary = released + window._held_chars - size  # where the held-back tail starts
             first = self._first
+            if first is not None and released <= first < boundary:
+                # A bound inside the held text is exact: the piece that gave it still lies
+                # there, and every held trigger lies in a piece scanned since (so asking about
+                # the whole held text would give the same bound). Check.
+                return None
             if first is not None and first < boundary:
                 # Stale (its piece may have been released) or unknown: ask about the whole
                 # held text (nothing lies before it, so a bound before its start is its start).
