@@ -49,11 +49,15 @@ def _iban_ok(match: str) -> bool:
 
 # Checked in this order, so a card number is never half-eaten by the phone pattern. The card
 # and SSN patterns consume their first digit before looking behind it (`\d(?<!\d\d)` is
-# `(?<!\d)\d`), so the regex engine skips to digits instead of trying every position.
+# `(?<!\d)\d`), so the regex engine skips to digits instead of trying every position. The
+# card's lookahead holds for every card match (at least 12 digits and separators follow its
+# first digit), so it only turns a phone number away sooner; its separator is possessive
+# (`[ -]?+`) because a separator left unconsumed is never the digit that step needs: the same
+# matches, without backtracking into each step.
 _KINDS: dict[str, tuple[str, Callable[[str], bool] | None]] = {
     "iban": (r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", _iban_ok),
     "email": (r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}", None),
-    "credit_card": (r"\d(?<!\d\d)(?:[ -]?\d){12,18}(?!\d)", _card_ok),
+    "credit_card": (r"\d(?<!\d\d)(?=[\d -]{12})(?:[ -]?+\d){12,18}(?!\d)", _card_ok),
     "ssn": (r"\d(?<!\d\d)\d\d(?<!000|666|9\d\d)-(?!00)\d{2}-(?!0000)\d{4}(?!\d)", None),
     "phone": (
         r"(?<![\w+])(?<!\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)|\d{2,4})[ .-]?\d{3,4}[ .-]?"
@@ -70,50 +74,64 @@ KINDS = tuple(_KINDS)
 
 # What every match of a kind but e-mail contains (a necessary substring): text without it
 # cannot hold that kind, so its pattern need not run. Each holds a digit; an IBAN's starts two
-# characters before it.
+# characters before it. The SSN's and IPv4's begin with their "-" or "." (the digits before it
+# looked behind for), so the regex engine jumps from one such character to the next; looking
+# behind past where a scan resumes can only find a trigger that starts the scan earlier.
 _TRIGGERS: dict[str, str] = {
-    "iban": r"[A-Z]{2}\d\d",
+    "iban": r"[A-Z][A-Z]\d\d",
     "credit_card": r"\d[ -]?\d",
-    "ssn": r"\d{3}-\d{2}-\d{4}",
+    "ssn": r"-(?<=\d{3}-)\d\d-\d{4}",
     "phone": r"\d\d",
-    "ipv4": r"\d\.\d",
+    "ipv4": r"\.(?<=\d\.)\d",
 }
 # How far before the first match of its trigger a kind's match can start (the trigger's offset
-# in its earliest possible match: a phone's "+1 (03", an IPv4's "192.1"). Scanning from there
-# finds exactly the matches a scan from the start finds: none can start earlier.
-_LEADS: dict[str, int] = {"iban": 0, "credit_card": 0, "ssn": 0, "phone": 4, "ipv4": 2}
+# in its earliest possible match: a phone's "+1 (03", an IPv4's "192.", an SSN's "123").
+# Scanning from there finds exactly the matches a scan from the start finds: none can start
+# earlier.
+_LEADS: dict[str, int] = {"iban": 0, "credit_card": 0, "ssn": 3, "phone": 4, "ipv4": 3}
 _BACK: dict[str, int] = {"iban": 2}  # how far before the first digit the trigger can start
-_PAIR = re.compile(r"\d[ .\-]?\d").search  # two digits at most a separator apart
-_LOCAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
+
+
+def _both(pattern: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """`pattern` compiled as written and with `re.ASCII`, which matches ASCII text exactly as
+    the first does (digits, word characters and word boundaries are the same on ASCII
+    characters; no pattern here uses whitespace classes or ignores case) and is faster."""
+    return re.compile(pattern), re.compile(pattern, re.ASCII)
+
+
+_PAIRS = tuple(p.search for p in _both(r"\d[ .\-]?\d"))  # two digits a separator apart at most
+_LOCAL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-"
 
 
 def _email_start(text: str, begin: int = 0) -> int | None:
     # An e-mail match starts inside the run of local-part characters before an "@"; the
     # earliest such run (from `begin` on) is the one before the first "@" after `begin`.
-    start = text.find("@", begin)
-    if start < 0:
+    at = text.find("@", begin)
+    if at < 0:
         return None
-    while start > begin and text[start - 1] in _LOCAL:
-        start -= 1
-    return start
+    return begin + len(text[begin:at].rstrip(_LOCAL))  # where that run starts
 
 
-_Start = Callable[[str, int], int | None]
+_Trigger = Callable[[str, int], "re.Match[str] | None"]
+# Each kind's pattern, its validator, and where its scan may start: its trigger's search (None:
+# the e-mail run before the first "@"), how far before the first digit that trigger can start,
+# and how far before the trigger a match can.
+_Entry = tuple[str, re.Pattern[str], Callable[[str], bool] | None, _Trigger | None, int, int]
 
 
-def _digit_kind(kind: str) -> _Start:
-    """Where a scan for `kind` may start in a text whose first digit is at `first`, or None
-    when the text cannot hold one (`first` < 0: no digit)."""
-    search, lead, back = re.compile(_TRIGGERS[kind]).search, _LEADS[kind], _BACK.get(kind, 0)
+def _entries(kind: str) -> tuple[_Entry, _Entry]:
+    """`kind`'s entry for any text, and for ASCII text."""
+    pattern, valid = _KINDS[kind]
+    back, lead = _BACK.get(kind, 0), _LEADS.get(kind, 0)
+    unicode, ascii = _both(pattern)
+    if kind == "email":
+        return (kind, unicode, valid, None, back, lead), (kind, ascii, valid, None, back, lead)
+    found, ascii_found = (t.search for t in _both(_TRIGGERS[kind]))
+    return (kind, unicode, valid, found, back, lead), (kind, ascii, valid, ascii_found, back, lead)
 
-    def start(text: str, first: int) -> int | None:
-        found = search(text, max(0, first - back)) if first >= 0 else None
-        return None if found is None else max(0, found.start() - lead)
 
-    return start
-
-
-_DIGIT = re.compile(r"\d").search
+_ENTRIES = {kind: _entries(kind) for kind in _KINDS}
+_DIGITS = tuple(p.search for p in _both(r"\d"))
 
 
 def _mask(text: str) -> str:
@@ -163,13 +181,8 @@ class PIIRedactor(TextGuardrail):
         self.kinds = tuple(k for k in KINDS if k in chosen)
         self.strategy = check_choice("strategy", strategy, STRATEGIES)
         self.stages = _check_stages(stages)
-        # Each kind in order: its pattern, its validator, and where its scan may
-        # start (None: the e-mail run before the first "@").
-        self._rx: list[tuple[str, re.Pattern[str], Callable[[str], bool] | None, _Start | None]] = [
-            (k, re.compile(p), v, None if k == "email" else _digit_kind(k))
-            for k, (p, v) in _KINDS.items()
-            if k in self.kinds
-        ]
+        # Each kind in order: its entry for any text, and for ASCII text.
+        self._rx = [_ENTRIES[k] for k in self.kinds]
         # The stream fast path of `Guardrails` (see `TextGuardrail.stream_trigger`), unless a
         # subclass changes what is found (then its own trigger, if any, applies).
         cls = type(self)
@@ -201,7 +214,7 @@ class PIIRedactor(TextGuardrail):
         # starts earlier by running into it.
         first = None
         if self._digits:
-            found = _PAIR(text)
+            found = _PAIRS[text.isascii()](text)
             if found is not None:
                 first = found.start() - 4
         if self._emails:
@@ -215,17 +228,22 @@ class PIIRedactor(TextGuardrail):
     def find(self, text: str) -> list[tuple[str, str]]:
         """Every `(kind, matched text)` in `text`, kind by kind."""
         found = []
-        digit = _DIGIT(text)
+        ascii = text.isascii()
+        digit = _DIGITS[ascii](text)
         first = digit.start() if digit is not None else -1
-        for kind, rx, valid, start in self._rx:
-            pos = _email_start(text) if start is None else start(text, first)
-            if pos is None:
-                continue
-            found += [
-                (kind, m.group())
-                for m in rx.finditer(text, pos)
-                if valid is None or valid(m.group())
-            ]
+        for entries in self._rx:
+            kind, rx, valid, trigger, back, lead = entries[ascii]
+            if trigger is None:
+                pos = _email_start(text)
+            else:
+                hit = trigger(text, first - back if first > back else 0) if first >= 0 else None
+                pos = None if hit is None else max(0, hit.start() - lead)
+            if pos is not None:
+                found += [
+                    (kind, m.group())
+                    for m in rx.finditer(text, pos)
+                    if valid is None or valid(m.group())
+                ]
         return found
 
     def _substitute(self, kind: str, value: str) -> str:
@@ -237,17 +255,28 @@ class PIIRedactor(TextGuardrail):
 
     def redact(self, text: str) -> str:
         """`text` with every finding replaced according to the strategy (never "block")."""
-        first = -2  # the first digit of `text` (-1: none; -2: not looked for yet)
-        for kind, rx, valid, start in self._rx:
-            if start is None:
+        first = -2  # the first digit of `text` (-1: none; -2: not looked for yet, from `since`)
+        since = 0
+        substitute = self._substitute
+        ascii = text.isascii()
+        for entries in self._rx:
+            kind, rx, valid, trigger, back, lead = entries[ascii]
+            if trigger is None:
                 at = _email_start(text)
             else:
                 if first == -2:
-                    digit = _DIGIT(text)
+                    digit = _DIGITS[ascii](text, since)
                     first = digit.start() if digit is not None else -1
-                at = start(text, first)
+                if first < 0:
+                    continue
+                hit = trigger(text, first - back if first > back else 0)
+                if hit is None:
+                    continue
+                at = hit.start() - lead
+                if at < 0:
+                    at = 0
             parts: list[str] = []
-            last = 0
+            last = changed = 0
             search = rx.search
             # `rx.sub`, match by match; after each, the scan resumes where the next match can
             # start at the earliest (its trigger's), and stops when no trigger is left.
@@ -258,15 +287,27 @@ class PIIRedactor(TextGuardrail):
                 value = match.group()
                 end = match.end()
                 if valid is None or valid(value):
-                    parts += (text[last : match.start()], self._substitute(kind, value))
+                    if not parts:
+                        changed = match.start()
+                    parts += (text[last : match.start()], substitute(kind, value))
                     last = end
-                at = _email_start(text, end) if start is None else start(text, end)
+                if trigger is None:
+                    at = _email_start(text, end)
+                else:
+                    hit = trigger(text, end - back if end > back else 0)
+                    at = None if hit is None else hit.start() - lead
                 if at is not None and at < end:
                     at = end
             if parts:
                 parts.append(text[last:])
                 text = "".join(parts)
-                first = -2
+                ascii = text.isascii()
+                # Text before the first change is unchanged, and so is a first digit there;
+                # else the first digit (if any) lies after it.
+                if first == -2:
+                    since = min(since, changed)
+                elif not 0 <= first < changed:
+                    first, since = -2, changed
         return text
 
     def check_text(self, text: str, stage: str, call: Call) -> Verdict:

@@ -78,12 +78,10 @@ class Guardrails(Middleware):
         # window is checked only while such text lies inside it; the rest is released unchecked.
         triggers = [getattr(g, "stream_trigger", None) for g, _ in self._streamed]
         self._trigger: re.Pattern[str] | None = None
-        self._search: re.Pattern[str] | None = None
         self._overlap = 0
         self._ends: frozenset[str] | None = None
         if triggers and all(isinstance(t, str) and t for t in triggers):
             either = "|".join(f"(?:{t})" for t in dict.fromkeys(triggers))
-            self._search = re.compile(either)
             self._trigger = re.compile(f"(?s:.*)(?={either})")
             self._overlap = max(int(getattr(g, "stream_overlap", 0)) for g, _ in self._streamed)
             ends = [getattr(g, "stream_ends", None) for g, _ in self._streamed]
@@ -194,7 +192,6 @@ class Guardrails(Middleware):
             self.stream_window,
             keep_released=bool(self._wholes),
             trigger=self._trigger,
-            search=self._search,
             overlap=self._overlap,
             ends=self._ends,
             change=self._change,

@@ -18,19 +18,22 @@ __all__: list[str] = []  # the Guardrails layer's stream machinery
 _SKIP = object()
 
 
-def _never(text: str) -> None:
-    return None
+def _plain(text: str | None, ends: frozenset[str]) -> bool:
+    # ASCII text without any character a trigger ends with: it cannot complete a trigger.
+    return text is not None and text.isascii() and ends.isdisjoint(text)
 
 
 def common_prefix(a: str, b: str) -> int:
     """The length of the longest common prefix of `a` and `b` (slice compares, no char loop)."""
-    size = min(len(a), len(b))
-    if a[:size] == b[:size]:
+    if len(a) > len(b):
+        a, b = b, a
+    size = len(a)
+    if b.startswith(a):
         return size
     low, high = 0, size  # a[:low] == b[:low]; a[:high] != b[:high]
     while high - low > 1:
         middle = (low + high) // 2
-        if a[low:middle] == b[low:middle]:
+        if b.startswith(a[low:middle], low):
             low = middle
         else:
             high = middle
@@ -73,16 +76,18 @@ class OutputWindow:
             prefix = common_prefix(self.text(), new)
         position, placed = 0, False
         texted = [entry for entry in self._held if entry[2] is not None]
+        last = len(texted) - 1
         for index, entry in enumerate(texted):
+            if placed:
+                entry[2] = ""
+                continue
             length = len(entry[2])
-            last = index == len(texted) - 1
-            if not placed and (position + length > prefix or last):
+            if position + length > prefix or index == last:
                 entry[2] = new[position:]
                 placed = True
-            elif placed:
-                entry[2] = ""
             position += length
-        self._held_chars = sum(len(entry[2] or "") for entry in self._held)
+        # The entries before the placed one keep `new[:position]` (the common prefix).
+        self._held_chars = len(new) if texted else 0
 
     def _out(self, entry: list[Any]) -> Any:
         chunk, original, text = entry
@@ -140,7 +145,6 @@ class GuardedStream:
     """
 
     __slots__ = (
-        "_any",
         "_change",
         "_ends",
         "_first",
@@ -162,7 +166,6 @@ class GuardedStream:
         *,
         keep_released: bool,
         trigger: re.Pattern[str] | None = None,
-        search: re.Pattern[str] | None = None,
         overlap: int = 0,
         ends: frozenset[str] | None = None,
         change: Callable[[str], int | None] | None = None,
@@ -175,7 +178,6 @@ class GuardedStream:
         # start of the last trigger in `text`; `_since` counts the held characters from that
         # start to the end (None: no trigger seen); `_tail` is the text a trigger may continue.
         self._last = trigger.match if trigger is not None else None
-        self._any = search.search if search is not None else _never
         self._ends = ends
         self._overlap = overlap
         self._since: int | None = None
@@ -198,35 +200,41 @@ class GuardedStream:
         window = self.window
         self._held_text = None
         ends = self._ends
-        if type(chunk) is str and ends is not None and chunk.isascii() and ends.isdisjoint(chunk):
-            # The common case: ASCII text without any character a trigger ends with cannot
-            # complete a trigger; it is held and only counted.
+        if type(chunk) is str:
             length = len(chunk)
             window._held.append([chunk, chunk, chunk])
             window._held_chars += length
-            overlap = self._overlap
-            if not overlap:
-                self._tail = ""
-            elif length >= overlap:
-                self._tail = chunk[-overlap:]
-            else:
-                self._tail = (self._tail + chunk)[-overlap:]
-            since = self._since
-            if since is None:
-                return window.release()
-            self._since = since = since + length
-            if since > window._held_chars:
-                return window.release()
-            return self._decide()
-        text = window.push(chunk)
+            if ends is not None and chunk.isascii() and ends.isdisjoint(chunk):
+                # The common case: ASCII text without any character a trigger ends with cannot
+                # complete a trigger; it is held and only counted.
+                overlap = self._overlap
+                if not overlap:
+                    self._tail = ""
+                elif length >= overlap:
+                    self._tail = chunk[-overlap:]
+                else:
+                    self._tail = (self._tail + chunk)[-overlap:]
+                since = self._since
+                if since is None:
+                    return window.release()
+                self._since = since = since + length
+                if since > window._held_chars:
+                    return window.release()
+                return self._decide()
+            text: str | None = chunk
+            plain = False  # it holds an end character (or is not ASCII): scanned below
+        else:
+            text = window.push(chunk)
+            plain = ends is not None and _plain(text, ends)
         last = self._last
         if last is None:
             return None
         if text:
             overlap = self._overlap
-            # No new trigger can end in ASCII text without one of its end characters; else a
-            # plain search (a fast scan), and the slower "last trigger" match only on a hit.
-            if ends is not None and text.isascii() and ends.isdisjoint(text):
+            # No new trigger can end in ASCII text without one of its end characters; else
+            # the last trigger is looked for (one match: a text that holds an end character
+            # usually holds a trigger too, and a plain search first would then cost twice).
+            if plain:
                 if self._since is not None:
                     self._since += len(text)
                 if not overlap:
@@ -237,9 +245,9 @@ class GuardedStream:
                     self._tail = (self._tail + text)[-overlap:]
             else:
                 scanned = self._tail + text
-                if self._any(scanned) is not None:
-                    found = last(scanned)
-                    self._since = len(scanned) - found.end() if found is not None else None
+                found = last(scanned)
+                if found is not None:
+                    self._since = len(scanned) - found.end()
                     change = self._change
                     if change is not None:
                         bound = change(scanned)
@@ -270,6 +278,11 @@ class GuardedStream:
             released = window.released_chars
             boundary = released + window._held_chars - size  # where the held-back tail starts
             first = self._first
+            if first is not None and released <= first < boundary:
+                # A bound inside the held text is exact: the piece that gave it still lies
+                # there, and every held trigger lies in a piece scanned since (so asking about
+                # the whole held text would give the same bound). Check.
+                return None
             if first is not None and first < boundary:
                 # Stale (its piece may have been released) or unknown: ask about the whole
                 # held text (nothing lies before it, so a bound before its start is its start).
