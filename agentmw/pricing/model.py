@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -61,6 +61,12 @@ class ModelPricing:
     output_per_million: Decimal
     cache_read_per_million: Decimal | None
     cache_write_per_million: Decimal | None
+    # Whether `cost` may leave out a cache term with no tokens and get the same `Decimal`
+    # (value and exponent): the term's rate has no more decimal places than the input rate, so
+    # adding its zero after the input term would change nothing.
+    _skip_zero: tuple[bool, bool] = field(
+        default=(False, False), init=False, repr=False, compare=False
+    )
 
     def __init__(
         self,
@@ -87,6 +93,12 @@ class ModelPricing:
                     )
                     raise kind(f"field {name!r}: {problem}")
             object.__setattr__(self, name, _rate(value))
+        floor = int(self.input_per_million.as_tuple().exponent)
+        skip = tuple(
+            rate is None or int(rate.as_tuple().exponent) >= floor
+            for rate in (self.cache_read_per_million, self.cache_write_per_million)
+        )
+        object.__setattr__(self, "_skip_zero", skip)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelPricing:
@@ -108,6 +120,17 @@ class ModelPricing:
         """The exact cost of `usage` at these rates."""
         read, write = usage.cache_read_tokens, usage.cache_write_tokens
         uncached = max(usage.input_tokens - read - write, 0)
+        skip_read, skip_write = self._skip_zero
+        if (skip_read or read) and (skip_write or write):
+            # The usual turn (no cache tokens): the zero terms left out, the order kept.
+            total = uncached * self.input_per_million
+            if read:
+                rate = self.cache_read_per_million
+                total += read * (self.input_per_million if rate is None else rate)
+            if write:
+                rate = self.cache_write_per_million
+                total += write * (self.input_per_million if rate is None else rate)
+            return (total + usage.output_tokens * self.output_per_million) / _MILLION
         read_rate = self.cache_read_per_million
         write_rate = self.cache_write_per_million
         total = (
