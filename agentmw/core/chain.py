@@ -237,6 +237,18 @@ def _before_on_error(
     return aguarded
 
 
+def is_terminal(nxt: Callable[[Call], Any], mode: str) -> bool:
+    """Whether `nxt` is the terminal of `mode`: a layer's compiled link may then call the
+    function itself (`invoke_kwargs`, `CURRENT_CALL`, `extract_usage`, as `_aterminal` does)
+    and save the terminal's coroutine."""
+    return nxt is _TERMINALS[mode]
+
+
+def invoke_kwargs(call: Call) -> dict[str, Any]:
+    """The keywords the terminal passes to `call.fn` (see `_kwargs`)."""
+    return _kwargs(call) if call.takes_idempotency_key else call.kwargs
+
+
 def compile_chain(layers: Iterable[Middleware], kind: str, mode: str) -> Callable[[Call], Any]:
     """Fold `layers` (first = outermost) around the terminal for one kind and mode."""
     nxt = _TERMINALS[mode]

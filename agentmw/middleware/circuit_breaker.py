@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from agentmw._validate import (
@@ -17,14 +17,15 @@ from agentmw._validate import (
 )
 from agentmw.classify import Failure, FailureScenario, classify_exception, scenario_predicate
 from agentmw.core.call import Call
-from agentmw.core.chain import derived_link
-from agentmw.core.context import current_session
+from agentmw.core.chain import derived_link, invoke_kwargs, is_terminal
+from agentmw.core.context import CURRENT_CALL, current_session
 from agentmw.core.middleware import PATHS, Middleware, overrides
 from agentmw.errors import CircuitOpenError
 from agentmw.events import emit_global
 from agentmw.middleware._standalone import arun_fn, run_fn, standalone_call
 from agentmw.stores.breaker import BreakerStore, InMemoryBreakerStore
-from agentmw.stores.circuit import BreakerConfig, BreakerState, Outcome, Permit
+from agentmw.stores.circuit import BreakerConfig, BreakerState, CircuitState, Outcome, Permit
+from agentmw.usage import extract_usage
 
 S = FailureScenario
 COUNTED = frozenset({S.TIMEOUT, S.CONNECTION, S.SERVER_ERROR, S.OVERLOADED})
@@ -194,6 +195,9 @@ class CircuitBreaker(Middleware):
 
             return breaker
 
+        if is_terminal(call_next, "async"):
+            return self._fused_terminal(circuits, custom, slow)
+
         async def abreaker(call: Call) -> Any:
             if custom:
                 key = key_of(call)
@@ -213,6 +217,42 @@ class CircuitBreaker(Middleware):
             return result
 
         return abreaker
+
+    def _fused_terminal(
+        self,
+        circuits: Mapping[tuple[str, str], CircuitState],
+        custom: bool,
+        slow: Callable[[Call], Any],
+    ) -> Callable[[Call], Any]:
+        """The async link as the innermost layer: it runs the terminal's body itself (one
+        coroutine per attempt fewer), exactly as `core.chain._aterminal` does."""
+        name, key_of = self.name, self.key
+
+        async def abreaker_terminal(call: Call) -> Any:
+            if custom:
+                key = key_of(call)
+            else:  # `_default_key` inline
+                key = (call.model or call.name) if call.kind == "turn" else call.name
+            circuit = circuits.get((name, key))
+            if circuit is None or circuit.state is not BreakerState.CLOSED:
+                return await slow(call)
+            permit = circuit.closed_permit
+            try:
+                token = CURRENT_CALL.set(call)  # the terminal: `current_call()` while fn runs
+                try:
+                    result = await call.fn(*call.args, **invoke_kwargs(call))
+                finally:
+                    CURRENT_CALL.reset(token)
+                ufn = call.usage_fn
+                call.usage = ufn(result) if ufn is not None else extract_usage(result)
+            except BaseException as exc:
+                self._record(call, key, permit, self._outcome(exc, call.kind))
+                raise
+            if permit is not circuit.closed_permit or circuit.failures:
+                self._record(call, key, permit, "success")
+            return result
+
+        return abreaker_terminal
 
     # -- hooks: a permit before each attempt, its outcome after it -------------------------
     # Streams (the base class's paths) keep the stream rules: a stream that fails before its

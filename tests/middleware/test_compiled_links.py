@@ -13,6 +13,7 @@ import pytest
 
 from agentmw import Agent, CircuitOpenError, Middleware, Stack, Usage
 from agentmw.core.call import Call
+from agentmw.core.chain import _TERMINALS
 from agentmw.core.middleware import Next
 from agentmw.errors import LimitExceededError, MaxIterationsExceededError
 from agentmw.middleware import CircuitBreaker, Limits, Retry, Telemetry
@@ -249,3 +250,47 @@ def _async(value: Any) -> Any:
         return value
 
     return fn
+
+
+async def test_an_innermost_breaker_runs_the_terminal_itself() -> None:
+    from agentmw import agent_tool, agent_turn
+    from agentmw.core.context import current_call
+
+    breaker = CircuitBreaker("inner", failure_threshold=2)
+    link = breaker.compile_link("async", _TERMINALS["async"])
+    assert link is not None
+    assert link.__name__ == "abreaker_terminal"
+    assert breaker.compile_link("async", lambda call: None).__name__ == "abreaker"  # type: ignore[union-attr]
+    seen: list[Any] = []
+
+    @agent_turn(model="m", usage=lambda result: Usage(input_tokens=len(result), output_tokens=1))
+    async def ask(prompt: str) -> str:
+        seen.append(current_call())
+        return prompt * 2
+
+    @agent_tool
+    async def pay(amount: int, idempotency_key: str) -> str:
+        return idempotency_key
+
+    @agent_turn(model="down")
+    async def down() -> Usage:
+        raise Boom("no")
+
+    agent = Agent("b", stack=Stack([breaker]))
+    async with agent.session() as session:
+        assert await ask("abc") == "abcabc"
+        key = await pay(5)  # type: ignore[call-arg]  # the terminal passes the key
+        for _ in range(2):
+            with pytest.raises(Boom):
+                await down()
+        with pytest.raises(CircuitOpenError):
+            await down()
+    assert seen[0] is not None
+    assert seen[0].name == "ask"
+    assert current_call() is None  # reset after the call
+    assert isinstance(key, str)
+    assert key
+    assert session.usage.input_tokens == 6
+    names = [e.name for e in session.events]
+    assert names.count("breaker.opened") == 1
+    assert names.count("turn.failed") == 3
