@@ -19,7 +19,7 @@ __all__: list[str] = []  # internal: `Stack.chain` is the public face (layers us
 # -- terminals: the innermost step, which calls the user's function ---------------------------
 # Each one sets `current_call()` while the function's own code runs (for a generator: around
 # each step of it, so the consumer between chunks never sees it).
-def _kwargs(call: Call) -> dict[str, Any]:
+def invoke_kwargs(call: Call) -> dict[str, Any]:
     """The keywords for `fn`: with `idempotency_key` when the function declares it."""
     if not call.takes_idempotency_key or "idempotency_key" in call.kwargs:
         return call.kwargs
@@ -39,7 +39,8 @@ def idempotency_key(call: Call) -> str:
 def _terminal(call: Call) -> Any:
     token = CURRENT_CALL.set(call)
     try:
-        kwargs = _kwargs(call) if call.takes_idempotency_key else call.kwargs  # inline: a frame
+        # `invoke_kwargs` only for a function that takes a key: no frame for the usual call.
+        kwargs = invoke_kwargs(call) if call.takes_idempotency_key else call.kwargs
         result = call.fn(*call.args, **kwargs)
     finally:
         CURRENT_CALL.reset(token)
@@ -51,7 +52,7 @@ def _terminal(call: Call) -> Any:
 async def _aterminal(call: Call) -> Any:
     token = CURRENT_CALL.set(call)
     try:
-        kwargs = _kwargs(call) if call.takes_idempotency_key else call.kwargs
+        kwargs = invoke_kwargs(call) if call.takes_idempotency_key else call.kwargs
         result = await call.fn(*call.args, **kwargs)
     finally:
         CURRENT_CALL.reset(token)
@@ -88,7 +89,7 @@ _DONE = object()
 
 
 def _terminal_stream(call: Call) -> Iterator[Any]:
-    gen = call.fn(*call.args, **_kwargs(call))
+    gen = call.fn(*call.args, **invoke_kwargs(call))
     usage = _StreamUsage(call)
     try:
         while True:
@@ -107,7 +108,7 @@ def _terminal_stream(call: Call) -> Iterator[Any]:
 
 
 async def _aterminal_stream(call: Call) -> AsyncIterator[Any]:
-    agen = call.fn(*call.args, **_kwargs(call))
+    agen = call.fn(*call.args, **invoke_kwargs(call))
     usage = _StreamUsage(call)
     try:
         while True:
@@ -242,11 +243,6 @@ def is_terminal(nxt: Callable[[Call], Any], mode: str) -> bool:
     function itself (`invoke_kwargs`, `CURRENT_CALL`, `extract_usage`, as `_aterminal` does)
     and save the terminal's coroutine."""
     return nxt is _TERMINALS[mode]
-
-
-def invoke_kwargs(call: Call) -> dict[str, Any]:
-    """The keywords the terminal passes to `call.fn` (see `_kwargs`)."""
-    return _kwargs(call) if call.takes_idempotency_key else call.kwargs
 
 
 def compile_chain(layers: Iterable[Middleware], kind: str, mode: str) -> Callable[[Call], Any]:

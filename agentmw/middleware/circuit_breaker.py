@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from agentmw._validate import (
@@ -24,7 +24,7 @@ from agentmw.errors import CircuitOpenError
 from agentmw.events import emit_global
 from agentmw.middleware._standalone import arun_fn, run_fn, standalone_call
 from agentmw.stores.breaker import BreakerStore, InMemoryBreakerStore
-from agentmw.stores.circuit import BreakerConfig, BreakerState, CircuitState, Outcome, Permit
+from agentmw.stores.circuit import BreakerConfig, BreakerState, Outcome, Permit
 from agentmw.usage import extract_usage
 
 S = FailureScenario
@@ -195,8 +195,9 @@ class CircuitBreaker(Middleware):
 
             return breaker
 
-        if is_terminal(call_next, "async"):
-            return self._fused_terminal(circuits, custom, slow)
+        # The innermost layer runs the terminal's body itself (`core.chain._aterminal`): one
+        # coroutine per attempt fewer.
+        fused = is_terminal(call_next, "async")
 
         async def abreaker(call: Call) -> Any:
             if custom:
@@ -208,7 +209,17 @@ class CircuitBreaker(Middleware):
                 return await slow(call)
             permit = circuit.closed_permit
             try:
-                result = await call_next(call)
+                if fused:
+                    token = CURRENT_CALL.set(call)  # `current_call()` while the function runs
+                    try:
+                        kwargs = invoke_kwargs(call) if call.takes_idempotency_key else call.kwargs
+                        result = await call.fn(*call.args, **kwargs)
+                    finally:
+                        CURRENT_CALL.reset(token)
+                    ufn = call.usage_fn
+                    call.usage = ufn(result) if ufn is not None else extract_usage(result)
+                else:
+                    result = await call_next(call)
             except BaseException as exc:
                 self._record(call, key, permit, self._outcome(exc, call.kind))
                 raise
@@ -216,43 +227,9 @@ class CircuitBreaker(Middleware):
                 self._record(call, key, permit, "success")
             return result
 
+        if fused:  # named for what it runs (tracebacks, and the test that checks the fusion)
+            abreaker.__name__ = "abreaker_terminal"
         return abreaker
-
-    def _fused_terminal(
-        self,
-        circuits: Mapping[tuple[str, str], CircuitState],
-        custom: bool,
-        slow: Callable[[Call], Any],
-    ) -> Callable[[Call], Any]:
-        """The async link as the innermost layer: it runs the terminal's body itself (one
-        coroutine per attempt fewer), exactly as `core.chain._aterminal` does."""
-        name, key_of = self.name, self.key
-
-        async def abreaker_terminal(call: Call) -> Any:
-            if custom:
-                key = key_of(call)
-            else:  # `_default_key` inline
-                key = (call.model or call.name) if call.kind == "turn" else call.name
-            circuit = circuits.get((name, key))
-            if circuit is None or circuit.state is not BreakerState.CLOSED:
-                return await slow(call)
-            permit = circuit.closed_permit
-            try:
-                token = CURRENT_CALL.set(call)  # the terminal: `current_call()` while fn runs
-                try:
-                    result = await call.fn(*call.args, **invoke_kwargs(call))
-                finally:
-                    CURRENT_CALL.reset(token)
-                ufn = call.usage_fn
-                call.usage = ufn(result) if ufn is not None else extract_usage(result)
-            except BaseException as exc:
-                self._record(call, key, permit, self._outcome(exc, call.kind))
-                raise
-            if permit is not circuit.closed_permit or circuit.failures:
-                self._record(call, key, permit, "success")
-            return result
-
-        return abreaker_terminal
 
     # -- hooks: a permit before each attempt, its outcome after it -------------------------
     # Streams (the base class's paths) keep the stream rules: a stream that fails before its

@@ -121,25 +121,15 @@ class ModelPricing:
         read, write = usage.cache_read_tokens, usage.cache_write_tokens
         uncached = max(usage.input_tokens - read - write, 0)
         skip_read, skip_write = self._skip_zero
-        if (skip_read or read) and (skip_write or write):
-            # The usual turn (no cache tokens): the zero terms left out, the order kept.
-            total = uncached * self.input_per_million
-            if read:
-                rate = self.cache_read_per_million
-                total += read * (self.input_per_million if rate is None else rate)
-            if write:
-                rate = self.cache_write_per_million
-                total += write * (self.input_per_million if rate is None else rate)
-            return (total + usage.output_tokens * self.output_per_million) / _MILLION
-        read_rate = self.cache_read_per_million
-        write_rate = self.cache_write_per_million
-        total = (
-            uncached * self.input_per_million
-            + read * (self.input_per_million if read_rate is None else read_rate)
-            + write * (self.input_per_million if write_rate is None else write_rate)
-            + usage.output_tokens * self.output_per_million
-        )
-        return total / _MILLION
+        # The terms in their order; a zero cache term left out where that changes nothing.
+        total = uncached * self.input_per_million
+        if read or not skip_read:
+            rate = self.cache_read_per_million
+            total += read * (self.input_per_million if rate is None else rate)
+        if write or not skip_write:
+            rate = self.cache_write_per_million
+            total += write * (self.input_per_million if rate is None else rate)
+        return (total + usage.output_tokens * self.output_per_million) / _MILLION
 
 
 def entry_problems(data: Any) -> list[str]:
