@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,12 +30,22 @@ PRICE = ModelPricing(input_per_million="2.50", output_per_million="10")
 
 
 @pytest.fixture(autouse=True)
-def _fresh_default() -> None:
+def _fresh_default() -> Iterator[None]:
+    """An empty default table for each test; what other modules registered comes back after."""
     table = default_pricing()
+    with table._lock:
+        saved = dict(table._prices), dict(table._folded)
+        table._prices.clear()
+        table._folded.clear()
+        table._resolved = {}
+    _reset_warnings()
+    yield
     with table._lock:
         table._prices.clear()
         table._folded.clear()
-    _reset_warnings()
+        table._prices.update(saved[0])
+        table._folded.update(saved[1])
+        table._resolved = {}
 
 
 def test_cost_formula_with_cache_rates() -> None:
