@@ -85,6 +85,9 @@ def format_cost(amount: Decimal | float | int) -> str:
     return f"{sign}${small:f}"
 
 
+_UNRESOLVED: Any = object()  # `call_cost`: a model not in a table's cache yet
+
+
 def call_cost(call: Call) -> Decimal:
     """The cost of a finished call, computed once and kept in `call.cost_usd`.
 
@@ -101,8 +104,13 @@ def call_cost(call: Call) -> Decimal:
         return _ZERO
     agent = call.agent  # `table_for` inline (the call path)
     table = agent.pricing if agent is not None and agent.pricing is not None else _default_table
-    # A subclass may price differently: only the table's own `cost` then.
-    pricing = table.get(call.model) if type(table) is PricingTable else None
+    # A subclass may price differently: only the table's own `cost` then. A model already
+    # resolved is read from the table's cache here (`PricingTable.get` inline).
+    pricing: ModelPricing | None = None
+    if type(table) is PricingTable:
+        model = call.model
+        found = table._resolved.get(model, _UNRESOLVED) if model else None
+        pricing = table.get(model) if found is _UNRESOLVED else found
     if pricing is None:  # the table's fallback source, or 0 with its one warning
         cost = call.cost_usd = table.cost(call.model, usage)
         return cost

@@ -119,7 +119,9 @@ class ModelPricing:
     def cost(self, usage: Usage) -> Decimal:
         """The exact cost of `usage` at these rates."""
         read, write = usage.cache_read_tokens, usage.cache_write_tokens
-        uncached = max(usage.input_tokens - read - write, 0)
+        uncached = usage.input_tokens - read - write
+        if uncached < 0:  # `max` inline (the call path)
+            uncached = 0
         skip_read, skip_write = self._skip_zero
         # The terms in their order; a zero cache term left out where that changes nothing.
         total = uncached * self.input_per_million

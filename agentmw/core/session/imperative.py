@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from types import CodeType
 from typing import TYPE_CHECKING, Any, Literal
 
 from agentmw.core.call import Call, CallKind, plain_call
@@ -41,7 +42,7 @@ def prepare_call(
     `fn`, an async twin adapts a sync one; generators are refused (decorate them instead).
     """
     code = getattr(fn, "__code__", None)  # `code_flags` inline: the usual case, a function
-    flags = int(code.co_flags) if code is not None else code_flags(fn)
+    flags = code.co_flags if type(code) is CodeType else code_flags(fn)
     if mode == "sync" and flags & inspect.CO_COROUTINE:
         raise TypeError(f"run_{kind} got an async function; use `await session.arun_{kind}(...)`")
     if not callable(fn):
@@ -60,7 +61,8 @@ def prepare_call(
         raise TypeError(f"usage must be a Usage or a callable, got {type(usage).__name__}")
     call = plain_call(kind, name, fn, model, args, kwargs, session, usage_fn)
     stack = session.stack if timeout is None else session.stack.with_timeout(timeout)
-    return call, stack.chain(kind, mode)
+    # A chain compiled already is read from the stack's cache (`Stack.chain` inline).
+    return call, stack._chains.get((kind, mode)) or stack.chain(kind, mode)
 
 
 def _awaitable(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -98,7 +98,20 @@ class UsageTracker:
         totals = self._models.get(key)
         if totals is None:
             totals = self._models[key] = _Totals()
-        totals.add(usage, cost_usd)
+        # `_Totals.add` inline (the call path), the cache and reasoning counts only when set.
+        c = totals.counts
+        c[0] += usage.input_tokens
+        c[1] += usage.output_tokens
+        read, write = usage.cache_read_tokens, usage.cache_write_tokens
+        if read or write:
+            c[2] += read
+            c[3] += write
+        reasoning, tools = usage.reasoning_tokens, usage.tool_calls
+        if reasoning or tools:
+            c[4] += reasoning
+            c[5] += tools
+        totals.calls += 1
+        totals.cost += cost_usd
         self.cost_usd += cost_usd
         self.calls += 1
 
