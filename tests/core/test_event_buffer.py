@@ -104,20 +104,24 @@ def test_the_buffer_reads_back_the_ring_buffers_last_events(capacity: int, ops: 
     assert sum(counts.values()) == len(everything)
 
 
+@agent_tool
+def lookup(q: str) -> str:
+    return q
+
+
+@agent_turn(model="buffer-model")
+def turn() -> Usage:
+    lookup("inside")
+    return USAGE
+
+
+@agent_turn(model="buffer-model")
+async def aturn() -> Usage:
+    await asyncio.sleep(0)
+    return USAGE
+
+
 def _tracked_growth(agent: Agent, turns: int, mode: str) -> int:
-    @agent_tool
-    def lookup(q: str) -> str:
-        return q
-
-    @agent_turn(model="buffer-model")
-    def turn() -> Usage:
-        lookup("x")
-        return USAGE
-
-    @agent_turn(model="buffer-model")
-    async def aturn() -> Usage:
-        return USAGE
-
     def count() -> int:
         gc.collect()
         return len(gc.get_objects())
@@ -158,20 +162,6 @@ def test_a_live_session_keeps_no_tracked_object_per_call(mode: str) -> None:
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_a_live_sessions_events_are_the_calls_in_order(mode: str) -> None:
     agent = _agent(ring=10_000)
-
-    @agent_tool
-    def lookup(q: str) -> str:
-        return q
-
-    @agent_turn(model="buffer-model")
-    def turn() -> Usage:
-        lookup("inside")
-        return USAGE
-
-    @agent_turn(model="buffer-model")
-    async def aturn() -> Usage:
-        await asyncio.sleep(0)
-        return USAGE
 
     if mode == "sync":
         with agent.session() as session:
