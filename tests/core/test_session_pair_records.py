@@ -65,7 +65,7 @@ async def aturn_with_tool() -> Usage:
 
 
 def _stored(session: Any) -> list[Any]:
-    return session._log.items()
+    return list(session._log.items())
 
 
 def _ring(agent: Agent, session_id: str) -> list[Event]:
