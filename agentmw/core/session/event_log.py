@@ -232,11 +232,6 @@ class EventLog:
         try:
             counts[name] = counts.get(name, 0) + 1
             pending = self._pending
-            count = self._count
-            if count < self._chunk:
-                events = self._events
-            else:
-                events, count = self._roll(), 0
             # This call's start (same step, same head) with nothing after it: replace it.
             if (
                 pending is not None
@@ -245,43 +240,51 @@ class EventLog:
                 and pending[1] is record[1]
             ):
                 self._pending = None
+                count = self._count  # `_tail` inline (the call path)
+                if count < self._chunk:
+                    events = self._events
+                else:
+                    self._roll()
+                    events, count = self._events, 0
+                self._count = count + 1
                 events += record
                 events.append(len(record))
             else:  # kept without the start time, after whatever came between
                 if pending is not None:
                     self._flatten(pending)
-                    events, count = self._events, self._count
+                events = self._tail()
                 events += record[:-2]
                 events.append(record[-1])
                 events.append(len(record) - 1)
-            self._count = count + 1
         finally:
             lock.release()
 
     def _flatten(self, record: Record) -> None:
         """Move `record`, the pending one, into the buffer (under the lock)."""
         self._pending = None
-        count = self._count
-        if count < self._chunk:
-            events = self._events
-        else:
-            events, count = self._roll(), 0
+        events = self._tail()
         events += record
         events.append(len(record))
-        self._count = count + 1
 
-    def _roll(self) -> list[Any]:
+    def _tail(self) -> list[Any]:
+        """The chunk the next item goes into, that item counted (a full chunk rolls over);
+        under the lock."""
+        if self._count >= self._chunk:
+            self._roll()
+        self._count += 1
+        return self._events
+
+    def _roll(self) -> None:
         """Start a new chunk (the current one is full) and drop the oldest beyond `_kept`;
-        under the lock. Returns the new chunk."""
+        under the lock."""
         older = self._older
         if older is None:
             older = self._older = []
         older.append(self._events)
         if len(older) > self._kept:
             del older[0]
-        events = self._events = []
+        self._events = []
         self._count = 0
-        return events
 
     def _new_sink(self, sink: object) -> None:
         """Cache the default ring buffer's `keep` when `sink` is exactly one (else None), per
@@ -293,7 +296,7 @@ class EventLog:
     def _keep_counted(self, item: Event, name: str) -> None:
         """Append `item` to the buffer and count `name` (a full chunk rolls over: `_roll`).
 
-        The append is under the lock too: `record_end` replaces the last item under it.
+        Under the lock, as `record_end` reads and clears the pending record under it.
         """
         counts = self._counts
         lock = self._lock  # acquire/release: `with` makes two bound methods a call
@@ -302,14 +305,9 @@ class EventLog:
             pending = self._pending
             if pending is not None:
                 self._flatten(pending)
-            count = self._count
-            if count < self._chunk:
-                events = self._events
-            else:
-                events, count = self._roll(), 0
+            events = self._tail()
             events.append(item)
             events.append(0)
-            self._count = count + 1
             counts[name] = counts.get(name, 0) + 1
         finally:
             lock.release()
